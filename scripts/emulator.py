@@ -1,0 +1,88 @@
+"""Local AWS emulator (moto) for ecsrdp's end-to-end tests.
+
+Runs moto's server on 127.0.0.1 with one patch: EC2 GetPasswordData.  Stock
+moto answers it with a random 128-character string that nobody can decrypt, so
+the client's whole "fetch the Windows Administrator password" path could never
+be exercised.  Patched, it behaves like AWS: PasswordData is the base64 of the
+password RSA-encrypted (PKCS#1 v1.5) to the public key of the instance's key
+pair.  The password itself is taken from the instance's `ecsrdp:password` tag;
+an absent or empty tag yields "" (AWS: "password not available yet"), as do
+instances without a key pair, non-Windows instances and non-RSA (ed25519) keys,
+which cannot be encrypted to (real EC2 refuses ed25519 keys for Windows AMIs).
+
+Usage: python scripts/emulator.py [--port N] [--verbose] [--exit-with-stdin]
+Prints `ecsrdp-emulator listening on http://127.0.0.1:PORT` once ready, then
+serves until SIGTERM/SIGINT.  Request logging is off unless --verbose, so a
+parent that never drains our stderr can't block the server on a full pipe.
+"""
+
+import argparse
+import base64
+import logging
+import signal
+import sys
+import threading
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from moto.ec2.models.windows import WindowsBackend
+from moto.server import ThreadedMotoServer
+
+PASSWORD_TAG = "ecsrdp:password"
+
+
+def get_password_data(self, instance_id: str) -> str:
+    """Replacement for WindowsBackend.get_password_data (self: the EC2 backend)."""
+    instance = self.get_instance(instance_id)  # raises InvalidInstanceID.NotFound
+    if instance.platform != "windows" or not instance.key_name:
+        return ""
+    tags = {t["key"]: t["value"] for t in instance.get_tags()}
+    password = tags.get(PASSWORD_TAG, "")
+    key_pair = self.key_pairs.get(instance.key_name)
+    if not password or key_pair is None:
+        return ""
+    # material_public is the OpenSSH public key for both CreateKeyPair- and
+    # ImportKeyPair-made pairs (moto normalises neither; RFC4716 imports are
+    # converted).  Fall back to the private PEM CreateKeyPair keeps.
+    try:
+        public_key = serialization.load_ssh_public_key(key_pair.material_public)
+    except (ValueError, TypeError):
+        public_key = serialization.load_pem_private_key(key_pair.material, None).public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        return ""
+    ciphertext = public_key.encrypt(password.encode("utf-8"), padding.PKCS1v15())
+    return base64.b64encode(ciphertext).decode("ascii")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
+    parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    parser.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help="stop when stdin closes, so a test that dies never leaves the server behind",
+    )
+    args = parser.parse_args()
+
+    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.ERROR)
+    WindowsBackend.get_password_data = get_password_data
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.exit_with_stdin:
+        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    print(f"ecsrdp-emulator listening on http://{host}:{port}", flush=True)
+    while not stop.wait(3600):
+        pass
+    server.stop()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

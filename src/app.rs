@@ -1,0 +1,358 @@
+//! The commands: typed arguments in, resolved plans carried out, an exit code out.
+//!
+//! This is where AWS, keys and RDP meet; each of them stays ignorant of the others.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use tracing::info;
+
+use crate::aws::{self, AddressChoice, Aws, PasswordData, Resolved};
+use crate::cli::{host_port, Args, AwsArgs, Command, SessionArgs, TrustCommand};
+use crate::error::Error;
+use crate::keyfile::{KeyFileError, KeySearch};
+use crate::keys::{KeyError, Password};
+use crate::rdp::{self, Endpoint, TrustKey, TrustStore};
+use crate::target::Target;
+
+/// Runs the parsed command line.
+pub fn run(args: Args) -> Result<ExitCode, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            what: "cannot start the async runtime".into(),
+            source,
+        })?;
+    match args.command {
+        Some(Command::Resolve { target, json, aws }) => {
+            runtime.block_on(resolve(&target, &aws, json))
+        }
+        Some(Command::Password { target, aws }) => runtime.block_on(password(&target, &aws)),
+        Some(Command::Direct {
+            server,
+            user,
+            domain,
+            password_stdin,
+            session,
+        }) => {
+            let (host, port) = host_port(&server, aws::RDP_PORT).map_err(Error::Usage)?;
+            let password = rdp::read_password(password_stdin)?;
+            let endpoint = Endpoint {
+                title: format!("{host}:{port}"),
+                trust_key: TrustKey::new(format!("{host}:{port}")),
+                host,
+                port,
+                user,
+                domain,
+                password,
+            };
+            crate::launch::run(runtime, endpoint, &session)
+        }
+        Some(Command::Trust { command }) => trust(command),
+        None => match args.target {
+            None => Err(Error::Usage(
+                "give `<cluster>/<instance>` to connect or `<cluster>` to list; see --help".into(),
+            )),
+            Some(target @ Target { instance: None, .. }) => {
+                runtime.block_on(list(&target.cluster, &args.aws))
+            }
+            Some(target) => {
+                let endpoint = runtime.block_on(aws_endpoint(&target, &args.aws))?;
+                connect(runtime, endpoint, &args.session)
+            }
+        },
+    }
+}
+
+fn connect(
+    runtime: tokio::runtime::Runtime,
+    endpoint: Endpoint,
+    session: &SessionArgs,
+) -> Result<ExitCode, Error> {
+    crate::launch::run(runtime, endpoint, session)
+}
+
+/// Everything about the instance, and its password data fetched at the same time.
+struct Located {
+    resolved: Resolved,
+    password_data: Result<PasswordData, aws::AwsError>,
+}
+
+async fn locate(
+    target: &Target,
+    args: &AwsArgs,
+    with_password: bool,
+) -> Result<(Aws, Located), Error> {
+    let instance = target.require_instance()?;
+    let aws = Aws::load(args.profile.as_deref(), args.region.as_deref()).await?;
+    let (arn, ec2_id) = aws::ec2_instance_id(&aws, &target.cluster, instance).await?;
+    info!(container_instance = %arn, ec2_instance = %ec2_id, "found the container instance");
+    let choice = if args.private {
+        AddressChoice::Private
+    } else {
+        AddressChoice::Public
+    };
+    // Once the instance ID is known, its description and password data are independent.
+    let (resolved, password_data) = if with_password {
+        let (resolved, data) = tokio::join!(
+            aws::resolve(&aws, &target.cluster, arn, ec2_id.clone(), choice),
+            aws::fetch_password_data(&aws, &ec2_id)
+        );
+        (resolved?, data)
+    } else {
+        let resolved = aws::resolve(&aws, &target.cluster, arn, ec2_id, choice).await?;
+        (resolved, Ok(PasswordData::NotReady))
+    };
+    Ok((
+        aws,
+        Located {
+            resolved,
+            password_data,
+        },
+    ))
+}
+
+/// `ecsrdp resolve`: print what was found; exit 3 if a required prerequisite fails.
+async fn resolve(target: &Target, args: &AwsArgs, json: bool) -> Result<ExitCode, Error> {
+    let (_, located) = locate(target, args, false).await?;
+    let resolved = located.resolved;
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        serde_json::to_writer_pretty(&mut out, &resolved)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        write_resolved(&mut out, &resolved)
+    };
+    written.map_err(|source| Error::Io {
+        what: "cannot write to stdout".into(),
+        source,
+    })?;
+    match resolved.blocking_problem() {
+        Some(problem) => Err(Error::Prerequisite(problem.to_owned())),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn write_resolved(out: &mut impl std::io::Write, r: &Resolved) -> std::io::Result<()> {
+    let none = "-";
+    writeln!(out, "cluster             {}", r.cluster)?;
+    writeln!(out, "container instance  {}", r.container_instance_arn)?;
+    writeln!(
+        out,
+        "EC2 instance        {} ({})",
+        r.ec2_instance_id,
+        r.name.as_deref().unwrap_or(none)
+    )?;
+    writeln!(out, "platform, state     {}, {}", r.platform, r.state)?;
+    writeln!(
+        out,
+        "public IP / DNS     {} / {}",
+        r.public_ip.as_deref().unwrap_or(none),
+        r.public_dns.as_deref().unwrap_or(none)
+    )?;
+    writeln!(
+        out,
+        "private IP          {}",
+        r.private_ip.as_deref().unwrap_or(none)
+    )?;
+    writeln!(
+        out,
+        "connects to         {}:{}",
+        r.address.as_deref().unwrap_or(none),
+        r.port
+    )?;
+    writeln!(
+        out,
+        "key pair            {}",
+        r.key_name.as_deref().unwrap_or(none)
+    )?;
+    for group in &r.security_groups {
+        let sources = if group.rdp_sources.is_empty() {
+            "no TCP 3389 rule".to_owned()
+        } else {
+            format!("TCP 3389 from {}", group.rdp_sources.join(", "))
+        };
+        writeln!(
+            out,
+            "security group      {} ({}): {sources}",
+            group.id, group.name
+        )?;
+    }
+    writeln!(out, "checks")?;
+    for check in &r.checks {
+        let mark = match (check.ok, check.required) {
+            (true, _) => "ok",
+            (false, true) => "FAIL",
+            (false, false) => "warn",
+        };
+        writeln!(out, "  {mark:<4} {}", check.name)?;
+        if let Some(problem) = &check.problem {
+            writeln!(out, "       {problem}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `ecsrdp password`: the password alone on stdout, for pipes; warnings on stderr.
+async fn password(target: &Target, args: &AwsArgs) -> Result<ExitCode, Error> {
+    let (aws, located) = locate(target, args, true).await?;
+    let password = decrypt(&aws, located, args).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", password.expose())
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::Io {
+            what: "cannot write to stdout".into(),
+            source,
+        })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks the prerequisites, finds the key, waits for the password if asked, decrypts it.
+async fn decrypt(aws: &Aws, located: Located, args: &AwsArgs) -> Result<Password, Error> {
+    let resolved = &located.resolved;
+    if let Some(problem) = resolved.blocking_problem() {
+        // An address is only needed to connect directly; `--via` and `password` do without.
+        let only_address = resolved
+            .checks
+            .iter()
+            .filter(|c| c.required && !c.ok)
+            .all(|c| c.name == "address");
+        if !only_address {
+            return Err(Error::Prerequisite(problem.to_owned()));
+        }
+    }
+    let id = &resolved.ec2_instance_id;
+    let key_name = resolved.key_name.clone().unwrap_or_default();
+    // Load the key before any wait, so a missing or wrong file fails at once.
+    let (path, key) = KeySearch::standard(args.key.clone()).load(&key_name)?;
+    info!(key = %path.display(), "loaded the private key");
+
+    let mut data = located.password_data?;
+    if data == PasswordData::NotReady {
+        if let Some(limit) = args.wait {
+            data = aws::wait_for_password_data(aws, id, limit, args.poll_interval).await?;
+        }
+    }
+    let PasswordData::Ready(data) = data else {
+        return Err(Error::PasswordNotReady {
+            instance: id.clone(),
+            waited: args.wait,
+        });
+    };
+    key.decrypt_password(&data).map_err(|source| match source {
+        KeyError::WrongKey => Error::WrongKey {
+            path,
+            key_name,
+            instance: id.clone(),
+        },
+        other => Error::KeyFile(KeyFileError::Key {
+            path,
+            source: other,
+        }),
+    })
+}
+
+/// `ecsrdp <cluster>/<instance>`: resolve, decrypt, and say where to connect.
+async fn aws_endpoint(target: &Target, args: &AwsArgs) -> Result<Endpoint, Error> {
+    let (aws, located) = locate(target, args, true).await?;
+    let resolved = located.resolved.clone();
+    for warning in resolved.warnings() {
+        if args.via.is_none() {
+            eprintln!("ecsrdp: warning: {warning}");
+        }
+    }
+    let (host, port) = match &args.via {
+        Some(via) => host_port(via, aws::RDP_PORT).map_err(Error::Usage)?,
+        None => match &resolved.address {
+            Some(address) => (address.clone(), resolved.port),
+            None => {
+                return Err(Error::Prerequisite(
+                    resolved
+                        .blocking_problem()
+                        .unwrap_or("no address")
+                        .to_owned(),
+                ))
+            }
+        },
+    };
+    let password = decrypt(&aws, located, args).await?;
+    Ok(Endpoint {
+        title: target.to_string(),
+        // Keyed by instance, not address: a tunnel's localhost:port must not collide.
+        trust_key: TrustKey::new(resolved.ec2_instance_id.clone()),
+        host,
+        port,
+        user: args.user.clone(),
+        domain: None,
+        password,
+    })
+}
+
+/// `ecsrdp <cluster>`: a table of the cluster's container instances.
+async fn list(cluster: &str, args: &AwsArgs) -> Result<ExitCode, Error> {
+    let aws = Aws::load(args.profile.as_deref(), args.region.as_deref()).await?;
+    let rows = aws::list(&aws, cluster).await?;
+    let mut out = std::io::stdout().lock();
+    let result = (|| {
+        if rows.is_empty() {
+            writeln!(out, "cluster {cluster} has no container instances")?;
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "{:<34} {:<20} {:<9} {:<9} {:<16} {:<16} NAME",
+            "CONTAINER INSTANCE", "EC2 INSTANCE", "PLATFORM", "STATE", "ADDRESS", "KEY PAIR"
+        )?;
+        for row in &rows {
+            writeln!(
+                out,
+                "{:<34} {:<20} {:<9} {:<9} {:<16} {:<16} {}",
+                row.container_instance_id,
+                row.ec2_instance_id,
+                row.platform,
+                row.state,
+                row.address.as_deref().unwrap_or("-"),
+                row.key_name.as_deref().unwrap_or("-"),
+                row.name.as_deref().unwrap_or("")
+            )?;
+        }
+        if let Some(first) = rows.iter().find(|r| r.is_windows()) {
+            writeln!(
+                out,
+                "\nconnect with: ecsrdp {cluster}/{}",
+                first.ec2_instance_id
+            )?;
+        }
+        Ok(())
+    })();
+    result.map_err(|source| Error::Io {
+        what: "cannot write to stdout".into(),
+        source,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ecsrdp trust list|forget`.
+fn trust(command: TrustCommand) -> Result<ExitCode, Error> {
+    let store = TrustStore::open_default()?;
+    match command {
+        TrustCommand::List => {
+            for (key, fingerprint) in store.entries()? {
+                println!("{key}  {fingerprint}");
+            }
+        }
+        TrustCommand::Forget { key } => {
+            if store.forget(&key)? {
+                println!("forgot the certificate remembered for {key}");
+            } else {
+                return Err(Error::Usage(format!(
+                    "no certificate is remembered for `{key}`; `ecsrdp trust list` shows what is"
+                )));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,254 @@
+//! The prerequisites the AWS guide lists, judged from what EC2 said about the instance.
+//!
+//! Pure decisions: the data comes in already fetched, so every message can be unit-tested.
+
+use serde::Serialize;
+
+/// RDP's well-known port, which the instance's security groups must admit.
+pub const RDP_PORT: u16 = 3389;
+
+/// One prerequisite: whether it holds and, when not, what to do.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    /// Blocks the connection (a warning does not: the user may come through `--via`).
+    pub required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// A security group and the sources from which it admits TCP 3389.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub name: String,
+    pub rdp_sources: Vec<String>,
+}
+
+/// What the checks need to know about the instance.
+pub(super) struct Facts<'a> {
+    pub ec2_instance_id: &'a str,
+    pub platform: &'a str,
+    pub state: &'a str,
+    pub key_name: Option<&'a str>,
+    pub address: Option<&'a str>,
+    pub private: bool,
+    pub security_groups: &'a [SecurityGroup],
+}
+
+impl Check {
+    fn pass(name: &'static str, required: bool) -> Self {
+        Check {
+            name,
+            ok: true,
+            required,
+            problem: None,
+        }
+    }
+
+    fn fail(name: &'static str, required: bool, problem: String) -> Self {
+        Check {
+            name,
+            ok: false,
+            required,
+            problem: Some(problem),
+        }
+    }
+}
+
+pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
+    let id = facts.ec2_instance_id;
+    let mut checks = Vec::new();
+
+    // EC2 sends "windows" while the SDK's enum only knows "Windows": compare loosely.
+    checks.push(if facts.platform.eq_ignore_ascii_case("windows") {
+        Check::pass("windows", true)
+    } else {
+        Check::fail(
+            "windows",
+            true,
+            format!(
+                "instance {id} runs {}, not Windows: it has no Remote Desktop; use \
+                 `aws ssm start-session --target {id}` or SSH instead",
+                facts.platform
+            ),
+        )
+    });
+
+    checks.push(if facts.state == "running" {
+        Check::pass("running", true)
+    } else {
+        Check::fail(
+            "running",
+            true,
+            format!(
+                "instance {id} is {}, not running; start it with \
+                 `aws ec2 start-instances --instance-ids {id}` and try again",
+                facts.state
+            ),
+        )
+    });
+
+    checks.push(match facts.key_name {
+        Some(_) => Check::pass("key_pair", true),
+        None => Check::fail(
+            "key_pair",
+            true,
+            format!(
+                "instance {id} was launched without a key pair, so AWS holds no encrypted \
+                 Administrator password for it and none can ever be recovered; launch container \
+                 instances with a key pair (or set a password yourself through SSM)"
+            ),
+        ),
+    });
+
+    checks.push(match facts.address {
+        Some(_) => Check::pass("address", true),
+        None if facts.private => Check::fail(
+            "address",
+            true,
+            format!("instance {id} has no private IP address"),
+        ),
+        None => Check::fail(
+            "address",
+            true,
+            format!(
+                "instance {id} has no public IP address or DNS name; connect from inside its \
+                 VPC with --private, or through a tunnel with --via HOST:PORT (e.g. an SSM port \
+                 forward to port {RDP_PORT})"
+            ),
+        ),
+    });
+
+    let open: Vec<&SecurityGroup> = facts
+        .security_groups
+        .iter()
+        .filter(|group| !group.rdp_sources.is_empty())
+        .collect();
+    checks.push(if open.is_empty() {
+        let groups = facts
+            .security_groups
+            .iter()
+            .map(|g| format!("{} ({})", g.id, g.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let first = facts
+            .security_groups
+            .first()
+            .map_or("<group-id>", |g| g.id.as_str());
+        Check::fail(
+            "rdp_port",
+            false,
+            format!(
+                "no security group of instance {id} ({groups}) admits inbound TCP {RDP_PORT}; \
+                 add a rule for your address: `aws ec2 authorize-security-group-ingress \
+                 --group-id {first} --protocol tcp --port {RDP_PORT} --cidr <your-ip>/32`, \
+                 or come through a tunnel with --via"
+            ),
+        )
+    } else {
+        Check::pass("rdp_port", false)
+    });
+
+    checks
+}
+
+/// The sources an inbound rule admits, if it covers TCP 3389.
+pub(super) fn rdp_sources(rule: &aws_sdk_ec2::types::IpPermission) -> Vec<String> {
+    let protocol = rule.ip_protocol().unwrap_or_default();
+    let all_traffic = protocol == "-1";
+    let tcp = protocol.eq_ignore_ascii_case("tcp") || protocol == "6";
+    let port = i32::from(RDP_PORT);
+    let covers = all_traffic
+        || (tcp
+            && rule.from_port().is_some_and(|from| from <= port)
+            && rule.to_port().is_some_and(|to| to >= port));
+    if !covers {
+        return Vec::new();
+    }
+    let ranges = rule.ip_ranges().iter().filter_map(|r| r.cidr_ip());
+    let ranges6 = rule.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6());
+    let lists = rule
+        .prefix_list_ids()
+        .iter()
+        .filter_map(|p| p.prefix_list_id());
+    let groups = rule
+        .user_id_group_pairs()
+        .iter()
+        .filter_map(|g| g.group_id());
+    ranges
+        .chain(ranges6)
+        .chain(lists)
+        .chain(groups)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts<'a>(groups: &'a [SecurityGroup]) -> Facts<'a> {
+        Facts {
+            ec2_instance_id: "i-1",
+            platform: "windows",
+            state: "running",
+            key_name: Some("kp"),
+            address: Some("1.2.3.4"),
+            private: false,
+            security_groups: groups,
+        }
+    }
+
+    fn group(sources: &[&str]) -> SecurityGroup {
+        SecurityGroup {
+            id: "sg-1".into(),
+            name: "web".into(),
+            rdp_sources: sources.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn all_good() {
+        let groups = [group(&["0.0.0.0/0"])];
+        assert!(run(&facts(&groups)).iter().all(|c| c.ok));
+    }
+
+    #[test]
+    fn closed_port_is_a_warning_that_names_the_group() {
+        let groups = [group(&[])];
+        let checks = run(&facts(&groups));
+        let port = checks.iter().find(|c| c.name == "rdp_port").unwrap();
+        assert!(!port.ok && !port.required);
+        assert!(port.problem.as_deref().unwrap().contains("sg-1 (web)"));
+    }
+
+    #[test]
+    fn platform_is_compared_loosely() {
+        let groups = [group(&["0.0.0.0/0"])];
+        let mut f = facts(&groups);
+        f.platform = "Windows";
+        assert!(run(&f)[0].ok);
+        f.platform = "Linux/UNIX";
+        assert!(!run(&f)[0].ok);
+    }
+
+    #[test]
+    fn tcp_rule_ranges() {
+        use aws_sdk_ec2::types::{IpPermission, IpRange};
+        let rule = |proto: &str, from, to| {
+            IpPermission::builder()
+                .ip_protocol(proto)
+                .from_port(from)
+                .to_port(to)
+                .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
+                .build()
+        };
+        assert_eq!(rdp_sources(&rule("tcp", 3389, 3389)), ["10.0.0.0/8"]);
+        assert_eq!(rdp_sources(&rule("tcp", 3000, 4000)), ["10.0.0.0/8"]);
+        assert_eq!(rdp_sources(&rule("-1", -1, -1)), ["10.0.0.0/8"]);
+        assert!(rdp_sources(&rule("udp", 3389, 3389)).is_empty());
+        assert!(rdp_sources(&rule("tcp", 22, 22)).is_empty());
+    }
+}

@@ -1,0 +1,101 @@
+//! What can go wrong on the AWS side, each case with the advice a user needs.
+
+use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error(
+        "no AWS region is configured; pass --region (e.g. --region us-east-1), set AWS_REGION, or \
+         set `region` in your AWS profile"
+    )]
+    NoRegion,
+    #[error(
+        "no AWS credentials were found; run `aws configure` or `aws sso login`, pass --profile, or \
+         set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    )]
+    NoCredentials,
+    #[error("AWS rejected the credentials ({0}); refresh them (e.g. `aws sso login`) or pick another --profile")]
+    BadCredentials(String),
+    #[error(
+        "access denied for {action}: the credentials in use may not call it; ask for the \
+         `{action}` permission or use another --profile"
+    )]
+    AccessDenied { action: &'static str },
+    #[error(
+        "cannot reach AWS for {action} ({detail}); check your network, proxy and AWS_ENDPOINT_URL"
+    )]
+    Unreachable {
+        action: &'static str,
+        detail: String,
+    },
+    #[error(
+        "cluster `{0}` was not found in this account and region; list clusters with \
+         `aws ecs list-clusters`, and check --region and --profile"
+    )]
+    ClusterNotFound(String),
+    #[error(
+        "container instance `{instance}` is not registered in cluster `{cluster}`; list the \
+         cluster's instances with `ecsrdp {cluster}`"
+    )]
+    InstanceNotFound { cluster: String, instance: String },
+    #[error(
+        "EC2 instance `{0}` does not exist (it may have been terminated); list the cluster's \
+         instances with `ecsrdp <cluster>`"
+    )]
+    Ec2InstanceNotFound(String),
+    #[error("AWS answered {action} with {code}: {message}")]
+    Service {
+        action: &'static str,
+        code: String,
+        message: String,
+    },
+}
+
+impl AwsError {
+    /// Turns an SDK error into the case the user can act on.
+    pub(super) fn from_sdk<E, R>(action: &'static str, error: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        let detail = DisplayErrorContext(&error).to_string();
+        match &error {
+            SdkError::ServiceError(service) => {
+                let err = service.err();
+                let code = err.code().unwrap_or("Unknown").to_owned();
+                let message = err.message().unwrap_or_default().to_owned();
+                match code.as_str() {
+                    "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
+                        AwsError::AccessDenied { action }
+                    }
+                    "UnrecognizedClientException"
+                    | "InvalidClientTokenId"
+                    | "ExpiredToken"
+                    | "ExpiredTokenException"
+                    | "AuthFailure"
+                    | "InvalidSignatureException"
+                    | "SignatureDoesNotMatch" => AwsError::BadCredentials(code),
+                    _ => AwsError::Service {
+                        action,
+                        code,
+                        message,
+                    },
+                }
+            }
+            _ if detail.contains("credentials") => AwsError::NoCredentials,
+            _ => AwsError::Unreachable {
+                action,
+                detail: last_cause(&error),
+            },
+        }
+    }
+}
+
+/// The innermost cause, which is the readable one ("Connection refused"), not the SDK's wrapper.
+fn last_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

@@ -1,0 +1,86 @@
+//! `ecsrdp <cluster>`: the cluster's container instances, Windows first.
+
+use serde::Serialize;
+
+use super::resolve::{describe_container_instances, list_container_instance_arns};
+use super::{Aws, AwsError};
+
+/// One row of the listing.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listed {
+    pub container_instance_id: String,
+    pub ec2_instance_id: String,
+    pub name: Option<String>,
+    pub platform: String,
+    pub state: String,
+    pub address: Option<String>,
+    pub key_name: Option<String>,
+}
+
+impl Listed {
+    pub fn is_windows(&self) -> bool {
+        self.platform.eq_ignore_ascii_case("windows")
+    }
+}
+
+pub async fn list(aws: &Aws, cluster: &str) -> Result<Vec<Listed>, AwsError> {
+    let arns = list_container_instance_arns(aws, cluster).await?;
+    let mut pairs = Vec::new();
+    for chunk in arns.chunks(100) {
+        pairs.extend(describe_container_instances(aws, cluster, chunk.to_vec()).await?);
+    }
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = pairs.iter().map(|(_, id)| id.clone()).collect();
+    let output = aws
+        .ec2
+        .describe_instances()
+        .set_instance_ids(Some(ids))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ec2:DescribeInstances", e))?;
+    let instances: Vec<_> = output
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .collect();
+
+    let mut rows: Vec<Listed> = pairs
+        .into_iter()
+        .map(|(arn, ec2_instance_id)| {
+            let instance = instances
+                .iter()
+                .find(|i| i.instance_id() == Some(ec2_instance_id.as_str()));
+            let text = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+            Listed {
+                container_instance_id: arn.rsplit('/').next().unwrap_or(&arn).to_owned(),
+                name: instance.and_then(|i| {
+                    i.tags()
+                        .iter()
+                        .find(|t| t.key() == Some("Name"))
+                        .and_then(|t| text(t.value()))
+                }),
+                platform: instance
+                    .and_then(|i| i.platform().map(|p| p.as_str().to_owned()))
+                    .unwrap_or_else(|| "linux".to_owned()),
+                state: instance
+                    .and_then(|i| i.state()?.name().map(|n| n.as_str().to_owned()))
+                    .unwrap_or_else(|| "missing".to_owned()),
+                address: instance.and_then(|i| {
+                    text(i.public_ip_address()).or_else(|| text(i.private_ip_address()))
+                }),
+                key_name: instance.and_then(|i| text(i.key_name())),
+                ec2_instance_id,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (!a.is_windows(), a.name.as_deref(), &a.ec2_instance_id).cmp(&(
+            !b.is_windows(),
+            b.name.as_deref(),
+            &b.ec2_instance_id,
+        ))
+    });
+    Ok(rows)
+}

@@ -1,0 +1,47 @@
+//! The AWS side: from a [`Target`](crate::target::Target) to an instance, its address, its
+//! prerequisites and its encrypted password.
+//!
+//! Knows ECS and EC2, never RDP. Credentials, region and endpoint come from the standard chain
+//! (`--profile`, `--region`, `AWS_*`, SSO), so `AWS_ENDPOINT_URL` points every call elsewhere.
+
+mod checks;
+mod error;
+mod list;
+mod password;
+mod resolve;
+
+use aws_config::BehaviorVersion;
+
+pub use self::checks::{Check, SecurityGroup, RDP_PORT};
+pub use self::error::AwsError;
+pub use self::list::{list, Listed};
+pub use self::password::{fetch_password_data, wait_for_password_data, PasswordData};
+pub use self::resolve::{ec2_instance_id, resolve, AddressChoice, Resolved};
+
+/// The two service clients every command needs, built once from one shared config.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    ecs: aws_sdk_ecs::Client,
+    ec2: aws_sdk_ec2::Client,
+}
+
+impl Aws {
+    /// Loads the standard configuration chain, with `--profile`/`--region` on top.
+    pub async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Self, AwsError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(profile) = profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region.to_owned()));
+        }
+        let config = loader.load().await;
+        if config.region().is_none() {
+            return Err(AwsError::NoRegion);
+        }
+        Ok(Aws {
+            ecs: aws_sdk_ecs::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+        })
+    }
+}

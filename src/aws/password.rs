@@ -1,0 +1,62 @@
+//! `GetPasswordData`: the Administrator password, encrypted to the instance's key pair.
+//!
+//! AWS answers with an empty string until Windows has set the password (up to 15 minutes after
+//! launch), so waiting is a poll with a visible spinner.
+
+use std::time::{Duration, Instant};
+
+use super::{Aws, AwsError};
+
+/// The encrypted password, or AWS's "not yet".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PasswordData {
+    /// Base64 of the RSA ciphertext; public data, useless without the private key.
+    Ready(String),
+    NotReady,
+}
+
+pub async fn fetch_password_data(
+    aws: &Aws,
+    ec2_instance_id: &str,
+) -> Result<PasswordData, AwsError> {
+    let output = aws
+        .ec2
+        .get_password_data()
+        .instance_id(ec2_instance_id)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ec2:GetPasswordData", e))?;
+    Ok(match output.password_data().map(str::trim) {
+        Some(data) if !data.is_empty() => PasswordData::Ready(data.to_owned()),
+        _ => PasswordData::NotReady,
+    })
+}
+
+/// Polls until the password is ready or `limit` has passed, showing the elapsed time on stderr.
+pub async fn wait_for_password_data(
+    aws: &Aws,
+    ec2_instance_id: &str,
+    limit: Duration,
+    every: Duration,
+) -> Result<PasswordData, AwsError> {
+    let started = Instant::now();
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    spinner.set_message(format!(
+        "waiting for Windows on {ec2_instance_id} to publish its password (AWS says up to 15 minutes)"
+    ));
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let result = loop {
+        match fetch_password_data(aws, ec2_instance_id).await {
+            Ok(PasswordData::NotReady) if started.elapsed() + every <= limit => {
+                tokio::time::sleep(every).await;
+            }
+            other => break other,
+        }
+    };
+    spinner.finish_and_clear();
+    result
+}

@@ -1,0 +1,294 @@
+//! `<cluster>/<instance>` → EC2 instance → address, key pair and prerequisite checks.
+
+use serde::Serialize;
+
+use super::checks::{self, Check, Facts, SecurityGroup, RDP_PORT};
+use super::{Aws, AwsError};
+use crate::target::InstanceRef;
+
+/// Which of the instance's addresses to connect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressChoice {
+    Public,
+    Private,
+}
+
+/// Everything learnt about one container instance; holds no secret.
+#[derive(Clone, Debug, Serialize)]
+pub struct Resolved {
+    pub cluster: String,
+    pub container_instance_arn: String,
+    pub ec2_instance_id: String,
+    pub platform: String,
+    pub state: String,
+    pub public_ip: Option<String>,
+    pub public_dns: Option<String>,
+    pub private_ip: Option<String>,
+    /// The address ecsrdp connects to (before any `--via`).
+    pub address: Option<String>,
+    pub port: u16,
+    pub key_name: Option<String>,
+    pub name: Option<String>,
+    pub security_groups: Vec<SecurityGroup>,
+    pub checks: Vec<Check>,
+}
+
+impl Resolved {
+    /// The first required prerequisite that fails, if any.
+    pub fn blocking_problem(&self) -> Option<&str> {
+        self.checks
+            .iter()
+            .find(|c| c.required && !c.ok)
+            .and_then(|c| c.problem.as_deref())
+    }
+
+    /// Failed prerequisites that do not block, for a warning.
+    pub fn warnings(&self) -> impl Iterator<Item = &str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.required && !c.ok)
+            .filter_map(|c| c.problem.as_deref())
+    }
+}
+
+/// Finds the container instance in the cluster and returns its ARN and EC2 instance ID.
+pub async fn ec2_instance_id(
+    aws: &Aws,
+    cluster: &str,
+    instance: &InstanceRef,
+) -> Result<(String, String), AwsError> {
+    let not_found = || AwsError::InstanceNotFound {
+        cluster: cluster.to_owned(),
+        instance: instance.to_string(),
+    };
+    let found = match instance {
+        InstanceRef::ContainerInstanceId(id) | InstanceRef::ContainerInstanceArn(id) => {
+            describe_container_instances(aws, cluster, vec![id.clone()])
+                .await?
+                .into_iter()
+                .next()
+        }
+        // ECS cannot look up by EC2 ID: list the cluster and find it among its instances.
+        InstanceRef::Ec2InstanceId(ec2_id) => {
+            let arns = list_container_instance_arns(aws, cluster).await?;
+            let mut found = None;
+            for chunk in arns.chunks(100) {
+                let described = describe_container_instances(aws, cluster, chunk.to_vec()).await?;
+                found = described.into_iter().find(|(_, id)| id == ec2_id);
+                if found.is_some() {
+                    break;
+                }
+            }
+            found
+        }
+    };
+    found.ok_or_else(not_found)
+}
+
+pub(super) async fn list_container_instance_arns(
+    aws: &Aws,
+    cluster: &str,
+) -> Result<Vec<String>, AwsError> {
+    let pages = aws
+        .ecs
+        .list_container_instances()
+        .cluster(cluster)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| cluster_error(cluster, "ecs:ListContainerInstances", e))?;
+    let arns: Vec<String> = pages
+        .iter()
+        .flat_map(|page| page.container_instance_arns())
+        .cloned()
+        .collect();
+    if arns.is_empty() {
+        ensure_cluster_exists(aws, cluster).await?;
+    }
+    Ok(arns)
+}
+
+/// An empty listing may mean an unknown cluster (some endpoints answer so): `DescribeClusters`
+/// reports a missing one in `failures`.
+async fn ensure_cluster_exists(aws: &Aws, cluster: &str) -> Result<(), AwsError> {
+    let output = aws
+        .ecs
+        .describe_clusters()
+        .clusters(cluster)
+        .send()
+        .await
+        .map_err(|e| cluster_error(cluster, "ecs:DescribeClusters", e))?;
+    let active = output
+        .clusters()
+        .iter()
+        .any(|c| c.status().is_none_or(|s| s == "ACTIVE"));
+    if active {
+        Ok(())
+    } else {
+        Err(AwsError::ClusterNotFound(cluster.to_owned()))
+    }
+}
+
+/// `DescribeContainerInstances` → `(container instance ARN, EC2 instance ID)` pairs. Instances
+/// it does not know come back in `failures` (reason `MISSING`), not as an error: they are
+/// simply absent from the answer.
+pub(super) async fn describe_container_instances(
+    aws: &Aws,
+    cluster: &str,
+    ids: Vec<String>,
+) -> Result<Vec<(String, String)>, AwsError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let output = aws
+        .ecs
+        .describe_container_instances()
+        .cluster(cluster)
+        .set_container_instances(Some(ids))
+        .send()
+        .await
+        .map_err(|e| cluster_error(cluster, "ecs:DescribeContainerInstances", e))?;
+    Ok(output
+        .container_instances()
+        .iter()
+        .filter_map(|ci| {
+            Some((
+                ci.container_instance_arn()?.to_owned(),
+                ci.ec2_instance_id()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+fn cluster_error<E, R>(
+    cluster: &str,
+    action: &'static str,
+    error: aws_sdk_ecs::error::SdkError<E, R>,
+) -> AwsError
+where
+    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match AwsError::from_sdk(action, error) {
+        AwsError::Service { code, .. } if code == "ClusterNotFoundException" => {
+            AwsError::ClusterNotFound(cluster.to_owned())
+        }
+        other => other,
+    }
+}
+
+/// Describes the EC2 instance and its security groups, and runs the prerequisite checks.
+pub async fn resolve(
+    aws: &Aws,
+    cluster: &str,
+    container_instance_arn: String,
+    ec2_instance_id: String,
+    choice: AddressChoice,
+) -> Result<Resolved, AwsError> {
+    let output = aws
+        .ec2
+        .describe_instances()
+        .instance_ids(&ec2_instance_id)
+        .send()
+        .await
+        .map_err(|e| match AwsError::from_sdk("ec2:DescribeInstances", e) {
+            AwsError::Service { code, .. } if code.starts_with("InvalidInstanceID") => {
+                AwsError::Ec2InstanceNotFound(ec2_instance_id.clone())
+            }
+            other => other,
+        })?;
+    let instance = output
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find(|i| i.instance_id() == Some(ec2_instance_id.as_str()))
+        .ok_or_else(|| AwsError::Ec2InstanceNotFound(ec2_instance_id.clone()))?;
+
+    let group_ids: Vec<String> = instance
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id().map(str::to_owned))
+        .collect();
+    let security_groups = describe_security_groups(aws, group_ids).await?;
+
+    let owned = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+    let public_ip = owned(instance.public_ip_address());
+    let public_dns = owned(instance.public_dns_name());
+    let private_ip = owned(instance.private_ip_address());
+    let address = match choice {
+        AddressChoice::Public => public_ip.clone().or_else(|| public_dns.clone()),
+        AddressChoice::Private => private_ip.clone(),
+    };
+    let platform = instance
+        .platform()
+        .map(|p| p.as_str().to_owned())
+        .or_else(|| owned(instance.platform_details()))
+        .unwrap_or_else(|| "Linux/UNIX".to_owned());
+    let state = instance
+        .state()
+        .and_then(|s| s.name())
+        .map_or_else(|| "unknown".to_owned(), |n| n.as_str().to_owned());
+    let key_name = owned(instance.key_name());
+    let name = instance
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("Name"))
+        .and_then(|t| owned(t.value()));
+
+    let checks = checks::run(&Facts {
+        ec2_instance_id: &ec2_instance_id,
+        platform: &platform,
+        state: &state,
+        key_name: key_name.as_deref(),
+        address: address.as_deref(),
+        private: choice == AddressChoice::Private,
+        security_groups: &security_groups,
+    });
+
+    Ok(Resolved {
+        cluster: cluster.to_owned(),
+        container_instance_arn,
+        ec2_instance_id,
+        platform,
+        state,
+        public_ip,
+        public_dns,
+        private_ip,
+        address,
+        port: RDP_PORT,
+        key_name,
+        name,
+        security_groups,
+        checks,
+    })
+}
+
+async fn describe_security_groups(
+    aws: &Aws,
+    ids: Vec<String>,
+) -> Result<Vec<SecurityGroup>, AwsError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let output = aws
+        .ec2
+        .describe_security_groups()
+        .set_group_ids(Some(ids))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("ec2:DescribeSecurityGroups", e))?;
+    Ok(output
+        .security_groups()
+        .iter()
+        .map(|group| SecurityGroup {
+            id: group.group_id().unwrap_or_default().to_owned(),
+            name: group.group_name().unwrap_or_default().to_owned(),
+            rdp_sources: group
+                .ip_permissions()
+                .iter()
+                .flat_map(checks::rdp_sources)
+                .collect(),
+        })
+        .collect())
+}

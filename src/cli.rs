@@ -1,0 +1,242 @@
+//! The command line as typed: one clap definition gives parsing, `--help` and errors.
+//!
+//! Values are parsed into types here (targets, durations, sizes); deciding what they mean
+//! together (which address, which key) happens in `app`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+use crate::target::Target;
+
+/// Remote desktop for Amazon ECS Windows container instances, in one command.
+///
+/// `ecsrdp <CLUSTER>/<INSTANCE>` finds the instance, decrypts its Administrator password with
+/// your key pair and opens its desktop in a window. `ecsrdp <CLUSTER>` lists the instances.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ecsrdp",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Exit codes: 0 ok, 2 usage, 3 AWS lookup, 4 password or key, 5 network or RDP.\n\
+                  Logs: -v, -vv or RUST_LOG=ecsrdp=debug (never shows the password)."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// `<CLUSTER>/<INSTANCE>` to connect to, or `<CLUSTER>` to list its instances. INSTANCE is
+    /// a container instance ID or ARN, or the EC2 instance ID (i-…)
+    #[arg(value_name = "CLUSTER[/INSTANCE]")]
+    pub target: Option<Target>,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    #[command(flatten)]
+    pub session: SessionArgs,
+
+    /// More log output on stderr (-v milestones, -vv protocol details)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what ecsrdp finds for an instance and which prerequisites hold; no secrets
+    Resolve {
+        #[arg(value_name = "CLUSTER/INSTANCE")]
+        target: Target,
+        /// One JSON object on stdout instead of text
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+    /// Print the decrypted Administrator password, alone on stdout
+    Password {
+        #[arg(value_name = "CLUSTER/INSTANCE")]
+        target: Target,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+    /// Connect to any RDP server, without AWS
+    Direct {
+        /// The server, `HOST[:PORT]` (port 3389 by default)
+        #[arg(value_name = "HOST[:PORT]")]
+        server: String,
+        /// The user to log in as
+        #[arg(long, default_value = "Administrator")]
+        user: String,
+        /// The domain, if the account is not local
+        #[arg(long)]
+        domain: Option<String>,
+        /// Read the password from the first line of stdin (else ECSRDP_PASSWORD, else a prompt)
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Manage remembered server certificates
+    Trust {
+        #[command(subcommand)]
+        command: TrustCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// List remembered certificates
+    List,
+    /// Forget the certificate remembered for a target (an EC2 instance ID, `HOST:PORT`, or
+    /// `<CLUSTER>/<INSTANCE>` as typed) so the next connection asks again
+    Forget {
+        #[arg(value_name = "KEY")]
+        key: String,
+    },
+}
+
+/// Where to look in AWS and how to reach the instance.
+#[derive(Clone, Debug, ClapArgs)]
+pub struct AwsArgs {
+    /// The AWS profile (default: AWS_PROFILE or `default`)
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The AWS region (default: AWS_REGION or the profile's)
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// The key pair's private key (default: ECSRDP_KEY, then ~/.ssh/<KeyName>.pem and
+    /// ~/.ssh/<KeyName>); PEM PKCS#1/PKCS#8 or OpenSSH, passphrase from ECSRDP_KEY_PASSPHRASE or
+    /// a prompt
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The Windows user to log in as
+    #[arg(long, default_value = "Administrator")]
+    pub user: String,
+    /// Connect to the instance's private IP (from inside its VPC or over a VPN)
+    #[arg(long)]
+    pub private: bool,
+    /// Connect through a tunnel you run (e.g. an SSM port forward) at HOST:PORT instead of the
+    /// instance's address; the instance is still resolved and its password decrypted
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub via: Option<String>,
+    /// Wait until the password is ready (AWS takes up to 15 minutes after launch); an optional
+    /// duration such as 20m limits the wait
+    #[arg(
+        long,
+        value_name = "DURATION",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "15m",
+        value_parser = humantime::parse_duration
+    )]
+    pub wait: Option<Duration>,
+    /// How often --wait asks AWS
+    #[arg(long, hide = true, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+}
+
+/// How the RDP session runs and shows itself.
+#[derive(Clone, Debug, ClapArgs)]
+pub struct SessionArgs {
+    /// The remote desktop size, e.g. 1600x900 (default: the window's size)
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    pub size: Option<(u16, u16)>,
+    /// How the desktop fits the window: `fit` scales it (keeping its aspect), `none` shows it
+    /// 1:1 and asks the server to follow the window size
+    #[arg(long, value_enum, default_value_t = Scale::None)]
+    pub scale: Scale,
+    /// Run the session without a window (with --snapshot and --exit-after)
+    #[arg(long)]
+    pub headless: bool,
+    /// Write the desktop to this PNG file when the session ends
+    #[arg(long, value_name = "FILE.png")]
+    pub snapshot: Option<PathBuf>,
+    /// End the session cleanly after this long, e.g. 5s
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub exit_after: Option<Duration>,
+    /// Trust a server's certificate on first contact without asking (for scripts); a changed
+    /// certificate is still refused
+    #[arg(long)]
+    pub trust_new: bool,
+    /// Advertise no lossy codec (no RemoteFX), so every pixel arrives exactly as the server
+    /// has it; uses more bandwidth
+    #[arg(long)]
+    pub lossless: bool,
+    /// How long to wait for the TCP connection
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scale {
+    Fit,
+    None,
+}
+
+fn parse_size(text: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("`{text}` is not a size like 1280x800 (each side 200 to 8192)");
+    let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
+    let side = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|v| (200..=8192).contains(v))
+    };
+    Ok((side(w).ok_or_else(bad)?, side(h).ok_or_else(bad)?))
+}
+
+/// Splits `HOST[:PORT]` (IPv6 in brackets) with a default port.
+pub fn host_port(text: &str, default_port: u16) -> Result<(String, u16), String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok((addr.ip().to_string(), addr.port()));
+    }
+    let bad = || format!("`{text}` is not HOST[:PORT]");
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.starts_with('[') => {
+            (host, port.parse::<u16>().map_err(|_| bad())?)
+        }
+        _ => (text, default_port),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1280x800"), Ok((1280, 800)));
+        assert!(parse_size("12x8").is_err());
+        assert!(parse_size("big").is_err());
+    }
+
+    #[test]
+    fn host_ports() {
+        assert_eq!(
+            host_port("example.com", 3389),
+            Ok(("example.com".into(), 3389))
+        );
+        assert_eq!(
+            host_port("127.0.0.1:13389", 3389),
+            Ok(("127.0.0.1".into(), 13389))
+        );
+        assert_eq!(host_port("[::1]:5", 3389), Ok(("::1".into(), 5)));
+        assert_eq!(host_port("::1", 3389), Ok(("::1".into(), 3389)));
+        assert!(host_port("host:notaport", 3389).is_err());
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        use clap::CommandFactory as _;
+        Args::command().debug_assert();
+    }
+}

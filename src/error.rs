@@ -1,0 +1,71 @@
+//! The top-level error: every way a command can fail, each with its exit code.
+//!
+//! Exit codes (listed in the README): 0 ok, 2 usage, 3 AWS lookup, 4 password or key,
+//! 5 network or RDP.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::aws::AwsError;
+use crate::keyfile::KeyFileError;
+use crate::keys::KeyError;
+use crate::rdp::RdpError;
+use crate::target::TargetError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// A required prerequisite does not hold; the text says which and what to do.
+    #[error("{0}")]
+    Prerequisite(String),
+    #[error(
+        "the password of {instance} is not ready yet: Windows publishes it up to 15 minutes after \
+         launch{}; try again later, or add --wait to wait for it",
+        waited.map(|d| format!(" (waited {})", humantime::format_duration(d))).unwrap_or_default()
+    )]
+    PasswordNotReady {
+        instance: String,
+        waited: Option<Duration>,
+    },
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
+    #[error(
+        "the key {} does not match key pair `{key_name}` of instance {instance}: the password \
+         cannot be decrypted with it; pass the private key of `{key_name}` with --key",
+        .path.display()
+    )]
+    WrongKey {
+        path: PathBuf,
+        key_name: String,
+        instance: String,
+    },
+    #[error("{0}")]
+    Key(KeyError),
+    #[error(transparent)]
+    Rdp(#[from] RdpError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Error::Usage(_) | Error::Target(_) => 2,
+            Error::Aws(_) | Error::Prerequisite(_) => 3,
+            Error::PasswordNotReady { .. }
+            | Error::KeyFile(_)
+            | Error::WrongKey { .. }
+            | Error::Key(_) => 4,
+            Error::Rdp(_) | Error::Io { .. } => 5,
+        })
+    }
+}

@@ -1,0 +1,138 @@
+//! Finding and reading the key pair's private key file, and asking for its passphrase.
+//!
+//! The file is read into zeroizing memory and parsed; it is never copied or written.
+//! Order: `--key`, `ECSRDP_KEY`, `~/.ssh/<KeyName>.pem`, `~/.ssh/<KeyName>`.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::keys::{KeyError, PrivateKey};
+
+/// Where the key may be, in the order tried.
+#[derive(Clone, Debug)]
+pub struct KeySearch {
+    /// `--key` or `ECSRDP_KEY`: the only place looked at when given.
+    pub explicit: Option<PathBuf>,
+    /// The home directory, for `~/.ssh/<KeyName>[.pem]`.
+    pub home: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error(
+        "no private key for key pair `{key_name}` was found (tried {}); pass it with --key FILE or \
+         set ECSRDP_KEY",
+        list(.tried)
+    )]
+    NotFound {
+        key_name: String,
+        tried: Vec<PathBuf>,
+    },
+    #[error("cannot read the key file {}: {source}; check the path and its permissions", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the key {} is protected by a passphrase and there is no terminal to ask on; set \
+         ECSRDP_KEY_PASSPHRASE",
+        .path.display()
+    )]
+    PassphraseUnavailable { path: PathBuf },
+    #[error("{}: {source}", .path.display())]
+    Key { path: PathBuf, source: KeyError },
+}
+
+impl KeyFileError {
+    /// The key file that was read, when one was.
+    pub fn key(&self) -> Option<&KeyError> {
+        match self {
+            KeyFileError::Key { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl KeySearch {
+    /// The standard search: `--key`, else `ECSRDP_KEY`, else `~/.ssh`.
+    pub fn standard(flag: Option<PathBuf>) -> Self {
+        let explicit = flag.or_else(|| std::env::var_os("ECSRDP_KEY").map(PathBuf::from));
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        KeySearch { explicit, home }
+    }
+
+    /// The paths to try for `key_name`, in order.
+    pub fn candidates(&self, key_name: &str) -> Vec<PathBuf> {
+        if let Some(path) = &self.explicit {
+            return vec![path.clone()];
+        }
+        let Some(home) = &self.home else {
+            return Vec::new();
+        };
+        let ssh = home.join(".ssh");
+        vec![ssh.join(format!("{key_name}.pem")), ssh.join(key_name)]
+    }
+
+    /// Finds, reads and parses the key for `key_name`, asking for a passphrase if needed.
+    pub fn load(&self, key_name: &str) -> Result<(PathBuf, PrivateKey), KeyFileError> {
+        let tried = self.candidates(key_name);
+        let path = tried
+            .iter()
+            .find(|path| path.exists() || self.explicit.is_some())
+            .cloned()
+            .ok_or_else(|| KeyFileError::NotFound {
+                key_name: key_name.to_owned(),
+                tried: tried.clone(),
+            })?;
+        let key = load_file(&path)?;
+        Ok((path, key))
+    }
+}
+
+/// Reads and parses one key file.
+pub fn load_file(path: &Path) -> Result<PrivateKey, KeyFileError> {
+    let text = std::fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .map_err(|source| KeyFileError::Unreadable {
+            path: path.to_owned(),
+            source,
+        })?;
+    let passphrase = if PrivateKey::needs_passphrase(&text) {
+        Some(passphrase(path)?)
+    } else {
+        None
+    };
+    PrivateKey::parse(&text, passphrase.as_deref().map(String::as_str)).map_err(|source| {
+        KeyFileError::Key {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// `ECSRDP_KEY_PASSPHRASE` for scripts, else a no-echo prompt on the terminal.
+fn passphrase(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+    if let Ok(value) = std::env::var("ECSRDP_KEY_PASSPHRASE") {
+        return Ok(Zeroizing::new(value));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(KeyFileError::PassphraseUnavailable {
+            path: path.to_owned(),
+        });
+    }
+    rpassword::prompt_password(format!("Passphrase for {}: ", path.display()))
+        .map(Zeroizing::new)
+        .map_err(|_| KeyFileError::PassphraseUnavailable {
+            path: path.to_owned(),
+        })
+}

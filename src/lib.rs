@@ -1,0 +1,20 @@
+//! ecsrdp: remote desktop for Amazon ECS Windows container instances in one command.
+//!
+//! The data flows one way: command line → [`target`] → [`aws`] (instance, address, checks,
+//! encrypted password) → [`keys`] (decrypt) → [`rdp`] (connect, session) → [`render`] (shared
+//! framebuffer, damage) → [`window`] or [`headless`]. `app` wires the commands together.
+
+pub mod app;
+pub mod aws;
+pub mod cli;
+pub mod error;
+pub mod headless;
+pub mod keyfile;
+pub mod keys;
+pub mod launch;
+pub mod rdp;
+pub mod render;
+pub mod target;
+pub mod window;
+
+pub use error::Error;

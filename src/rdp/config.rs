@@ -1,0 +1,84 @@
+//! The connector configuration: what we announce to the server (MS-RDPBCGR 2.2.1.3, client
+//! data blocks, and 2.2.7, capability sets). Pure.
+
+use ironrdp::connector::{BitmapConfig, Config, Credentials, DesktopSize};
+use ironrdp::pdu::rdp::capability_sets::{
+    client_codecs_capabilities, BitmapCodecs, MajorPlatformType,
+};
+use ironrdp::pdu::rdp::client_info::{CompressionType, PerformanceFlags, TimezoneInfo};
+
+use super::Endpoint;
+
+/// Choices that shape the connection, beyond where and who.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectOptions {
+    pub desktop: (u16, u16),
+    /// The window's scale factor in percent (100 = 1.0), sent so the server sizes text for it.
+    pub scale_percent: u32,
+    /// Advertise no lossy codec, so every pixel arrives exactly (tests, screenshots).
+    pub lossless: bool,
+    pub connect_timeout: std::time::Duration,
+}
+
+pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) -> Config {
+    // With no codec listed the server falls back to lossless bitmaps (planar, interleaved RLE
+    // or raw); RemoteFX is faster on real Windows but lossy.
+    let codecs = if options.lossless {
+        BitmapCodecs(Vec::new())
+    } else {
+        client_codecs_capabilities(&[]).unwrap_or(BitmapCodecs(Vec::new()))
+    };
+    Config {
+        desktop_size: DesktopSize {
+            width: options.desktop.0,
+            height: options.desktop.1,
+        },
+        desktop_scale_factor: options.scale_percent,
+        enable_tls: true,
+        enable_credssp: true,
+        credentials: Credentials::UsernamePassword {
+            username: endpoint.user.clone(),
+            password: endpoint.password.expose().to_owned(),
+        },
+        domain: endpoint.domain.clone(),
+        client_build: 0,
+        client_name: "ecsrdp".to_owned(),
+        keyboard_type: ironrdp::pdu::gcc::KeyboardType::IbmEnhanced,
+        keyboard_subtype: 0,
+        keyboard_functional_keys_count: 12,
+        // 0: let the server use its own layout; we send physical scancodes.
+        keyboard_layout: 0,
+        ime_file_name: String::new(),
+        bitmap: Some(BitmapConfig {
+            lossy_compression: !options.lossless,
+            color_depth: 32,
+            codecs,
+        }),
+        dig_product_id: String::new(),
+        client_dir: String::new(),
+        alternate_shell: String::new(),
+        work_dir: String::new(),
+        platform: platform(),
+        hardware_id: None,
+        request_data: None,
+        autologon: false,
+        enable_audio_playback: false,
+        performance_flags: PerformanceFlags::default(),
+        license_cache: None,
+        timezone_info: TimezoneInfo::default(),
+        // Bulk compression saves bandwidth on real links; the session keeps it on across
+        // reactivation.
+        compression_type: Some(CompressionType::Rdp61),
+        enable_server_pointer: true,
+        pointer_software_rendering: false,
+        multitransport_flags: None,
+    }
+}
+
+fn platform() -> MajorPlatformType {
+    if cfg!(target_os = "macos") {
+        MajorPlatformType::MACINTOSH
+    } else {
+        MajorPlatformType::UNIX
+    }
+}

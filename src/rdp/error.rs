@@ -1,0 +1,72 @@
+//! What can go wrong between us and an RDP server, split by who is at fault.
+
+#[derive(Debug, thiserror::Error)]
+pub enum RdpError {
+    #[error(
+        "no password: pass --password-stdin, set ECSRDP_PASSWORD, or run on a terminal to be asked"
+    )]
+    NoPassword,
+    #[error("cannot resolve host `{host}`: {detail}; check the name, or use --private or --via")]
+    Resolve { host: String, detail: String },
+    #[error(
+        "cannot connect to {addr}: {detail}. Check that the instance is running, that a security \
+         group admits TCP {port} from your address, and that nothing blocks the way (or use --via \
+         with a tunnel)"
+    )]
+    Unreachable {
+        addr: String,
+        port: u16,
+        detail: String,
+    },
+    #[error("the connection to {addr} timed out after {seconds} s; the port may be filtered by a security group or firewall")]
+    Timeout { addr: String, seconds: u64 },
+    #[error("the TLS handshake with {addr} failed: {detail}")]
+    Tls { addr: String, detail: String },
+    #[error(
+        "the certificate of {key} has CHANGED since it was first trusted (was {old}, now {new}). \
+         This happens when an instance is replaced or its certificate renewed, but can also mean \
+         someone is intercepting the connection. If you expected it, forget the old one with \
+         `ecsrdp trust forget {key}` and connect again"
+    )]
+    CertificateChanged {
+        key: String,
+        old: String,
+        new: String,
+    },
+    #[error("the certificate of {key} (SHA-256 {fingerprint}) was not trusted; nothing was sent")]
+    CertificateRejected { key: String, fingerprint: String },
+    #[error(
+        "the certificate of {key} (SHA-256 {fingerprint}) is new and there is no terminal to ask \
+         on; check the fingerprint and pass --trust-new to accept it"
+    )]
+    CertificateUnconfirmed { key: String, fingerprint: String },
+    #[error("cannot use the trust store {path}: {detail}")]
+    TrustStore { path: String, detail: String },
+    #[error(
+        "{addr} refused the login of `{user}`: wrong user name or password, or the account may not \
+         log in remotely ({detail})"
+    )]
+    LoginFailed {
+        addr: String,
+        user: String,
+        detail: String,
+    },
+    #[error("{addr} and ecsrdp share no security protocol: {detail}")]
+    Negotiation { addr: String, detail: String },
+    #[error("{addr} closed the connection during {stage}; the server may be overloaded, restarting, or not an RDP server")]
+    Dropped { addr: String, stage: &'static str },
+    #[error("{addr} sent data ecsrdp cannot understand during {stage} ({detail}); is this an RDP server?")]
+    Protocol {
+        addr: String,
+        stage: &'static str,
+        detail: String,
+    },
+    #[error("the session with {addr} ended: {detail}")]
+    SessionLost { addr: String, detail: String },
+    #[error("cannot write the snapshot {path}: {detail}")]
+    Snapshot { path: String, detail: String },
+    #[error(
+        "cannot open a window: {0}. Without a display, use --headless (with --snapshot FILE.png)"
+    )]
+    Window(String),
+}

@@ -1,0 +1,57 @@
+//! The RDP client: connect (TCP, X.224, TLS, CredSSP), decide certificate trust, and drive the
+//! session into [`render`](crate::render)'s shared framebuffer.
+//!
+//! Knows nothing of AWS or windows: it gets an [`Endpoint`], takes [`Command`]s and reports to a
+//! [`FrameSink`].
+
+mod config;
+mod connect;
+mod error;
+mod session;
+mod trust;
+
+use std::io::{BufRead as _, IsTerminal as _};
+
+pub use self::connect::{connect, ConnectOptions, Connected};
+pub use self::error::RdpError;
+pub use self::session::{run_session, Command, FrameSink, Outcome, PointerShape};
+pub use self::trust::{fingerprint, TrustDecision, TrustKey, TrustPrompt, TrustStore};
+use crate::keys::Password;
+
+/// Where and as whom to connect; the password stays redacted in `Debug`.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub domain: Option<String>,
+    pub password: Password,
+    /// What the server's certificate is remembered under.
+    pub trust_key: TrustKey,
+    /// What the user calls it, for the window title and messages.
+    pub title: String,
+}
+
+/// The password for `direct`: first line of stdin, else `ECSRDP_PASSWORD`, else a no-echo
+/// prompt. Never from a command-line argument, which other users can see in `ps`.
+pub fn read_password(from_stdin: bool) -> Result<Password, RdpError> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|_| RdpError::NoPassword)?;
+        let password = Password::new(line.trim_end_matches(['\r', '\n']).to_owned());
+        zeroize::Zeroize::zeroize(&mut line);
+        return Ok(password);
+    }
+    if let Ok(password) = std::env::var("ECSRDP_PASSWORD") {
+        return Ok(Password::new(password));
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("Password: ")
+            .map(Password::new)
+            .map_err(|_| RdpError::NoPassword);
+    }
+    Err(RdpError::NoPassword)
+}

@@ -1,0 +1,335 @@
+//! The active session (MS-RDPBCGR 1.3.1.2 onwards): read PDUs and decode them into the shared
+//! framebuffer, send input, follow resizes and reactivation, end cleanly.
+//!
+//! Commands in (a bounded channel from the window), wake-ups out (a [`FrameSink`]): pixels never
+//! travel through a channel, they stay in [`SharedFrame`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironrdp::connector::connection_activation::ConnectionActivationState;
+use ironrdp::connector::ConnectionResult;
+use ironrdp::graphics::pointer::DecodedPointer;
+use ironrdp::input::{Database, Operation};
+use ironrdp::pdu::input::fast_path::FastPathInputEvent;
+use ironrdp::pdu::rdp::client_info::CompressionType;
+use ironrdp::session::{fast_path, ActiveStage, ActiveStageBuilder, ActiveStageOutput};
+use ironrdp_tokio::{split_tokio_framed, FramedWrite as _, TokioFramed};
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, trace, warn};
+
+use super::connect::{is_disconnect, Connected, Stream};
+use super::RdpError;
+use crate::render::{Rect, SharedFrame};
+
+/// What the window asks of the session.
+#[derive(Clone, Debug)]
+pub enum Command {
+    Input(Vec<Operation>),
+    /// Release every held key and button (the window lost focus).
+    ReleaseAll,
+    /// Ask the server for a new desktop size (debounced here: resizes come in bursts).
+    Resize {
+        width: u32,
+        height: u32,
+        scale_percent: u32,
+    },
+    Close,
+}
+
+/// The pointer the server wants shown.
+#[derive(Clone, Debug)]
+pub enum PointerShape {
+    Default,
+    Hidden,
+    Bitmap(Arc<DecodedPointer>),
+}
+
+/// Where the session's news goes: a wake-up per batch of pixels, pointer changes.
+pub trait FrameSink: Send + 'static {
+    /// New damage is in the shared frame. Called once per PDU at most; coalescing is the
+    /// sink's job.
+    fn frame_ready(&self);
+    fn pointer(&self, shape: PointerShape);
+}
+
+/// How a session ended, when it ended well.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server ended it (log off, admin disconnect...) with this reason.
+    ServerEnded(String),
+    /// The window was closed.
+    Closed,
+    /// `--exit-after` ran out.
+    TimeUp,
+}
+
+/// How long to wait after the last resize before asking the server for it.
+const RESIZE_DEBOUNCE: Duration = Duration::from_millis(400);
+
+type Reader = TokioFramed<ReadHalf<Stream>>;
+type Writer = TokioFramed<WriteHalf<Stream>>;
+
+/// Drives the session until it ends; the frame is resized to whatever the server grants.
+pub async fn run_session(
+    connected: Connected,
+    frame: Arc<SharedFrame>,
+    mut commands: mpsc::Receiver<Command>,
+    sink: impl FrameSink,
+    exit_after: Option<Duration>,
+) -> Result<Outcome, RdpError> {
+    let Connected {
+        framed,
+        result,
+        addr,
+        ..
+    } = connected;
+    let (mut reader, mut writer) = split_tokio_framed(framed);
+    let compression = result.compression_type;
+    let activation = result.activation_factory.clone();
+    let mut stage = active_stage(result);
+    let mut input = Database::new();
+    let mut pending_resize: Option<(Instant, u32, u32, u32)> = None;
+    let deadline = exit_after.map(|d| Instant::now() + d);
+    let lost = |e: &dyn std::fmt::Display| RdpError::SessionLost {
+        addr: addr.clone(),
+        detail: e.to_string(),
+    };
+
+    loop {
+        let resize_at = pending_resize.map(|(at, ..)| at);
+        tokio::select! {
+            pdu = reader.read_pdu() => {
+                let (action, payload) = pdu.map_err(|e| {
+                    if is_disconnect(&e) {
+                        RdpError::Dropped { addr: addr.clone(), stage: "the session" }
+                    } else {
+                        lost(&e)
+                    }
+                })?;
+                trace!(?action, len = payload.len(), "pdu");
+                let outputs = {
+                    let mut frame = frame.lock();
+                    let outputs = stage
+                        .process(&mut frame.image, action, &payload)
+                        .map_err(|e| RdpError::Protocol {
+                            addr: addr.clone(),
+                            stage: "the session",
+                            detail: e.report().to_string(),
+                        })?;
+                    let mut damaged = false;
+                    for output in &outputs {
+                        if let ActiveStageOutput::GraphicsUpdate(rect) = output {
+                            frame.add_damage(Rect::from(rect));
+                            damaged = true;
+                        }
+                    }
+                    if damaged {
+                        sink.frame_ready();
+                    }
+                    outputs
+                };
+                for output in outputs {
+                    match output {
+                        ActiveStageOutput::GraphicsUpdate(_) => {}
+                        ActiveStageOutput::ResponseFrame(bytes) => {
+                            writer.write_all(&bytes).await.map_err(|e| lost(&e))?;
+                        }
+                        ActiveStageOutput::PointerDefault => sink.pointer(PointerShape::Default),
+                        ActiveStageOutput::PointerHidden => sink.pointer(PointerShape::Hidden),
+                        ActiveStageOutput::PointerBitmap(bitmap) => {
+                            sink.pointer(PointerShape::Bitmap(bitmap));
+                        }
+                        ActiveStageOutput::PointerPosition { .. } => {}
+                        ActiveStageOutput::Terminate(reason) => {
+                            let reason = reason.description();
+                            info!(%reason, "the server ended the session");
+                            return Ok(Outcome::ServerEnded(reason));
+                        }
+                        ActiveStageOutput::DeactivateAll => {
+                            reactivate(&mut reader, &mut writer, &activation, &mut stage, compression, &frame, &addr)
+                                .await?;
+                            sink.frame_ready();
+                        }
+                        other => debug!(?other, "ignored session output"),
+                    }
+                }
+            }
+            command = commands.recv() => {
+                let events: Vec<FastPathInputEvent> = match command {
+                    Some(Command::Input(operations)) => input.apply(operations).into_iter().collect(),
+                    Some(Command::ReleaseAll) => input.release_all().into_iter().collect(),
+                    Some(Command::Resize { width, height, scale_percent }) => {
+                        pending_resize = Some((Instant::now() + RESIZE_DEBOUNCE, width, height, scale_percent));
+                        continue;
+                    }
+                    Some(Command::Close) | None => {
+                        shutdown(stage.graceful_shutdown(), &mut writer).await;
+                        return Ok(Outcome::Closed);
+                    }
+                };
+                if events.is_empty() {
+                    continue;
+                }
+                let outputs = {
+                    let mut frame = frame.lock();
+                    stage.process_fastpath_input(&mut frame.image, &events)
+                }
+                .map_err(|e| lost(&e.report()))?;
+                for output in outputs {
+                    if let ActiveStageOutput::ResponseFrame(bytes) = output {
+                        writer.write_all(&bytes).await.map_err(|e| lost(&e))?;
+                    }
+                }
+            }
+            () = sleep_until(resize_at), if resize_at.is_some() => {
+                if let Some((_, width, height, scale)) = pending_resize.take() {
+                    request_resize(&mut stage, &mut writer, width, height, scale).await.map_err(|e| lost(&e))?;
+                }
+            }
+            () = sleep_until(deadline), if deadline.is_some() => {
+                shutdown(stage.graceful_shutdown(), &mut writer).await;
+                return Ok(Outcome::TimeUp);
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn active_stage(result: ConnectionResult) -> ActiveStage {
+    ActiveStageBuilder {
+        static_channels: result.static_channels,
+        user_channel_id: result.user_channel_id,
+        io_channel_id: result.io_channel_id,
+        message_channel_id: result.message_channel_id,
+        share_id: result.share_id,
+        compression_type: result.compression_type,
+        enable_server_pointer: result.enable_server_pointer,
+        pointer_software_rendering: result.pointer_software_rendering,
+    }
+    .build()
+}
+
+/// Deactivation-Reactivation Sequence (MS-RDPBCGR 1.3.1.3): the server tears the share down
+/// (usually to change the desktop size) and builds it again. The image is replaced at the new
+/// size; bulk decompression stays on, since the server keeps compressing.
+async fn reactivate(
+    reader: &mut Reader,
+    writer: &mut Writer,
+    activation: &ironrdp::connector::connection_activation::ConnectionActivationFactory,
+    stage: &mut ActiveStage,
+    compression: Option<CompressionType>,
+    frame: &SharedFrame,
+    addr: &str,
+) -> Result<(), RdpError> {
+    let mut sequence = activation.create();
+    let mut buf = ironrdp::core::WriteBuf::new();
+    loop {
+        let written = ironrdp_tokio::single_sequence_step_read(reader, &mut sequence, &mut buf)
+            .await
+            .map_err(|e| super::connect::classify(e, addr, "", "reactivation"))?;
+        if written.size().is_some() {
+            writer
+                .write_all(buf.filled())
+                .await
+                .map_err(|e| RdpError::SessionLost {
+                    addr: addr.to_owned(),
+                    detail: e.to_string(),
+                })?;
+        }
+        if let ConnectionActivationState::Finalized {
+            desktop_size,
+            share_id,
+            enable_server_pointer,
+            pointer_software_rendering,
+        } = sequence.connection_activation_state()
+        {
+            info!(
+                width = desktop_size.width,
+                height = desktop_size.height,
+                "reactivated"
+            );
+            frame
+                .lock()
+                .replace(desktop_size.width, desktop_size.height);
+            stage.set_fastpath_processor(
+                fast_path::ProcessorBuilder {
+                    io_channel_id: sequence.io_channel_id(),
+                    user_channel_id: sequence.user_channel_id(),
+                    share_id,
+                    enable_server_pointer,
+                    pointer_software_rendering,
+                    bulk_decompressor: compression.and_then(bulk_decompressor),
+                }
+                .build(),
+            );
+            stage.set_share_id(share_id);
+            stage.set_enable_server_pointer(enable_server_pointer);
+            return Ok(());
+        }
+    }
+}
+
+fn bulk_decompressor(compression: CompressionType) -> Option<ironrdp_bulk::BulkCompressor> {
+    let level = match compression {
+        CompressionType::K8 => ironrdp_bulk::CompressionType::Rdp4,
+        CompressionType::K64 => ironrdp_bulk::CompressionType::Rdp5,
+        CompressionType::Rdp6 => ironrdp_bulk::CompressionType::Rdp6,
+        CompressionType::Rdp61 => ironrdp_bulk::CompressionType::Rdp61,
+    };
+    ironrdp_bulk::BulkCompressor::new(level)
+        .inspect_err(|e| warn!(error = %e, "bulk decompression unavailable after reactivation"))
+        .ok()
+}
+
+/// Asks for a new desktop size over Display Control (MS-RDPEDISP 2.2.2.2); without that channel
+/// the window keeps letterboxing the old size.
+async fn request_resize(
+    stage: &mut ActiveStage,
+    writer: &mut Writer,
+    width: u32,
+    height: u32,
+    scale_percent: u32,
+) -> std::io::Result<()> {
+    use ironrdp::displaycontrol::pdu::MonitorLayoutEntry;
+    let (width, height) = MonitorLayoutEntry::adjust_display_size(width, height);
+    match stage.encode_resize(width, height, Some(scale_percent), None) {
+        Some(Ok(bytes)) => {
+            debug!(width, height, "asking the server to resize");
+            writer.write_all(&bytes).await
+        }
+        Some(Err(e)) => {
+            warn!(error = %e.report(), "cannot encode a resize request");
+            Ok(())
+        }
+        None => {
+            debug!("the server offers no display control; scaling locally");
+            Ok(())
+        }
+    }
+}
+
+/// Tells the server we are leaving (MS-RDPBCGR 1.3.1.4.1); a failure here changes nothing for
+/// the user, who is leaving anyway.
+async fn shutdown(
+    outputs: ironrdp::session::SessionResult<Vec<ActiveStageOutput>>,
+    writer: &mut Writer,
+) {
+    if let Ok(outputs) = outputs {
+        for output in outputs {
+            if let ActiveStageOutput::ResponseFrame(bytes) = output {
+                if writer.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! The framebuffer shared by the session (which decodes into it) and the window (which copies
+//! out of it), the damage between them, and the blit into a window buffer.
+//!
+//! Pure: no IO, no async, no AWS. The image is IronRDP's `DecodedImage` in `BgrX32`: on
+//! little-endian its bytes read as softbuffer's `0RGB` `u32`, so the blit is a row copy that
+//! clears the top byte (IronRDP writes 0xFF there; softbuffer wants 0), with no branch per pixel.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use ironrdp::graphics::image_processing::PixelFormat;
+use ironrdp::pdu::geometry::InclusiveRectangle;
+use ironrdp::session::image::DecodedImage;
+
+/// The pixel format every image is decoded into.
+pub const PIXEL_FORMAT: PixelFormat = PixelFormat::BgrX32;
+
+/// What the window shows outside the desktop (letterbox bars).
+pub const BACKGROUND: u32 = 0x0020_2020;
+
+/// A rectangle in pixels, right and bottom exclusive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+impl Rect {
+    pub fn new(x: u32, y: u32, w: u32, h: u32) -> Self {
+        Rect { x, y, w, h }
+    }
+
+    pub fn right(&self) -> u32 {
+        self.x + self.w
+    }
+
+    pub fn bottom(&self) -> u32 {
+        self.y + self.h
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.w == 0 || self.h == 0
+    }
+
+    pub fn area(&self) -> u64 {
+        u64::from(self.w) * u64::from(self.h)
+    }
+
+    pub fn union(&self, other: &Rect) -> Rect {
+        let x = self.x.min(other.x);
+        let y = self.y.min(other.y);
+        Rect::new(
+            x,
+            y,
+            self.right().max(other.right()) - x,
+            self.bottom().max(other.bottom()) - y,
+        )
+    }
+
+    /// Whether the two overlap or share an edge, so merging them wastes nothing much.
+    pub fn touches(&self, other: &Rect) -> bool {
+        self.x <= other.right()
+            && other.x <= self.right()
+            && self.y <= other.bottom()
+            && other.y <= self.bottom()
+    }
+
+    /// The part inside a `width`×`height` area.
+    pub fn clip(&self, width: u32, height: u32) -> Rect {
+        let x = self.x.min(width);
+        let y = self.y.min(height);
+        Rect::new(
+            x,
+            y,
+            self.right().min(width) - x,
+            self.bottom().min(height) - y,
+        )
+    }
+}
+
+impl From<&InclusiveRectangle> for Rect {
+    fn from(r: &InclusiveRectangle) -> Self {
+        let (left, top) = (u32::from(r.left), u32::from(r.top));
+        Rect::new(
+            left,
+            top,
+            (u32::from(r.right) + 1).saturating_sub(left),
+            (u32::from(r.bottom) + 1).saturating_sub(top),
+        )
+    }
+}
+
+/// Changed areas not yet shown, merged so that a burst of small updates stays a few rects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Damage {
+    rects: Vec<Rect>,
+}
+
+impl Damage {
+    /// Past this many separate rects, one bounding rect is cheaper to track and copy.
+    const MAX_RECTS: usize = 16;
+
+    pub fn full(width: u32, height: u32) -> Self {
+        Damage {
+            rects: vec![Rect::new(0, 0, width, height)],
+        }
+    }
+
+    pub fn add(&mut self, rect: Rect) {
+        if rect.is_empty() {
+            return;
+        }
+        let mut merged = rect;
+        // Absorb every rect the growing one touches; repeat, since growth can reach others.
+        loop {
+            let before = self.rects.len();
+            self.rects.retain(|r| {
+                if r.touches(&merged) {
+                    merged = merged.union(r);
+                    false
+                } else {
+                    true
+                }
+            });
+            if self.rects.len() == before {
+                break;
+            }
+        }
+        self.rects.push(merged);
+        if self.rects.len() > Self::MAX_RECTS {
+            let bounds = self.rects.iter().fold(self.rects[0], |acc, r| acc.union(r));
+            self.rects = vec![bounds];
+        }
+    }
+
+    pub fn extend(&mut self, other: &Damage) {
+        for rect in &other.rects {
+            self.add(*rect);
+        }
+    }
+
+    pub fn rects(&self) -> &[Rect] {
+        &self.rects
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rects.is_empty()
+    }
+
+    pub fn area(&self) -> u64 {
+        self.rects.iter().map(Rect::area).sum()
+    }
+}
+
+/// The session's image plus what changed since the window last looked.
+pub struct Frame {
+    pub image: DecodedImage,
+    damage: Damage,
+    /// Bumped when the image is replaced (new size), so the window lays out again.
+    generation: u64,
+}
+
+impl Frame {
+    pub fn size(&self) -> (u32, u32) {
+        (
+            u32::from(self.image.width()),
+            u32::from(self.image.height()),
+        )
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn add_damage(&mut self, rect: Rect) {
+        let (w, h) = self.size();
+        self.damage.add(rect.clip(w, h));
+    }
+
+    pub fn take_damage(&mut self) -> Damage {
+        std::mem::take(&mut self.damage)
+    }
+
+    /// A new, black image of another size (server-side resize, reactivation).
+    pub fn replace(&mut self, width: u16, height: u16) {
+        self.image = DecodedImage::new(PIXEL_FORMAT, width, height);
+        self.damage = Damage::full(u32::from(width), u32::from(height));
+        self.generation += 1;
+    }
+}
+
+/// The frame behind a mutex: the session holds it while decoding one PDU, the window while
+/// copying damaged rows out; neither holds it for longer.
+pub struct SharedFrame(Mutex<Frame>);
+
+impl SharedFrame {
+    pub fn new(width: u16, height: u16) -> Self {
+        SharedFrame(Mutex::new(Frame {
+            image: DecodedImage::new(PIXEL_FORMAT, width, height),
+            damage: Damage::default(),
+            generation: 0,
+        }))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Frame> {
+        // A panic while holding the lock leaves at worst a half-drawn frame: keep showing it.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Remembers the damage of recent presents, because a window buffer of age `n` holds the
+/// frame from `n` presents ago and needs everything that changed since.
+#[derive(Debug, Default)]
+pub struct DamageTracker {
+    /// Newest first: the damage of each of the last presents.
+    history: Vec<Damage>,
+}
+
+impl DamageTracker {
+    const DEPTH: usize = 4;
+
+    /// Forget everything: after a resize or layout change every buffer is stale.
+    pub fn reset(&mut self) {
+        self.history.clear();
+    }
+
+    /// Records this present's damage and returns what a buffer of `age` must redraw, or
+    /// `None` for "everything" (unknown contents, or older than we remember).
+    pub fn next(&mut self, damage: Damage, age: u8) -> Option<Damage> {
+        let age = usize::from(age);
+        let mut region = damage.clone();
+        let known = age >= 1 && age <= self.history.len() + 1;
+        if known {
+            for past in &self.history[..age - 1] {
+                region.extend(past);
+            }
+        }
+        self.history.insert(0, damage);
+        self.history.truncate(Self::DEPTH);
+        known.then_some(region)
+    }
+}
+
+/// Where the desktop sits in the window and at what size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub desktop: (u32, u32),
+    pub window: (u32, u32),
+    /// The desktop's area in the window.
+    pub view: Rect,
+}
+
+impl Layout {
+    /// 1:1 at the top left; a smaller window cuts it off at its edge.
+    pub fn unscaled(desktop: (u32, u32), window: (u32, u32)) -> Self {
+        Layout {
+            desktop,
+            window,
+            view: Rect::new(0, 0, desktop.0, desktop.1),
+        }
+    }
+
+    /// Scaled to fit the window, aspect kept, centred between bars.
+    pub fn fit(desktop: (u32, u32), window: (u32, u32)) -> Self {
+        let (dw, dh) = (u64::from(desktop.0.max(1)), u64::from(desktop.1.max(1)));
+        let (ww, wh) = (u64::from(window.0), u64::from(window.1));
+        // Compare ww/dw with wh/dh without floating point.
+        let (w, h) = if ww * dh <= wh * dw {
+            (ww, ww * dh / dw)
+        } else {
+            (wh * dw / dh, wh)
+        };
+        let (w, h) = (to_u32(w), to_u32(h));
+        Layout {
+            desktop,
+            window,
+            view: Rect::new((window.0 - w) / 2, (window.1 - h) / 2, w, h),
+        }
+    }
+
+    pub fn is_scaled(&self) -> bool {
+        (self.view.w, self.view.h) != self.desktop
+    }
+
+    /// The desktop pixel under a window position, clamped to the desktop's edge.
+    pub fn to_desktop(&self, x: f64, y: f64) -> (u16, u16) {
+        let map = |pos: f64, start: u32, len: u32, size: u32| {
+            if len == 0 || size == 0 {
+                return 0;
+            }
+            let rel = (pos - f64::from(start)) * f64::from(size) / f64::from(len);
+            // INVARIANT: clamped to 0..size-1, and size comes from a u16 desktop size.
+            u16::try_from(rel.floor().clamp(0.0, f64::from(size - 1)) as u32).unwrap_or(u16::MAX)
+        };
+        (
+            map(x, self.view.x, self.view.w, self.desktop.0),
+            map(y, self.view.y, self.view.h, self.desktop.1),
+        )
+    }
+
+    /// The window area a desktop rect covers once laid out.
+    pub fn to_window(&self, r: Rect) -> Rect {
+        if !self.is_scaled() {
+            return Rect::new(r.x + self.view.x, r.y + self.view.y, r.w, r.h)
+                .clip(self.window.0, self.window.1);
+        }
+        let scale = |v: u32, len: u32, size: u32| {
+            to_u32(u64::from(v) * u64::from(len) / u64::from(size.max(1)))
+        };
+        let scale_up = |v: u32, len: u32, size: u32| {
+            to_u32((u64::from(v) * u64::from(len)).div_ceil(u64::from(size.max(1))))
+        };
+        let x0 = self.view.x + scale(r.x, self.view.w, self.desktop.0);
+        let y0 = self.view.y + scale(r.y, self.view.h, self.desktop.1);
+        let x1 = self.view.x + scale_up(r.right(), self.view.w, self.desktop.0);
+        let y1 = self.view.y + scale_up(r.bottom(), self.view.h, self.desktop.1);
+        Rect::new(x0, y0, x1 - x0, y1 - y0).clip(self.window.0, self.window.1)
+    }
+}
+
+fn to_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// One `BgrX32` pixel as softbuffer's `0RGB`: the bytes are already in place on little-endian;
+/// `from_le_bytes` keeps it right on big-endian too, and the mask clears IronRDP's 0xFF.
+#[inline(always)]
+fn pixel(bgrx: &[u8]) -> u32 {
+    u32::from_le_bytes([bgrx[0], bgrx[1], bgrx[2], 0])
+}
+
+/// Copies desktop `rect` into the window buffer at the layout's place, scaling when the layout
+/// does. Touches only the rows and columns `rect` covers.
+pub fn blit(image: &DecodedImage, layout: &Layout, rect: Rect, dst: &mut [u32]) {
+    let (w, h) = (u32::from(image.width()), u32::from(image.height()));
+    let rect = rect.clip(w, h);
+    if rect.is_empty() || layout.desktop != (w, h) {
+        return;
+    }
+    let src = image.data();
+    let src_stride = w as usize * 4;
+    let dst_stride = layout.window.0 as usize;
+    if !layout.is_scaled() {
+        let target = layout.to_window(rect);
+        for row in 0..target.h as usize {
+            let sy = rect.y as usize + row;
+            let src_row = &src[sy * src_stride + rect.x as usize * 4..][..target.w as usize * 4];
+            let start = (target.y as usize + row) * dst_stride + target.x as usize;
+            let dst_row = &mut dst[start..start + target.w as usize];
+            for (d, s) in dst_row.iter_mut().zip(src_row.chunks_exact(4)) {
+                *d = pixel(s);
+            }
+        }
+        return;
+    }
+    // Scaled: each window pixel takes the desktop pixel under its centre (nearest neighbour).
+    let target = layout.to_window(rect);
+    let view = layout.view;
+    let src_x = |wx: u32| {
+        let rel = u64::from(wx - view.x) * 2 + 1;
+        ((rel * u64::from(w)) / (u64::from(view.w) * 2)).min(u64::from(w - 1)) as usize
+    };
+    let src_y = |wy: u32| {
+        let rel = u64::from(wy - view.y) * 2 + 1;
+        ((rel * u64::from(h)) / (u64::from(view.h) * 2)).min(u64::from(h - 1)) as usize
+    };
+    let columns: Vec<usize> = (target.x..target.right()).map(src_x).collect();
+    for wy in target.y..target.bottom() {
+        let src_row = &src[src_y(wy) * src_stride..][..src_stride];
+        let start = wy as usize * dst_stride + target.x as usize;
+        let dst_row = &mut dst[start..start + target.w as usize];
+        for (d, &sx) in dst_row.iter_mut().zip(&columns) {
+            *d = pixel(&src_row[sx * 4..sx * 4 + 4]);
+        }
+    }
+}
+
+/// Paints the whole window: bars, then the whole desktop. For buffers of unknown contents.
+pub fn blit_all(image: &DecodedImage, layout: &Layout, dst: &mut [u32]) {
+    let view = layout.view;
+    let stride = layout.window.0 as usize;
+    for (y, row) in dst.chunks_exact_mut(stride).enumerate() {
+        let y = y as u32;
+        if y < view.y || y >= view.bottom() {
+            row.fill(BACKGROUND);
+        } else {
+            let left = (view.x as usize).min(row.len());
+            let right = (view.right() as usize).min(row.len());
+            row[..left].fill(BACKGROUND);
+            row[right..].fill(BACKGROUND);
+        }
+    }
+    let (w, h) = layout.desktop;
+    blit(image, layout, Rect::new(0, 0, w, h), dst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damage_merges_touching_and_keeps_apart_the_rest() {
+        let mut d = Damage::default();
+        d.add(Rect::new(0, 0, 10, 10));
+        d.add(Rect::new(10, 0, 10, 10));
+        assert_eq!(d.rects(), &[Rect::new(0, 0, 20, 10)]);
+        d.add(Rect::new(100, 100, 5, 5));
+        assert_eq!(d.rects().len(), 2);
+        d.add(Rect::new(0, 0, 0, 5));
+        assert_eq!(d.rects().len(), 2);
+    }
+
+    #[test]
+    fn damage_collapses_when_fragmented() {
+        let mut d = Damage::default();
+        for i in 0..40 {
+            d.add(Rect::new(i * 20, 0, 5, 5));
+        }
+        assert!(d.rects().len() <= Damage::MAX_RECTS, "{:?}", d.rects());
+        let bounds = d.rects().iter().fold(d.rects()[0], |a, r| a.union(r));
+        assert_eq!(bounds, Rect::new(0, 0, 785, 5));
+    }
+
+    #[test]
+    fn tracker_redraws_what_an_old_buffer_missed() {
+        let mut t = DamageTracker::default();
+        let a = Damage::full(10, 10);
+        assert_eq!(t.next(a, 0), None);
+        let mut b = Damage::default();
+        b.add(Rect::new(1, 1, 1, 1));
+        assert_eq!(t.next(b.clone(), 1), Some(b.clone()));
+        let mut c = Damage::default();
+        c.add(Rect::new(5, 5, 1, 1));
+        let region = t.next(c, 2).unwrap();
+        assert_eq!(region.rects().len(), 2);
+        assert_eq!(t.next(Damage::default(), 9), None);
+    }
+
+    #[test]
+    fn fit_keeps_aspect_and_maps_the_mouse_back() {
+        let layout = Layout::fit((1000, 500), (500, 500));
+        assert_eq!(layout.view, Rect::new(0, 125, 500, 250));
+        assert_eq!(layout.to_desktop(250.0, 250.0), (500, 250));
+        assert_eq!(layout.to_desktop(0.0, 0.0), (0, 0));
+        assert_eq!(layout.to_desktop(499.9, 374.9), (999, 499));
+        let unscaled = Layout::unscaled((100, 100), (50, 200));
+        assert!(!unscaled.is_scaled());
+        assert_eq!(unscaled.to_desktop(10.5, 150.0), (10, 99));
+        assert_eq!(
+            unscaled.to_window(Rect::new(40, 0, 20, 5)),
+            Rect::new(40, 0, 10, 5)
+        );
+    }
+
+    #[test]
+    fn blit_copies_only_the_rect_and_clears_the_top_byte() {
+        let mut image = DecodedImage::new(PIXEL_FORMAT, 4, 4);
+        let layout = Layout::unscaled((4, 4), (4, 4));
+        // An all-black image still has 0xFF in every X byte.
+        let mut dst = vec![7u32; 16];
+        blit(&image, &layout, Rect::new(1, 1, 2, 1), &mut dst);
+        assert_eq!(dst[5], 0);
+        assert_eq!(dst[6], 0);
+        assert_eq!(dst.iter().filter(|&&p| p == 7).count(), 14);
+        let _ = &mut image;
+    }
+}

@@ -1,0 +1,264 @@
+//! What the user typed as `<CLUSTER>[/<INSTANCE>]`, parsed once into a typed [`Target`].
+//!
+//! Pure: no IO. A cluster is a name or an ARN; an instance is a container instance ID, its
+//! full ARN, or the EC2 instance ID (`i-…`). A container instance ARN alone also names its
+//! cluster (the long ARN format embeds it), so it is accepted as a whole target too.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A cluster plus, when connecting, one of its instances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub cluster: String,
+    pub instance: Option<InstanceRef>,
+}
+
+/// The three ways AWS names a container instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InstanceRef {
+    /// The last segment of the container instance ARN, e.g. `0123abcd…`.
+    ContainerInstanceId(String),
+    /// `arn:aws:ecs:<region>:<account>:container-instance/<cluster>/<id>`.
+    ContainerInstanceArn(String),
+    /// The EC2 instance behind it, `i-…`; it must be registered in the cluster.
+    Ec2InstanceId(String),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TargetError {
+    #[error("the target is empty: give `<cluster>/<instance>`, e.g. `prod/i-0123456789abcdef0`")]
+    Empty,
+    #[error(
+        "`{0}` is not a valid cluster name: use the name or ARN shown by `aws ecs list-clusters` \
+         (letters, digits, `-` and `_`, up to 255 characters)"
+    )]
+    BadCluster(String),
+    #[error(
+        "`{0}` is not a container instance: give its ID (the last part of its ARN), its full \
+         ARN, or the EC2 instance ID (`i-` followed by hex digits)"
+    )]
+    BadInstance(String),
+    #[error("`{0}` has an empty instance after `/`: give `<cluster>/<instance>` or just `<cluster>` to list")]
+    MissingInstance(String),
+}
+
+impl Target {
+    /// The instance, or an error explaining that this command needs one.
+    pub fn require_instance(&self) -> Result<&InstanceRef, TargetError> {
+        self.instance
+            .as_ref()
+            .ok_or_else(|| TargetError::MissingInstance(self.cluster.clone()))
+    }
+}
+
+impl FromStr for Target {
+    type Err = TargetError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(TargetError::Empty);
+        }
+        // A container instance ARN on its own: its resource part is `<cluster>/<id>`.
+        if let Some(rest) = arn_resource(text, "container-instance/") {
+            let (cluster, _) = rest
+                .split_once('/')
+                .ok_or_else(|| TargetError::BadInstance(text.to_owned()))?;
+            return Ok(Target {
+                cluster: parse_cluster(cluster)?,
+                instance: Some(parse_instance(text)?),
+            });
+        }
+        let (cluster, instance) = split_cluster(text);
+        let cluster = parse_cluster(cluster)?;
+        let instance = match instance {
+            None => None,
+            Some("") => return Err(TargetError::MissingInstance(cluster)),
+            Some(instance) => Some(parse_instance(instance)?),
+        };
+        Ok(Target { cluster, instance })
+    }
+}
+
+/// Splits at the `/` that ends the cluster; a cluster ARN has one `/` of its own.
+fn split_cluster(text: &str) -> (&str, Option<&str>) {
+    let skip = match text.find(":cluster/") {
+        Some(at) if text.starts_with("arn:") => at + ":cluster/".len(),
+        _ => 0,
+    };
+    match text[skip..].find('/') {
+        Some(at) => (&text[..skip + at], Some(&text[skip + at + 1..])),
+        None => (text, None),
+    }
+}
+
+/// The part of an ARN after `<kind>`, when `text` is an ARN of that kind.
+fn arn_resource<'a>(text: &'a str, kind: &str) -> Option<&'a str> {
+    if !text.starts_with("arn:") {
+        return None;
+    }
+    // arn:partition:service:region:account:resource
+    let resource = text.splitn(6, ':').nth(5)?;
+    resource.strip_prefix(kind)
+}
+
+fn parse_cluster(text: &str) -> Result<String, TargetError> {
+    let name = match arn_resource(text, "cluster/") {
+        Some(name) => name,
+        None if text.starts_with("arn:") => return Err(TargetError::BadCluster(text.to_owned())),
+        None => text,
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(TargetError::BadCluster(text.to_owned()))
+    }
+}
+
+fn parse_instance(text: &str) -> Result<InstanceRef, TargetError> {
+    let bad = || TargetError::BadInstance(text.to_owned());
+    if text.starts_with("arn:") {
+        let id = arn_resource(text, "container-instance/")
+            .and_then(|rest| rest.rsplit('/').next())
+            .ok_or_else(bad)?;
+        return if is_container_instance_id(id) {
+            Ok(InstanceRef::ContainerInstanceArn(text.to_owned()))
+        } else {
+            Err(bad())
+        };
+    }
+    if let Some(hex) = text.strip_prefix("i-") {
+        return if !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(InstanceRef::Ec2InstanceId(text.to_owned()))
+        } else {
+            Err(bad())
+        };
+    }
+    if is_container_instance_id(text) {
+        Ok(InstanceRef::ContainerInstanceId(text.to_owned()))
+    } else {
+        Err(bad())
+    }
+}
+
+/// Container instance IDs are hex (32 digits today) or, in old clusters, UUIDs.
+fn is_container_instance_id(text: &str) -> bool {
+    !text.is_empty() && text.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+impl fmt::Display for InstanceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InstanceRef::ContainerInstanceId(id)
+            | InstanceRef::ContainerInstanceArn(id)
+            | InstanceRef::Ec2InstanceId(id) => id,
+        })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.instance {
+            Some(InstanceRef::ContainerInstanceArn(arn)) => write!(f, "{arn}"),
+            Some(instance) => write!(f, "{}/{instance}", self.cluster),
+            None => f.write_str(&self.cluster),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(text: &str) -> Result<Target, TargetError> {
+        text.parse()
+    }
+
+    #[test]
+    fn cluster_and_container_instance_id() {
+        let t = target("prod/0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(t.cluster, "prod");
+        assert_eq!(
+            t.instance,
+            Some(InstanceRef::ContainerInstanceId(
+                "0123456789abcdef0123456789abcdef".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn cluster_and_ec2_instance_id() {
+        let t = target("prod/i-0abc123").unwrap();
+        assert_eq!(
+            t.instance,
+            Some(InstanceRef::Ec2InstanceId("i-0abc123".into()))
+        );
+    }
+
+    #[test]
+    fn cluster_alone_lists() {
+        assert_eq!(target("prod").unwrap().instance, None);
+    }
+
+    #[test]
+    fn cluster_arn_with_instance() {
+        let t = target("arn:aws:ecs:us-east-1:123456789012:cluster/prod/i-0abc").unwrap();
+        assert_eq!(t.cluster, "arn:aws:ecs:us-east-1:123456789012:cluster/prod");
+        assert_eq!(
+            t.instance,
+            Some(InstanceRef::Ec2InstanceId("i-0abc".into()))
+        );
+    }
+
+    #[test]
+    fn container_instance_arn_alone_names_its_cluster() {
+        let arn = "arn:aws:ecs:us-east-1:123456789012:container-instance/prod/0123abcd";
+        let t = target(arn).unwrap();
+        assert_eq!(t.cluster, "prod");
+        assert_eq!(
+            t.instance,
+            Some(InstanceRef::ContainerInstanceArn(arn.into()))
+        );
+    }
+
+    #[test]
+    fn cluster_then_container_instance_arn() {
+        let arn = "arn:aws:ecs:us-east-1:123456789012:container-instance/prod/0123abcd";
+        let t = target(&format!("prod/{arn}")).unwrap();
+        assert_eq!(
+            t.instance,
+            Some(InstanceRef::ContainerInstanceArn(arn.into()))
+        );
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert_eq!(target(""), Err(TargetError::Empty));
+        assert!(matches!(
+            target("prod/"),
+            Err(TargetError::MissingInstance(_))
+        ));
+        assert!(matches!(
+            target("pr od/i-1"),
+            Err(TargetError::BadCluster(_))
+        ));
+        assert!(matches!(
+            target("prod/i-xyz"),
+            Err(TargetError::BadInstance(_))
+        ));
+        assert!(matches!(
+            target("prod/hello"),
+            Err(TargetError::BadInstance(_))
+        ));
+        assert!(matches!(
+            target("arn:aws:s3:::bucket/x"),
+            Err(TargetError::BadCluster(_))
+        ));
+    }
+}

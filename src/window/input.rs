@@ -1,0 +1,127 @@
+//! winit input events as IronRDP input operations (MS-RDPBCGR 2.2.8.1.2, fast-path input).
+
+use ironrdp::input::{MouseButton, MousePosition, Operation, Scancode, WheelRotations};
+use winit::event::{ElementState, KeyEvent, MouseButton as WinitButton, MouseScrollDelta};
+use winit::keyboard::PhysicalKey;
+
+use super::keymap::scancode;
+use crate::render::Layout;
+
+/// One wheel notch, in the units RDP counts (WHEEL_DELTA).
+const NOTCH: f64 = 120.0;
+/// Pixels of a touchpad scroll that make one notch.
+const PIXELS_PER_NOTCH: f64 = 50.0;
+
+/// The little state input mapping needs: where the mouse was, and partial wheel turns.
+#[derive(Debug, Default)]
+pub struct InputState {
+    last: Option<(u16, u16)>,
+    wheel: (f64, f64),
+}
+
+impl InputState {
+    pub fn clear(&mut self) {
+        self.wheel = (0.0, 0.0);
+    }
+
+    /// A move to a desktop position, or `None` if it lands on the same desktop pixel.
+    pub fn mouse_move(&mut self, layout: &Layout, x: f64, y: f64) -> Option<Operation> {
+        let position = layout.to_desktop(x, y);
+        if self.last == Some(position) {
+            return None;
+        }
+        self.last = Some(position);
+        Some(Operation::MouseMove(MousePosition {
+            x: position.0,
+            y: position.1,
+        }))
+    }
+
+    /// Wheel turns; touchpad pixels accumulate until they make whole units.
+    pub fn wheel(&mut self, delta: MouseScrollDelta) -> Vec<Operation> {
+        let (dx, dy) = match delta {
+            MouseScrollDelta::LineDelta(x, y) => (f64::from(x) * NOTCH, f64::from(y) * NOTCH),
+            MouseScrollDelta::PixelDelta(p) => (
+                p.x * NOTCH / PIXELS_PER_NOTCH,
+                p.y * NOTCH / PIXELS_PER_NOTCH,
+            ),
+        };
+        self.wheel.0 += dx;
+        self.wheel.1 += dy;
+        let mut ops = Vec::new();
+        // winit: positive y scrolls up (wheel away from the user), as RDP's positive vertical
+        // rotation; positive x scrolls left, while RDP's positive horizontal is right.
+        for (vertical, amount, sign) in [
+            (true, &mut self.wheel.1, 1.0),
+            (false, &mut self.wheel.0, -1.0),
+        ] {
+            let units = amount.trunc().clamp(-32767.0, 32767.0);
+            if units != 0.0 {
+                *amount -= units;
+                ops.push(Operation::WheelRotations(WheelRotations {
+                    is_vertical: vertical,
+                    // INVARIANT: clamped to the i16 range just above.
+                    rotation_units: (units * sign) as i16,
+                }));
+            }
+        }
+        ops
+    }
+}
+
+/// A key press or release by physical position; keys with no set-1 code are dropped.
+pub fn key(event: &KeyEvent) -> Option<Operation> {
+    let PhysicalKey::Code(code) = event.physical_key else {
+        return None;
+    };
+    let sc = scancode(code)?;
+    let scancode = Scancode::from_u8(sc.extended, sc.code);
+    Some(match event.state {
+        ElementState::Pressed => Operation::KeyPressed(scancode),
+        ElementState::Released => Operation::KeyReleased(scancode),
+    })
+}
+
+pub fn button(state: ElementState, button: WinitButton) -> Option<Operation> {
+    let button = match button {
+        WinitButton::Left => MouseButton::Left,
+        WinitButton::Right => MouseButton::Right,
+        WinitButton::Middle => MouseButton::Middle,
+        WinitButton::Back => MouseButton::X1,
+        WinitButton::Forward => MouseButton::X2,
+        WinitButton::Other(_) => return None,
+    };
+    Some(match state {
+        ElementState::Pressed => Operation::MouseButtonPressed(button),
+        ElementState::Released => Operation::MouseButtonReleased(button),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touchpad_pixels_accumulate_into_wheel_units() {
+        let mut state = InputState::default();
+        let small = MouseScrollDelta::PixelDelta(winit::dpi::PhysicalPosition::new(0.0, 0.1));
+        assert!(state.wheel(small).is_empty());
+        let ops = state.wheel(MouseScrollDelta::LineDelta(0.0, 1.0));
+        assert!(matches!(
+            ops.as_slice(),
+            [Operation::WheelRotations(WheelRotations {
+                is_vertical: true,
+                rotation_units: 120
+            })]
+        ));
+    }
+
+    #[test]
+    fn same_pixel_moves_are_skipped() {
+        let mut state = InputState::default();
+        let layout = Layout::unscaled((100, 100), (100, 100));
+        assert!(state.mouse_move(&layout, 10.2, 10.0).is_some());
+        assert!(state.mouse_move(&layout, 10.7, 10.9).is_none());
+        assert!(state.mouse_move(&layout, 11.0, 10.0).is_some());
+    }
+}

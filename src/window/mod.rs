@@ -1,0 +1,418 @@
+//! The desktop window: winit on the main thread, pixels through softbuffer, input to the
+//! session through a bounded channel.
+//!
+//! Knows the session only through `render`'s shared frame and `rdp`'s command and sink types;
+//! never AWS. The session wakes the window with at most one pending "frame ready" event, and a
+//! redraw copies only the damaged rows (plus whatever an older back buffer missed).
+
+mod input;
+pub mod keymap;
+
+use std::num::NonZeroU32;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use winit::application::ApplicationHandler;
+use winit::dpi::PhysicalSize;
+use winit::event::WindowEvent;
+use winit::event_loop::{ActiveEventLoop, EventLoop, EventLoopProxy};
+use winit::keyboard::{KeyCode, PhysicalKey};
+use winit::window::{CursorIcon, CustomCursor, Fullscreen, Window, WindowId};
+
+use crate::cli::{Scale, SessionArgs};
+use crate::error::Error;
+use crate::launch::{connect_options, report, TerminalPrompt, DEFAULT_DESKTOP};
+use crate::rdp::{
+    connect, run_session, Command, Endpoint, FrameSink, Outcome, PointerShape, RdpError, TrustStore,
+};
+use crate::render::{blit, blit_all, DamageTracker, Layout, Rect, SharedFrame};
+
+/// What the session tells the event loop.
+#[derive(Debug)]
+enum UserEvent {
+    FrameReady,
+    Pointer(PointerShape),
+    Ended(Result<Outcome, RdpError>),
+}
+
+/// Connects on the terminal, then opens the window and runs until the session ends.
+pub fn run(
+    runtime: tokio::runtime::Runtime,
+    endpoint: Endpoint,
+    args: &SessionArgs,
+    store: TrustStore,
+    started: Instant,
+) -> Result<ExitCode, Error> {
+    // Open the display first: without one, fail before asking anything of the server.
+    let event_loop = EventLoop::<UserEvent>::with_user_event()
+        .build()
+        .map_err(|e| RdpError::Window(e.to_string()))?;
+    let desktop = args.size.unwrap_or(DEFAULT_DESKTOP);
+    let options = connect_options(args, desktop, 100);
+    let connected = runtime.block_on(connect(
+        &endpoint,
+        &options,
+        &store,
+        &TerminalPrompt,
+        args.trust_new,
+    ))?;
+    let frame = Arc::new(SharedFrame::new(connected.desktop.0, connected.desktop.1));
+
+    let (commands, receiver) = mpsc::channel(256);
+    let proxy = event_loop.create_proxy();
+    let sink = ProxySink {
+        proxy: proxy.clone(),
+        pending: Arc::new(AtomicBool::new(false)),
+        first: AtomicBool::new(true),
+        started,
+    };
+    let pending = Arc::clone(&sink.pending);
+    let session_frame = Arc::clone(&frame);
+    let exit_after = args.exit_after;
+    runtime.spawn(async move {
+        let outcome = run_session(connected, session_frame, receiver, sink, exit_after).await;
+        // The event loop is gone only if the window already closed: nobody left to tell.
+        let _ = proxy.send_event(UserEvent::Ended(outcome));
+    });
+
+    let mut app = App {
+        title: format!("ecsrdp — {}", endpoint.title),
+        scale: args.scale,
+        desktop,
+        frame,
+        pending,
+        commands,
+        view: None,
+        input: input::InputState::default(),
+        outcome: None,
+        snapshot: args.snapshot.clone(),
+    };
+    event_loop
+        .run_app(&mut app)
+        .map_err(|e| RdpError::Window(e.to_string()))?;
+    if let Some(path) = &app.snapshot {
+        crate::headless::write_png(&app.frame.lock().image, path)?;
+    }
+    match app.outcome {
+        Some(Ok(outcome)) => {
+            report(&outcome);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Err(e)) => Err(e.into()),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Wakes the event loop, at most once until the window has drawn.
+struct ProxySink {
+    proxy: EventLoopProxy<UserEvent>,
+    pending: Arc<AtomicBool>,
+    first: AtomicBool,
+    started: Instant,
+}
+
+impl FrameSink for ProxySink {
+    fn frame_ready(&self) {
+        if self.first.swap(false, Ordering::Relaxed) {
+            info!(
+                ms = self.started.elapsed().as_millis() as u64,
+                "first frame"
+            );
+        }
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            // A closed event loop means the window is gone; the session ends on its own.
+            let _ = self.proxy.send_event(UserEvent::FrameReady);
+        }
+    }
+
+    fn pointer(&self, shape: PointerShape) {
+        let _ = self.proxy.send_event(UserEvent::Pointer(shape));
+    }
+}
+
+/// The window, its surface, and what it last showed.
+struct View {
+    window: Rc<Window>,
+    surface: softbuffer::Surface<Rc<Window>, Rc<Window>>,
+    layout: Layout,
+    generation: u64,
+    tracker: DamageTracker,
+    /// The next present must repaint everything (expose, resize, layout change).
+    full: bool,
+    /// We asked for the coming redraw; one we did not ask for is an expose: repaint it all.
+    requested: bool,
+}
+
+struct App {
+    title: String,
+    scale: Scale,
+    desktop: (u16, u16),
+    frame: Arc<SharedFrame>,
+    pending: Arc<AtomicBool>,
+    commands: mpsc::Sender<Command>,
+    view: Option<View>,
+    input: input::InputState,
+    outcome: Option<Result<Outcome, RdpError>>,
+    snapshot: Option<std::path::PathBuf>,
+}
+
+impl App {
+    fn send(&self, command: Command) {
+        if let Err(e) = self.commands.try_send(command) {
+            // Only floods of mouse moves fill the queue; the next move carries the position.
+            debug!(error = %e, "dropped an input command");
+        }
+    }
+
+    fn redraw(&mut self) {
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        let size = view.window.inner_size();
+        let (Some(width), Some(height)) =
+            (NonZeroU32::new(size.width), NonZeroU32::new(size.height))
+        else {
+            return;
+        };
+        if let Err(e) = view.surface.resize(width, height) {
+            warn!(error = %e, "cannot resize the window surface");
+            return;
+        }
+        let mut buffer = match view.surface.buffer_mut() {
+            Ok(buffer) => buffer,
+            Err(e) => {
+                warn!(error = %e, "no window buffer");
+                return;
+            }
+        };
+        let age = if view.full || !view.requested {
+            0
+        } else {
+            buffer.age()
+        };
+        view.requested = false;
+        let damaged: Vec<Rect> = {
+            // Hold the lock only while copying; present after it is released.
+            let mut frame = self.frame.lock();
+            let layout = match self.scale {
+                Scale::Fit => Layout::fit(frame.size(), (size.width, size.height)),
+                Scale::None => Layout::unscaled(frame.size(), (size.width, size.height)),
+            };
+            if layout != view.layout || frame.generation() != view.generation {
+                view.layout = layout;
+                view.generation = frame.generation();
+                view.tracker.reset();
+            }
+            let damage = frame.take_damage();
+            match view.tracker.next(damage, age) {
+                None => {
+                    blit_all(&frame.image, &layout, &mut buffer);
+                    vec![Rect::new(0, 0, size.width, size.height)]
+                }
+                Some(region) => {
+                    for rect in region.rects() {
+                        blit(&frame.image, &layout, *rect, &mut buffer);
+                    }
+                    region
+                        .rects()
+                        .iter()
+                        .map(|r| layout.to_window(*r))
+                        .collect()
+                }
+            }
+        };
+        view.full = false;
+        let rects: Vec<softbuffer::Rect> = damaged
+            .iter()
+            .filter_map(|r| {
+                Some(softbuffer::Rect {
+                    x: r.x,
+                    y: r.y,
+                    width: NonZeroU32::new(r.w)?,
+                    height: NonZeroU32::new(r.h)?,
+                })
+            })
+            .collect();
+        if rects.is_empty() {
+            return;
+        }
+        if let Err(e) = buffer.present_with_damage(&rects) {
+            warn!(error = %e, "cannot present");
+        }
+    }
+
+    fn set_pointer(&self, event_loop: &ActiveEventLoop, shape: PointerShape) {
+        let Some(view) = &self.view else { return };
+        match shape {
+            PointerShape::Default => {
+                view.window.set_cursor_visible(true);
+                view.window.set_cursor(CursorIcon::Default);
+            }
+            PointerShape::Hidden => view.window.set_cursor_visible(false),
+            PointerShape::Bitmap(pointer) => {
+                let source = CustomCursor::from_rgba(
+                    pointer.bitmap_data.clone(),
+                    pointer.width,
+                    pointer.height,
+                    pointer.hotspot_x,
+                    pointer.hotspot_y,
+                );
+                match source {
+                    Ok(source) => {
+                        view.window.set_cursor_visible(true);
+                        view.window
+                            .set_cursor(event_loop.create_custom_cursor(source));
+                    }
+                    Err(e) => debug!(error = %e, "unusable pointer bitmap"),
+                }
+            }
+        }
+    }
+
+    fn toggle_fullscreen(&self) {
+        if let Some(view) = &self.view {
+            let next = match view.window.fullscreen() {
+                Some(_) => None,
+                None => Some(Fullscreen::Borderless(None)),
+            };
+            view.window.set_fullscreen(next);
+        }
+    }
+
+    /// After a resize, ask the server to follow (1:1 mode) — it may refuse, then we letterbox.
+    fn follow_size(&mut self, size: PhysicalSize<u32>) {
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        view.full = true;
+        view.requested = true;
+        view.window.request_redraw();
+        let scale_percent = (view.window.scale_factor() * 100.0).round() as u32;
+        if self.scale == Scale::None && size.width > 0 && size.height > 0 {
+            self.send(Command::Resize {
+                width: size.width,
+                height: size.height,
+                scale_percent,
+            });
+        }
+    }
+}
+
+impl ApplicationHandler<UserEvent> for App {
+    fn resumed(&mut self, event_loop: &ActiveEventLoop) {
+        if self.view.is_some() {
+            return;
+        }
+        let attributes = Window::default_attributes()
+            .with_title(self.title.clone())
+            .with_inner_size(PhysicalSize::new(
+                u32::from(self.desktop.0),
+                u32::from(self.desktop.1),
+            ));
+        let opened = event_loop
+            .create_window(attributes)
+            .map_err(|e| e.to_string())
+            .and_then(|window| {
+                let window = Rc::new(window);
+                let context =
+                    softbuffer::Context::new(Rc::clone(&window)).map_err(|e| e.to_string())?;
+                let surface = softbuffer::Surface::new(&context, Rc::clone(&window))
+                    .map_err(|e| e.to_string())?;
+                Ok((window, surface))
+            });
+        match opened {
+            Ok((window, surface)) => {
+                let size = window.inner_size();
+                self.view = Some(View {
+                    layout: Layout::unscaled((0, 0), (size.width, size.height)),
+                    window,
+                    surface,
+                    generation: u64::MAX,
+                    tracker: DamageTracker::default(),
+                    full: true,
+                    requested: false,
+                });
+            }
+            Err(e) => {
+                self.outcome = Some(Err(RdpError::Window(e)));
+                event_loop.exit();
+            }
+        }
+    }
+
+    fn user_event(&mut self, event_loop: &ActiveEventLoop, event: UserEvent) {
+        match event {
+            UserEvent::FrameReady => {
+                self.pending.store(false, Ordering::Release);
+                if let Some(view) = self.view.as_mut() {
+                    view.requested = true;
+                    view.window.request_redraw();
+                }
+            }
+            UserEvent::Pointer(shape) => self.set_pointer(event_loop, shape),
+            UserEvent::Ended(outcome) => {
+                self.outcome = Some(outcome);
+                event_loop.exit();
+            }
+        }
+    }
+
+    fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
+        match event {
+            WindowEvent::RedrawRequested => self.redraw(),
+            WindowEvent::CloseRequested => {
+                self.send(Command::Close);
+                // The session answers with `Ended`; if it is already gone, leave now.
+                if self.commands.is_closed() {
+                    event_loop.exit();
+                }
+            }
+            WindowEvent::Resized(size) => self.follow_size(size),
+            WindowEvent::ScaleFactorChanged { .. } => {
+                if let Some(view) = &self.view {
+                    let size = view.window.inner_size();
+                    self.follow_size(size);
+                }
+            }
+            WindowEvent::Focused(false) => {
+                self.input.clear();
+                self.send(Command::ReleaseAll);
+            }
+            WindowEvent::KeyboardInput { event, .. } => {
+                if event.physical_key == PhysicalKey::Code(KeyCode::F11) {
+                    if event.state.is_pressed() && !event.repeat {
+                        self.toggle_fullscreen();
+                    }
+                    return;
+                }
+                if let Some(op) = input::key(&event) {
+                    self.send(Command::Input(vec![op]));
+                }
+            }
+            WindowEvent::CursorMoved { position, .. } => {
+                let Some(view) = &self.view else { return };
+                let op = self.input.mouse_move(&view.layout, position.x, position.y);
+                if let Some(op) = op {
+                    self.send(Command::Input(vec![op]));
+                }
+            }
+            WindowEvent::MouseInput { state, button, .. } => {
+                if let Some(op) = input::button(state, button) {
+                    self.send(Command::Input(vec![op]));
+                }
+            }
+            WindowEvent::MouseWheel { delta, .. } => {
+                let ops = self.input.wheel(delta);
+                if !ops.is_empty() {
+                    self.send(Command::Input(ops));
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! The AWS half, as the README describes it, against the real moto emulator over HTTP:
+//! `ecsrdp <cluster>`, `ecsrdp resolve`, `ecsrdp password`, and every way they can fail.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Emulator, Run};
+
+fn home() -> tempfile::TempDir {
+    tempfile::tempdir().expect("home")
+}
+
+fn key_file(emu: &Emulator, name: &str) -> String {
+    emu.field(name, "key_file")
+}
+
+// ---- Listing a cluster --------------------------------------------------------------------
+
+#[test]
+fn list_shows_windows_instances_first_with_a_hint() {
+    let emu = Emulator::shared();
+    let home = home();
+    let run = Run::of(emu.ecsrdp(home.path()).arg("demo"));
+    run.succeeds();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines[0].starts_with("CONTAINER INSTANCE"), "{}", run.stdout);
+    let linux_row = lines
+        .iter()
+        .position(|l| l.contains(" linux "))
+        .expect("linux row");
+    let windows_row = lines
+        .iter()
+        .position(|l| l.contains(" windows "))
+        .expect("windows row");
+    assert!(windows_row < linux_row, "Windows first:\n{}", run.stdout);
+    assert!(run.stdout.contains("connect with: ecsrdp demo/i-"));
+}
+
+#[test]
+fn list_of_unknown_cluster_says_so() {
+    let emu = Emulator::shared();
+    let home = home();
+    Run::of(emu.ecsrdp(home.path()).arg("nope")).fails(3, "cluster `nope` was not found");
+}
+
+// ---- Resolving ----------------------------------------------------------------------------
+
+fn resolve_json(emu: &Emulator, target: &str) -> Value {
+    let home = home();
+    let run = Run::of(emu.ecsrdp(home.path()).args(["resolve", "--json", target]));
+    run.succeeds();
+    serde_json::from_str(&run.stdout).expect("resolve --json prints JSON")
+}
+
+#[test]
+fn resolve_by_ec2_id_container_instance_id_and_arn_agree() {
+    let emu = Emulator::shared();
+    let arn = emu.field("win-pkcs1", "container_instance_arn");
+    let id = emu.field("win-pkcs1", "container_instance_id");
+    let by_ec2 = resolve_json(emu, &emu.target("win-pkcs1"));
+    let by_id = resolve_json(emu, &format!("demo/{id}"));
+    let by_arn = resolve_json(emu, &arn);
+    let by_cluster_and_arn = resolve_json(emu, &format!("demo/{arn}"));
+    for json in [&by_id, &by_arn, &by_cluster_and_arn] {
+        assert_eq!(json, &by_ec2);
+    }
+    let json = by_ec2;
+    assert_eq!(json["cluster"], "demo");
+    assert_eq!(json["container_instance_arn"], arn.as_str());
+    assert_eq!(
+        json["ec2_instance_id"],
+        emu.field("win-pkcs1", "ec2_instance_id").as_str()
+    );
+    assert_eq!(json["platform"], "windows");
+    assert_eq!(json["state"], "running");
+    assert_eq!(
+        json["public_ip"],
+        emu.field("win-pkcs1", "public_ip").as_str()
+    );
+    assert_eq!(json["address"], json["public_ip"]);
+    assert_eq!(json["port"], 3389);
+    assert_eq!(json["key_name"], "kp-pkcs1");
+    assert_eq!(json["security_groups"][0]["name"], "rdp-open");
+    let checks = json["checks"].as_array().expect("checks");
+    assert!(checks.iter().all(|c| c["ok"] == true), "{checks:?}");
+    assert!(
+        !serde_json::to_string(&json).unwrap().contains("Pw-"),
+        "no secret in resolve"
+    );
+}
+
+#[test]
+fn resolve_private_picks_the_private_ip() {
+    let emu = Emulator::shared();
+    let home = home();
+    let target = emu.target("win-pkcs1");
+    let run = Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", "--json", "--private", &target]),
+    );
+    run.succeeds();
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        json["address"],
+        emu.field("win-pkcs1", "private_ip").as_str()
+    );
+}
+
+#[test]
+fn resolve_warns_when_no_security_group_admits_rdp() {
+    let emu = Emulator::shared();
+    let json = resolve_json(emu, &emu.target("win-closed"));
+    let port = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rdp_port")
+        .expect("rdp_port check");
+    assert_eq!(port["ok"], false);
+    let problem = port["problem"].as_str().unwrap();
+    assert!(problem.contains("rdp-closed") && problem.contains("authorize-security-group-ingress"));
+}
+
+#[test]
+fn resolve_text_lists_the_checks() {
+    let emu = Emulator::shared();
+    let home = home();
+    let run = Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", &emu.target("win-closed")]),
+    );
+    run.succeeds();
+    assert!(run.stdout.contains("warn rdp_port"), "{}", run.stdout);
+    assert!(run.stdout.contains("ok   windows"), "{}", run.stdout);
+}
+
+// ---- Decrypting the password --------------------------------------------------------------
+
+fn password(emu: &Emulator, name: &str, extra: &[&str], envs: &[(&str, &str)]) -> Run {
+    let home = home();
+    let mut command = emu.ecsrdp(home.path());
+    command.args(["password", &emu.target(name)]).args(extra);
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    Run::of(&mut command)
+}
+
+fn assert_password(run: &Run, emu: &Emulator, name: &str) {
+    run.succeeds();
+    assert_eq!(run.stdout, format!("{}\n", emu.field(name, "password")));
+}
+
+#[test]
+fn password_with_a_pkcs1_key() {
+    let emu = Emulator::shared();
+    let key = key_file(emu, "win-pkcs1");
+    assert_password(
+        &password(emu, "win-pkcs1", &["--key", &key], &[]),
+        emu,
+        "win-pkcs1",
+    );
+}
+
+#[test]
+fn password_with_a_pkcs8_key() {
+    let emu = Emulator::shared();
+    let key = key_file(emu, "win-pkcs8");
+    assert_password(
+        &password(emu, "win-pkcs8", &["--key", &key], &[]),
+        emu,
+        "win-pkcs8",
+    );
+}
+
+#[test]
+fn password_with_an_openssh_key_from_ecsrdp_key() {
+    let emu = Emulator::shared();
+    let key = key_file(emu, "win-openssh");
+    let run = password(emu, "win-openssh", &[], &[("ECSRDP_KEY", &key)]);
+    assert_password(&run, emu, "win-openssh");
+}
+
+#[test]
+fn password_with_a_passphrase_openssh_key() {
+    let emu = Emulator::shared();
+    let key = key_file(emu, "win-passphrase");
+    let run = password(
+        emu,
+        "win-passphrase",
+        &["--key", &key],
+        &[("ECSRDP_KEY_PASSPHRASE", "correct horse")],
+    );
+    assert_password(&run, emu, "win-passphrase");
+}
+
+#[test]
+fn password_with_a_passphrase_pkcs8_key() {
+    let emu = Emulator::shared();
+    let key = format!("{}.p8.pem", key_file(emu, "win-passphrase"));
+    let run = password(
+        emu,
+        "win-passphrase",
+        &["--key", &key],
+        &[("ECSRDP_KEY_PASSPHRASE", "correct horse")],
+    );
+    assert_password(&run, emu, "win-passphrase");
+}
+
+#[test]
+fn password_by_container_instance_id() {
+    let emu = Emulator::shared();
+    let home = home();
+    let id = emu.field("win-pkcs1", "container_instance_id");
+    let key = key_file(emu, "win-pkcs1");
+    let run =
+        Run::of(
+            emu.ecsrdp(home.path())
+                .args(["password", &format!("demo/{id}"), "--key", &key]),
+        );
+    assert_password(&run, emu, "win-pkcs1");
+}
+
+#[test]
+fn key_is_found_in_dot_ssh_by_key_pair_name() {
+    let emu = Emulator::shared();
+    let home = home();
+    let ssh = home.path().join(".ssh");
+    std::fs::create_dir(&ssh).unwrap();
+    std::fs::copy(key_file(emu, "win-pkcs1"), ssh.join("kp-pkcs1.pem")).unwrap();
+    let run = Run::of(
+        emu.ecsrdp(home.path())
+            .args(["password", &emu.target("win-pkcs1")]),
+    );
+    assert_password(&run, emu, "win-pkcs1");
+}
+
+// ---- Failures, one paragraph each ---------------------------------------------------------
+
+#[test]
+fn bad_target_syntax_is_a_usage_error() {
+    let home = home();
+    let run = Run::of(support::ecsrdp(home.path()).args(["password", "demo/not-an-id"]));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not a container instance"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn unknown_cluster() {
+    let emu = Emulator::shared();
+    let home = home();
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", "nope/i-0123456789abcdef0"]),
+    )
+    .fails(3, "cluster `nope` was not found");
+}
+
+#[test]
+fn unknown_container_instance() {
+    let emu = Emulator::shared();
+    let home = home();
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", "demo/0123456789abcdef0123456789abcdef"]),
+    )
+    .fails(3, "is not registered in cluster `demo`");
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", "demo/i-0123456789abcdef0"]),
+    )
+    .fails(3, "is not registered in cluster `demo`");
+}
+
+#[test]
+fn linux_instance_is_refused() {
+    let emu = Emulator::shared();
+    password(emu, "linux", &[], &[]).fails(3, "not Windows");
+}
+
+#[test]
+fn stopped_instance_is_refused() {
+    let emu = Emulator::shared();
+    password(emu, "win-stopped", &[], &[]).fails(3, "is stopped, not running");
+}
+
+#[test]
+fn instance_without_key_pair_is_refused() {
+    let emu = Emulator::shared();
+    password(emu, "win-nokey", &[], &[]).fails(3, "without a key pair");
+}
+
+#[test]
+fn password_not_ready_yet() {
+    let emu = Emulator::shared();
+    let key = key_file(emu, "win-notready");
+    password(emu, "win-notready", &["--key", &key], &[]).fails(4, "not ready yet");
+}
+
+#[test]
+fn waiting_gives_up_after_its_limit() {
+    let emu = Emulator::shared();
+    let key = key_file(emu, "win-notready");
+    let run = password(
+        emu,
+        "win-notready",
+        &["--key", &key, "--wait=1s", "--poll-interval=200ms"],
+        &[],
+    );
+    run.fails(4, "(waited 1s)");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_returns_once_the_password_appears() {
+    let emu = Emulator::start();
+    let key = key_file(&emu, "win-notready");
+    let home = home();
+    let mut command = emu.ecsrdp(home.path());
+    command.args([
+        "password",
+        &emu.target("win-notready"),
+        "--key",
+        &key,
+        "--wait=30s",
+        "--poll-interval=200ms",
+    ]);
+    let waiting = tokio::task::spawn_blocking(move || Run::of(&mut command));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    emu.ec2()
+        .await
+        .create_tags()
+        .resources(emu.field("win-notready", "ec2_instance_id"))
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("ecsrdp:password")
+                .value("Late-Pw-1!")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("set the password tag");
+    let run = waiting.await.unwrap();
+    run.succeeds();
+    assert_eq!(run.stdout, "Late-Pw-1!\n");
+}
+
+#[test]
+fn wrong_key_does_not_match_the_key_pair() {
+    let emu = Emulator::shared();
+    let other = key_file(emu, "win-pkcs8");
+    password(emu, "win-pkcs1", &["--key", &other], &[])
+        .fails(4, "does not match key pair `kp-pkcs1`");
+}
+
+#[test]
+fn ed25519_key_is_unsupported() {
+    let emu = Emulator::shared();
+    let Some(key) = emu.instance("win-ed25519")["key_file"].as_str() else {
+        return;
+    };
+    // Any RSA instance: the key is rejected before its password matters.
+    password(emu, "win-pkcs1", &["--key", key], &[]).fails(4, "only to RSA key pairs");
+}
+
+#[test]
+fn missing_key_says_where_it_looked() {
+    let emu = Emulator::shared();
+    let run = password(emu, "win-pkcs1", &[], &[]);
+    run.fails(4, "no private key for key pair `kp-pkcs1`");
+    assert!(run.stderr.contains(".ssh/kp-pkcs1.pem"), "{}", run.stderr);
+    let missing = password(emu, "win-pkcs1", &["--key", "/nonexistent/key.pem"], &[]);
+    missing.fails(4, "cannot read the key file /nonexistent/key.pem");
+}
+
+#[test]
+fn passphrase_key_without_a_terminal_asks_for_the_variable() {
+    let emu = Emulator::shared();
+    let key = key_file(emu, "win-passphrase");
+    password(emu, "win-passphrase", &["--key", &key], &[]).fails(4, "ECSRDP_KEY_PASSPHRASE");
+}
+
+#[test]
+fn wrong_passphrase() {
+    let emu = Emulator::shared();
+    let key = key_file(emu, "win-passphrase");
+    password(
+        emu,
+        "win-passphrase",
+        &["--key", &key],
+        &[("ECSRDP_KEY_PASSPHRASE", "wrong")],
+    )
+    .fails(4, "passphrase does not unlock");
+}
+
+#[test]
+fn a_file_that_is_no_key() {
+    let emu = Emulator::shared();
+    let home = home();
+    let junk = home.path().join("junk.pem");
+    std::fs::write(&junk, "hello\n").unwrap();
+    password(emu, "win-pkcs1", &["--key", junk.to_str().unwrap()], &[])
+        .fails(4, "holds no private key");
+}
+
+#[test]
+fn no_region_is_explained() {
+    let emu = Emulator::shared();
+    let home = home();
+    let mut command = emu.ecsrdp(home.path());
+    command.env_remove("AWS_REGION").arg("demo");
+    Run::of(&mut command).fails(3, "no AWS region");
+}
+
+#[test]
+fn unreachable_aws_endpoint() {
+    let home = home();
+    let port = support::free_port();
+    let mut command = support::ecsrdp(home.path());
+    command
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .arg("demo");
+    Run::of(&mut command).fails(3, "cannot reach AWS");
+}
+
+#[test]
+fn the_password_never_reaches_logs() {
+    let emu = Emulator::shared();
+    let key = key_file(emu, "win-pkcs1");
+    // ecsrdp's own logs at every level. (The SDK's wire log would show the emulator's
+    // `ecsrdp:password` tag, a test fixture that real instances do not have.)
+    let run = password(
+        emu,
+        "win-pkcs1",
+        &["--key", &key, "-vv"],
+        &[(
+            "RUST_LOG",
+            "ecsrdp=trace,ironrdp=trace,rsa=trace,ssh_key=trace",
+        )],
+    );
+    assert_password(&run, emu, "win-pkcs1");
+    assert!(!run.stderr.contains(&emu.field("win-pkcs1", "password")));
+    assert!(Path::new(&key).exists(), "the key stays where it was");
+}

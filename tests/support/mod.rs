@@ -1,0 +1,372 @@
+//! Fixtures shared by the integration tests: the AWS emulator, the `ecsrdp` binary run in a
+//! clean environment, an Xvfb display, FreeRDP's shadow server, and the in-process RDP server.
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+pub mod rdp_server;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's Python, where `.ci/run` (or `scripts/setup`) installed moto.
+pub fn python() -> PathBuf {
+    std::env::var_os("ECSRDP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"))
+}
+
+/// A running emulator, seeded; it exits when this process does (its stdin closes).
+pub struct Emulator {
+    pub endpoint: String,
+    pub seed: Value,
+    pub keys: tempfile::TempDir,
+    child: Child,
+    _stdin: ChildStdin,
+}
+
+impl Emulator {
+    /// One emulator for the whole test binary; tests must not change its state.
+    pub fn shared() -> &'static Emulator {
+        static SHARED: OnceLock<Emulator> = OnceLock::new();
+        SHARED.get_or_init(Emulator::start)
+    }
+
+    /// A private emulator, for a test that changes state.
+    pub fn start() -> Emulator {
+        let mut child = Command::new(python())
+            .arg(repo().join("scripts/emulator.py"))
+            .arg("--exit-with-stdin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start scripts/emulator.py (run .ci/run or scripts/setup to make .venv)");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("emulator banner");
+        let endpoint = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("endpoint in banner")
+            .to_owned();
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "banner: {line}");
+        let keys = tempfile::tempdir().expect("keys dir");
+        let output = Command::new(python())
+            .arg(repo().join("scripts/seed.py"))
+            .args(["--endpoint", &endpoint, "--keys-dir"])
+            .arg(keys.path())
+            .output()
+            .expect("run seed.py");
+        assert!(
+            output.status.success(),
+            "seed.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let seed = serde_json::from_slice(&output.stdout).expect("seed JSON");
+        Emulator {
+            endpoint,
+            seed,
+            keys,
+            child,
+            _stdin: stdin,
+        }
+    }
+
+    pub fn instance(&self, name: &str) -> &Value {
+        &self.seed["instances"][name]
+    }
+
+    pub fn field(&self, name: &str, field: &str) -> String {
+        self.instance(name)[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}.{field} in seed"))
+            .to_owned()
+    }
+
+    /// `demo/<ec2 instance id>`.
+    pub fn target(&self, name: &str) -> String {
+        format!("demo/{}", self.field(name, "ec2_instance_id"))
+    }
+
+    /// The `ecsrdp` binary pointed at this emulator, with an empty home and trust store.
+    pub fn ecsrdp(&self, home: &Path) -> Command {
+        let mut command = ecsrdp(home);
+        command.env("AWS_ENDPOINT_URL", &self.endpoint);
+        command
+    }
+
+    /// An EC2 client for changing the emulator's state mid-test.
+    pub async fn ec2(&self) -> aws_sdk_ec2::Client {
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+            .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build();
+        aws_sdk_ec2::Client::from_conf(config)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The binary with an environment that cannot reach a real AWS account or the user's files.
+pub fn ecsrdp(home: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ecsrdp"));
+    // Empty AWS config files: nothing of the developer's own AWS setup leaks in.
+    for file in ["aws-config", "aws-credentials"] {
+        std::fs::write(home.join(file), "").expect("empty AWS config");
+    }
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("AWS_") || key.starts_with("ECSRDP_") || key == "RUST_LOG" {
+            command.env_remove(&key);
+        }
+    }
+    command
+        .env("HOME", home)
+        .env("ECSRDP_DATA_DIR", home.join("data"))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", home.join("aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null());
+    command
+}
+
+/// What a finished command said.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(command: &mut Command) -> Run {
+        Run::with_stdin(command, None)
+    }
+
+    pub fn with_stdin(command: &mut Command, input: Option<&str>) -> Run {
+        if input.is_some() {
+            command.stdin(Stdio::piped());
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ecsrdp");
+        if let Some(input) = input {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        let output = child.wait_with_output().expect("wait for ecsrdp");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts a failure: the exit code, one clear paragraph mentioning `needle`, no panic.
+    pub fn fails(&self, code: i32, needle: &str) -> &Self {
+        assert_eq!(self.code, code, "exit code; stderr: {}", self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "stderr should mention {needle:?}: {}",
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked") && !self.stderr.contains("RUST_BACKTRACE"),
+            "a panic: {}",
+            self.stderr
+        );
+        assert!(
+            self.stderr.starts_with("ecsrdp: "),
+            "one paragraph: {}",
+            self.stderr
+        );
+        self
+    }
+
+    pub fn succeeds(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "stderr: {}\nstdout: {}",
+            self.stderr, self.stdout
+        );
+        self
+    }
+}
+
+/// A free TCP port on loopback (bound and released; fine for tests on one machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn wait_for_port(port: u16, limit: Duration) {
+    let started = Instant::now();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(started.elapsed() < limit, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An Xvfb display of its own.
+pub struct Xvfb {
+    pub display: String,
+    _server: Daemon,
+}
+
+impl Xvfb {
+    pub fn start(width: u32, height: u32) -> Xvfb {
+        for n in (100 + std::process::id() % 300)..1000 {
+            if Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            {
+                continue;
+            }
+            let display = format!(":{n}");
+            let child = Command::new("Xvfb")
+                .args([
+                    &display,
+                    "-screen",
+                    "0",
+                    &format!("{width}x{height}x24"),
+                    "-nolisten",
+                    "tcp",
+                    "-noreset",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start Xvfb (apt-get install xvfb)");
+            let server = Daemon(child);
+            let socket = format!("/tmp/.X11-unix/X{n}");
+            let started = Instant::now();
+            while !Path::new(&socket).exists() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "Xvfb did not start"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return Xvfb {
+                display,
+                _server: server,
+            };
+        }
+        panic!("no free X display number");
+    }
+
+    /// Runs an X client on this display and checks it succeeded.
+    pub fn run(&self, program: &str, args: &[&str]) -> String {
+        let output = Command::new(program)
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"));
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+/// FreeRDP 2's shadow server sharing an Xvfb display: a real RDP server nobody here wrote.
+pub struct Shadow {
+    pub port: u16,
+    _server: Daemon,
+    _sam: tempfile::TempDir,
+}
+
+impl Shadow {
+    /// `security` is `tls` or `nla`; NLA logs in `user`/`password` from a SAM file.
+    pub fn start(xvfb: &Xvfb, security: &str, user: &str, password: &str) -> Shadow {
+        let dir = tempfile::tempdir().expect("sam dir");
+        let sam = dir.path().join("sam");
+        let hash = Command::new("winpr-hash")
+            .args(["-u", user, "-p", password, "-f", "sam"])
+            .output()
+            .expect("winpr-hash (apt-get install winpr-utils)");
+        assert!(hash.status.success());
+        std::fs::write(&sam, &hash.stdout).expect("write sam");
+        let port = free_port();
+        let child = Command::new("freerdp-shadow-cli")
+            .arg(format!("/port:{port}"))
+            .arg("/bind-address:127.0.0.1")
+            .arg(format!("/sec:{security}"))
+            .arg(format!("/sam-file:{}", sam.display()))
+            .arg("-auth")
+            .env("DISPLAY", &xvfb.display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("freerdp-shadow-cli (apt-get install freerdp2-shadow-x11)");
+        let server = Daemon(child);
+        wait_for_port(port, Duration::from_secs(15));
+        Shadow {
+            port,
+            _server: server,
+            _sam: dir,
+        }
+    }
+}
+
+/// Reads a PNG as (width, height, RGB bytes).
+pub fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).expect("open png"));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    buf.truncate(info.buffer_size());
+    let rgb = match info.color_type {
+        png::ColorType::Rgb => buf,
+        png::ColorType::Rgba => buf
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
+        other => panic!("unexpected PNG colour type {other:?}"),
+    };
+    (info.width, info.height, rgb)
+}
