@@ -1,0 +1,309 @@
+//! The RDP half, as the README describes `ecsrdp direct`, against IronRDP's server crate running
+//! in this process: exact pixels over TLS and NLA, input, server-side resize, certificate trust,
+//! and every way a connection can fail.
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ecsrdp::rdp::{self, Command, ConnectOptions, Endpoint, Outcome, TrustKey, TrustStore};
+use ecsrdp::render::SharedFrame;
+use ironrdp::input::{MouseButton, MousePosition, Operation, Scancode};
+use support::rdp_server::{InputEvent, Security, TestServer, TestServerOptions};
+use support::{read_png, Run};
+
+const USER: &str = "Administrator";
+const PASSWORD: &str = "S3cret-pw!";
+
+async fn server(security: Security, width: u16, height: u16) -> TestServer {
+    TestServer::start(TestServerOptions {
+        security,
+        user: USER.into(),
+        password: PASSWORD.into(),
+        width,
+        height,
+    })
+    .await
+}
+
+/// `ecsrdp direct` against `port`, headless, the password on stdin.
+fn direct(home: &Path, port: u16, extra: &[&str]) -> std::process::Command {
+    let mut command = support::ecsrdp(home);
+    command
+        .args(["direct", &format!("127.0.0.1:{port}"), "--user", USER, "--password-stdin"])
+        .args(["--headless", "--lossless", "--connect-timeout", "3s"])
+        .args(extra);
+    command
+}
+
+async fn run_direct(home: &Path, port: u16, extra: &[&str], password: &str) -> Run {
+    let mut command = direct(home, port, extra);
+    let input = format!("{password}\n");
+    tokio::task::spawn_blocking(move || Run::with_stdin(&mut command, Some(&input)))
+        .await
+        .expect("run ecsrdp")
+}
+
+/// Every pixel of the snapshot equals the served pattern.
+fn assert_pattern(png: &Path, width: u32, height: u32) {
+    let (w, h, rgb) = read_png(png);
+    assert_eq!((w, h), (width, height), "snapshot size");
+    let mut wrong = 0;
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 3) as usize;
+            let [b, g, r, _] = TestServer::expected_pixel(x as u16, y as u16);
+            if rgb[i..i + 3] != [r, g, b] {
+                wrong += 1;
+            }
+        }
+    }
+    assert_eq!(wrong, 0, "{wrong} of {} pixels differ from what was served", w * h);
+}
+
+// ---- Pixels -------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_session_reproduces_the_served_pixels_exactly() {
+    let server = server(Security::Tls, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    let png = home.path().join("out.png");
+    let png_arg = png.to_str().unwrap();
+    let run = run_direct(
+        home.path(),
+        server.addr.port(),
+        &["--trust-new", "--size", "320x200", "--snapshot", png_arg, "--exit-after", "2s"],
+        PASSWORD,
+    )
+    .await;
+    run.succeeds();
+    assert_pattern(&png, 320, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nla_session_reproduces_the_served_pixels_exactly() {
+    let server = server(Security::Hybrid, 480, 272).await;
+    let home = tempfile::tempdir().unwrap();
+    let png = home.path().join("out.png");
+    let run = run_direct(
+        home.path(),
+        server.addr.port(),
+        &["--trust-new", "--size", "480x272", "--snapshot", png.to_str().unwrap(), "--exit-after", "2s"],
+        PASSWORD,
+    )
+    .await;
+    run.succeeds();
+    assert_pattern(&png, 480, 272);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_side_resize_is_followed() {
+    let server = server(Security::Tls, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    let png = home.path().join("out.png");
+    let args = ["--trust-new", "--size", "320x200", "--snapshot", png.to_str().unwrap(), "--exit-after", "3s"];
+    let running = run_direct(home.path(), server.addr.port(), &args, PASSWORD);
+    let resize = async {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        server.request_resize(400, 240);
+    };
+    let (run, ()) = tokio::join!(running, resize);
+    run.succeeds();
+    assert_pattern(&png, 400, 240);
+    server.stop().await;
+}
+
+// ---- Input --------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
+    let server = server(Security::Hybrid, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    let endpoint = Endpoint {
+        host: "127.0.0.1".into(),
+        port: server.addr.port(),
+        user: USER.into(),
+        domain: None,
+        password: ecsrdp::keys::Password::new(PASSWORD.into()),
+        trust_key: TrustKey::new("input-test".into()),
+        title: "input".into(),
+    };
+    let options = ConnectOptions {
+        desktop: (320, 200),
+        scale_percent: 100,
+        lossless: true,
+        connect_timeout: Duration::from_secs(3),
+    };
+    let store = TrustStore::at(home.path().join("known_hosts"));
+    let connected = rdp::connect(&endpoint, &options, &store, &ecsrdp::launch::TerminalPrompt, true)
+        .await
+        .expect("connect");
+    let frame = Arc::new(SharedFrame::new(connected.desktop.0, connected.desktop.1));
+    let (commands, receiver) = tokio::sync::mpsc::channel(16);
+    let session = tokio::spawn(rdp::run_session(connected, frame, receiver, NoSink, None));
+
+    let a = Scancode::from_u8(false, 0x1E);
+    let left = Scancode::from_u8(true, 0x4B);
+    for ops in [
+        vec![Operation::KeyPressed(a)],
+        vec![Operation::KeyReleased(a)],
+        vec![Operation::KeyPressed(left)],
+        vec![Operation::MouseMove(MousePosition { x: 37, y: 21 })],
+        vec![Operation::MouseButtonPressed(MouseButton::Left)],
+        vec![Operation::MouseButtonReleased(MouseButton::Left)],
+    ] {
+        commands.send(Command::Input(ops)).await.unwrap();
+    }
+    // Losing focus releases the arrow key still held.
+    commands.send(Command::ReleaseAll).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    commands.send(Command::Close).await.unwrap();
+    assert_eq!(session.await.unwrap().expect("session"), Outcome::Closed);
+
+    let events = server.input.events();
+    let expected = [
+        InputEvent::Key { code: 0x1E, extended: false, down: true },
+        InputEvent::Key { code: 0x1E, extended: false, down: false },
+        InputEvent::Key { code: 0x4B, extended: true, down: true },
+        InputEvent::MouseMove { x: 37, y: 21 },
+        InputEvent::MouseButton { button: 1, down: true, x: 37, y: 21 },
+        InputEvent::MouseButton { button: 1, down: false, x: 37, y: 21 },
+        InputEvent::Key { code: 0x4B, extended: true, down: false },
+    ];
+    assert_eq!(events, expected);
+    server.stop().await;
+}
+
+struct NoSink;
+
+impl rdp::FrameSink for NoSink {
+    fn frame_ready(&self) {}
+    fn pointer(&self, _shape: rdp::PointerShape) {}
+}
+
+// ---- Trust --------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_certificate_needs_a_terminal_or_trust_new() {
+    let server = server(Security::Tls, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    let port = server.addr.port();
+    run_direct(home.path(), port, &["--exit-after", "1s"], PASSWORD)
+        .await
+        .fails(5, "pass --trust-new");
+    run_direct(home.path(), port, &["--trust-new", "--exit-after", "1s"], PASSWORD)
+        .await
+        .succeeds();
+    // Remembered now: no flag needed.
+    run_direct(home.path(), port, &["--exit-after", "1s"], PASSWORD)
+        .await
+        .succeeds();
+    let fingerprint = ecsrdp::rdp::fingerprint(&server.cert_der());
+    let listed = Run::of(support::ecsrdp(home.path()).args(["trust", "list"]));
+    assert!(listed.stdout.contains(&fingerprint), "{}", listed.stdout);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_certificate_is_refused_until_forgotten() {
+    let server = server(Security::Tls, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    let port = server.addr.port();
+    let key = format!("127.0.0.1:{port}");
+    let store = TrustStore::at(home.path().join("data/known_hosts"));
+    store.remember(&TrustKey::new(key.clone()), "AA:BB:CC").unwrap();
+
+    let run = run_direct(home.path(), port, &["--trust-new", "--exit-after", "1s"], PASSWORD).await;
+    run.fails(5, "has CHANGED");
+    assert!(run.stderr.contains(&format!("ecsrdp trust forget {key}")), "{}", run.stderr);
+
+    Run::of(support::ecsrdp(home.path()).args(["trust", "forget", &key])).succeeds();
+    run_direct(home.path(), port, &["--trust-new", "--exit-after", "1s"], PASSWORD)
+        .await
+        .succeeds();
+    server.stop().await;
+}
+
+// ---- Failures -----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_password_is_a_login_failure() {
+    let server = server(Security::Hybrid, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    run_direct(home.path(), server.addr.port(), &["--trust-new"], "not-the-password")
+        .await
+        .fails(5, "refused the login of `Administrator`");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_port() {
+    let home = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    run_direct(home.path(), port, &[], PASSWORD)
+        .await
+        .fails(5, "cannot connect to 127.0.0.1");
+}
+
+/// A listener that answers each connection with `reply` after reading the request.
+fn fake_server(reply: &'static [u8]) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 512];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(reply);
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_closing_mid_handshake() {
+    let home = tempfile::tempdir().unwrap();
+    let port = fake_server(b"");
+    run_direct(home.path(), port, &[], PASSWORD)
+        .await
+        .fails(5, "closed the connection during negotiation");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_sending_garbage() {
+    let home = tempfile::tempdir().unwrap();
+    let port = fake_server(b"\x03\x00\x00\x0bHTTP/1.1 400 Bad Request\r\n\r\n garbage garbage");
+    run_direct(home.path(), port, &[], PASSWORD)
+        .await
+        .fails(5, "is this an RDP server?");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_going_away_mid_session() {
+    let server = server(Security::Tls, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    let running = run_direct(
+        home.path(),
+        server.addr.port(),
+        &["--trust-new", "--exit-after", "20s"],
+        PASSWORD,
+    );
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        server.stop().await;
+    };
+    let (run, ()) = tokio::join!(running, stop);
+    // Either the server said goodbye (exit 0, reason shown) or the connection dropped (exit 5);
+    // never a hang until --exit-after, never a panic.
+    if run.code == 0 {
+        assert!(run.stderr.contains("the server ended the session"), "{}", run.stderr);
+    } else {
+        run.fails(5, "during the session");
+    }
+}
