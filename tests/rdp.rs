@@ -34,7 +34,13 @@ async fn server(security: Security, width: u16, height: u16) -> TestServer {
 fn direct(home: &Path, port: u16, extra: &[&str]) -> std::process::Command {
     let mut command = support::ecsrdp(home);
     command
-        .args(["direct", &format!("127.0.0.1:{port}"), "--user", USER, "--password-stdin"])
+        .args([
+            "direct",
+            &format!("127.0.0.1:{port}"),
+            "--user",
+            USER,
+            "--password-stdin",
+        ])
         .args(["--headless", "--lossless", "--connect-timeout", "3s"])
         .args(extra);
     command
@@ -62,7 +68,12 @@ fn assert_pattern(png: &Path, width: u32, height: u32) {
             }
         }
     }
-    assert_eq!(wrong, 0, "{wrong} of {} pixels differ from what was served", w * h);
+    assert_eq!(
+        wrong,
+        0,
+        "{wrong} of {} pixels differ from what was served",
+        w * h
+    );
 }
 
 // ---- Pixels -------------------------------------------------------------------------------
@@ -76,7 +87,15 @@ async fn tls_session_reproduces_the_served_pixels_exactly() {
     let run = run_direct(
         home.path(),
         server.addr.port(),
-        &["--trust-new", "--size", "320x200", "--snapshot", png_arg, "--exit-after", "2s"],
+        &[
+            "--trust-new",
+            "--size",
+            "320x200",
+            "--snapshot",
+            png_arg,
+            "--exit-after",
+            "2s",
+        ],
         PASSWORD,
     )
     .await;
@@ -93,7 +112,15 @@ async fn nla_session_reproduces_the_served_pixels_exactly() {
     let run = run_direct(
         home.path(),
         server.addr.port(),
-        &["--trust-new", "--size", "480x272", "--snapshot", png.to_str().unwrap(), "--exit-after", "2s"],
+        &[
+            "--trust-new",
+            "--size",
+            "480x272",
+            "--snapshot",
+            png.to_str().unwrap(),
+            "--exit-after",
+            "2s",
+        ],
         PASSWORD,
     )
     .await;
@@ -107,7 +134,15 @@ async fn server_side_resize_is_followed() {
     let server = server(Security::Tls, 320, 200).await;
     let home = tempfile::tempdir().unwrap();
     let png = home.path().join("out.png");
-    let args = ["--trust-new", "--size", "320x200", "--snapshot", png.to_str().unwrap(), "--exit-after", "3s"];
+    let args = [
+        "--trust-new",
+        "--size",
+        "320x200",
+        "--snapshot",
+        png.to_str().unwrap(),
+        "--exit-after",
+        "3s",
+    ];
     let running = run_direct(home.path(), server.addr.port(), &args, PASSWORD);
     let resize = async {
         tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -141,9 +176,15 @@ async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
         connect_timeout: Duration::from_secs(3),
     };
     let store = TrustStore::at(home.path().join("known_hosts"));
-    let connected = rdp::connect(&endpoint, &options, &store, &ecsrdp::launch::TerminalPrompt, true)
-        .await
-        .expect("connect");
+    let connected = rdp::connect(
+        &endpoint,
+        &options,
+        &store,
+        &ecsrdp::launch::TerminalPrompt,
+        true,
+    )
+    .await
+    .expect("connect");
     let frame = Arc::new(SharedFrame::new(connected.desktop.0, connected.desktop.1));
     let (commands, receiver) = tokio::sync::mpsc::channel(16);
     let session = tokio::spawn(rdp::run_session(connected, frame, receiver, NoSink, None));
@@ -168,13 +209,39 @@ async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
 
     let events = server.input.events();
     let expected = [
-        InputEvent::Key { code: 0x1E, extended: false, down: true },
-        InputEvent::Key { code: 0x1E, extended: false, down: false },
-        InputEvent::Key { code: 0x4B, extended: true, down: true },
+        InputEvent::Key {
+            code: 0x1E,
+            extended: false,
+            down: true,
+        },
+        InputEvent::Key {
+            code: 0x1E,
+            extended: false,
+            down: false,
+        },
+        InputEvent::Key {
+            code: 0x4B,
+            extended: true,
+            down: true,
+        },
         InputEvent::MouseMove { x: 37, y: 21 },
-        InputEvent::MouseButton { button: 1, down: true, x: 37, y: 21 },
-        InputEvent::MouseButton { button: 1, down: false, x: 37, y: 21 },
-        InputEvent::Key { code: 0x4B, extended: true, down: false },
+        InputEvent::MouseButton {
+            button: 1,
+            down: true,
+            x: 37,
+            y: 21,
+        },
+        InputEvent::MouseButton {
+            button: 1,
+            down: false,
+            x: 37,
+            y: 21,
+        },
+        InputEvent::Key {
+            code: 0x4B,
+            extended: true,
+            down: false,
+        },
     ];
     assert_eq!(events, expected);
     server.stop().await;
@@ -197,9 +264,14 @@ async fn a_new_certificate_needs_a_terminal_or_trust_new() {
     run_direct(home.path(), port, &["--exit-after", "1s"], PASSWORD)
         .await
         .fails(5, "pass --trust-new");
-    run_direct(home.path(), port, &["--trust-new", "--exit-after", "1s"], PASSWORD)
-        .await
-        .succeeds();
+    run_direct(
+        home.path(),
+        port,
+        &["--trust-new", "--exit-after", "1s"],
+        PASSWORD,
+    )
+    .await
+    .succeeds();
     // Remembered now: no flag needed.
     run_direct(home.path(), port, &["--exit-after", "1s"], PASSWORD)
         .await
@@ -217,16 +289,33 @@ async fn a_changed_certificate_is_refused_until_forgotten() {
     let port = server.addr.port();
     let key = format!("127.0.0.1:{port}");
     let store = TrustStore::at(home.path().join("data/known_hosts"));
-    store.remember(&TrustKey::new(key.clone()), "AA:BB:CC").unwrap();
+    store
+        .remember(&TrustKey::new(key.clone()), "AA:BB:CC")
+        .unwrap();
 
-    let run = run_direct(home.path(), port, &["--trust-new", "--exit-after", "1s"], PASSWORD).await;
+    let run = run_direct(
+        home.path(),
+        port,
+        &["--trust-new", "--exit-after", "1s"],
+        PASSWORD,
+    )
+    .await;
     run.fails(5, "has CHANGED");
-    assert!(run.stderr.contains(&format!("ecsrdp trust forget {key}")), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("ecsrdp trust forget {key}")),
+        "{}",
+        run.stderr
+    );
 
     Run::of(support::ecsrdp(home.path()).args(["trust", "forget", &key])).succeeds();
-    run_direct(home.path(), port, &["--trust-new", "--exit-after", "1s"], PASSWORD)
-        .await
-        .succeeds();
+    run_direct(
+        home.path(),
+        port,
+        &["--trust-new", "--exit-after", "1s"],
+        PASSWORD,
+    )
+    .await
+    .succeeds();
     server.stop().await;
 }
 
@@ -236,9 +325,14 @@ async fn a_changed_certificate_is_refused_until_forgotten() {
 async fn wrong_password_is_a_login_failure() {
     let server = server(Security::Hybrid, 320, 200).await;
     let home = tempfile::tempdir().unwrap();
-    run_direct(home.path(), server.addr.port(), &["--trust-new"], "not-the-password")
-        .await
-        .fails(5, "refused the login of `Administrator`");
+    run_direct(
+        home.path(),
+        server.addr.port(),
+        &["--trust-new"],
+        "not-the-password",
+    )
+    .await
+    .fails(5, "refused the login of `Administrator`");
     server.stop().await;
 }
 
@@ -302,7 +396,11 @@ async fn server_going_away_mid_session() {
     // Either the server said goodbye (exit 0, reason shown) or the connection dropped (exit 5);
     // never a hang until --exit-after, never a panic.
     if run.code == 0 {
-        assert!(run.stderr.contains("the server ended the session"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("the server ended the session"),
+            "{}",
+            run.stderr
+        );
     } else {
         run.fails(5, "during the session");
     }

@@ -211,6 +211,12 @@ pub(super) fn classify(
             addr: addr.to_owned(),
             detail: failure.to_string(),
         },
+        // Some servers (FreeRDP among them) answer bad credentials by hanging up mid-CredSSP.
+        _ if is_disconnect(&error) && stage == "login" => RdpError::LoginFailed {
+            addr: addr.to_owned(),
+            user: user.to_owned(),
+            detail: "the server hung up while checking the credentials".into(),
+        },
         _ if is_disconnect(&error) => RdpError::Dropped {
             addr: addr.to_owned(),
             stage,

@@ -53,6 +53,8 @@ pub trait FrameSink: Send + 'static {
     /// sink's job.
     fn frame_ready(&self);
     fn pointer(&self, shape: PointerShape);
+    /// The server cannot follow a resize (no Display Control channel): scale instead.
+    fn resize_refused(&self) {}
 }
 
 /// How a session ended, when it ended well.
@@ -186,7 +188,12 @@ pub async fn run_session(
             }
             () = sleep_until(resize_at), if resize_at.is_some() => {
                 if let Some((_, width, height, scale)) = pending_resize.take() {
-                    request_resize(&mut stage, &mut writer, width, height, scale).await.map_err(|e| lost(&e))?;
+                    let sent = request_resize(&mut stage, &mut writer, width, height, scale)
+                        .await
+                        .map_err(|e| lost(&e))?;
+                    if !sent {
+                        sink.resize_refused();
+                    }
                 }
             }
             () = sleep_until(deadline), if deadline.is_some() => {
@@ -290,29 +297,29 @@ fn bulk_decompressor(compression: CompressionType) -> Option<ironrdp_bulk::BulkC
         .ok()
 }
 
-/// Asks for a new desktop size over Display Control (MS-RDPEDISP 2.2.2.2); without that channel
-/// the window keeps letterboxing the old size.
+/// Asks for a new desktop size over Display Control (MS-RDPEDISP 2.2.2.2); `false` when the
+/// server has no such channel (the window then scales the old size).
 async fn request_resize(
     stage: &mut ActiveStage,
     writer: &mut Writer,
     width: u32,
     height: u32,
     scale_percent: u32,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     use ironrdp::displaycontrol::pdu::MonitorLayoutEntry;
     let (width, height) = MonitorLayoutEntry::adjust_display_size(width, height);
     match stage.encode_resize(width, height, Some(scale_percent), None) {
         Some(Ok(bytes)) => {
             debug!(width, height, "asking the server to resize");
-            writer.write_all(&bytes).await
+            writer.write_all(&bytes).await.map(|()| true)
         }
         Some(Err(e)) => {
             warn!(error = %e.report(), "cannot encode a resize request");
-            Ok(())
+            Ok(false)
         }
         None => {
             debug!("the server offers no display control; scaling locally");
-            Ok(())
+            Ok(false)
         }
     }
 }

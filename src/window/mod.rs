@@ -37,6 +37,7 @@ use crate::render::{blit, blit_all, DamageTracker, Layout, Rect, SharedFrame};
 enum UserEvent {
     FrameReady,
     Pointer(PointerShape),
+    ResizeRefused,
     Ended(Result<Outcome, RdpError>),
 }
 
@@ -132,6 +133,10 @@ impl FrameSink for ProxySink {
 
     fn pointer(&self, shape: PointerShape) {
         let _ = self.proxy.send_event(UserEvent::Pointer(shape));
+    }
+
+    fn resize_refused(&self) {
+        let _ = self.proxy.send_event(UserEvent::ResizeRefused);
     }
 }
 
@@ -355,6 +360,18 @@ impl ApplicationHandler<UserEvent> for App {
                 }
             }
             UserEvent::Pointer(shape) => self.set_pointer(event_loop, shape),
+            UserEvent::ResizeRefused => {
+                // The server keeps its size: letterbox it into the window instead of cutting.
+                if self.scale != Scale::Fit {
+                    info!("the server cannot resize its desktop; scaling it to the window");
+                    self.scale = Scale::Fit;
+                }
+                if let Some(view) = self.view.as_mut() {
+                    view.full = true;
+                    view.requested = true;
+                    view.window.request_redraw();
+                }
+            }
             UserEvent::Ended(outcome) => {
                 self.outcome = Some(outcome);
                 event_loop.exit();

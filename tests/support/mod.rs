@@ -258,10 +258,14 @@ pub struct Xvfb {
 
 impl Xvfb {
     pub fn start(width: u32, height: u32) -> Xvfb {
-        for n in (100 + std::process::id() % 300)..1000 {
-            if Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            {
+        // Tests run in parallel threads: each call takes its own numbers to try.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let base = 100 + (std::process::id() % 200) * 20;
+        loop {
+            let n = base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            assert!(n < base + 4000, "no free X display number");
+            let socket = format!("/tmp/.X11-unix/X{n}");
+            if Path::new(&format!("/tmp/.X{n}-lock")).exists() || Path::new(&socket).exists() {
                 continue;
             }
             let display = format!(":{n}");
@@ -279,22 +283,29 @@ impl Xvfb {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start Xvfb (apt-get install xvfb)");
-            let server = Daemon(child);
-            let socket = format!("/tmp/.X11-unix/X{n}");
+            let mut server = Daemon(child);
             let started = Instant::now();
-            while !Path::new(&socket).exists() {
+            // Ours only if our process is still alive once the socket is there.
+            let ours = loop {
+                if let Ok(Some(_)) = server.0.try_wait() {
+                    break false;
+                }
+                if Path::new(&socket).exists() {
+                    break true;
+                }
                 assert!(
                     started.elapsed() < Duration::from_secs(10),
                     "Xvfb did not start"
                 );
                 std::thread::sleep(Duration::from_millis(50));
-            }
-            return Xvfb {
-                display,
-                _server: server,
             };
+            if ours {
+                return Xvfb {
+                    display,
+                    _server: server,
+                };
+            }
         }
-        panic!("no free X display number");
     }
 
     /// Runs an X client on this display and checks it succeeded.

@@ -1,0 +1,87 @@
+//! RDP servers nobody here wrote: FreeRDP 2's shadow server sharing an Xvfb display painted a
+//! known colour, over TLS and over NLA. RemoteFX is lossy, so colours match within a tolerance.
+
+mod support;
+
+use support::{read_png, Run, Shadow, Xvfb};
+
+const USER: &str = "Administrator";
+const PASSWORD: &str = "Peer-pw-1!";
+
+/// Connects headless to a shadow server whose display is `colour`, and checks the snapshot.
+fn snapshot_shows(security: &str, colour: &str, rgb: [u8; 3], lossless: bool) {
+    let xvfb = Xvfb::start(800, 600);
+    let shadow = Shadow::start(&xvfb, security, USER, PASSWORD);
+    xvfb.run("xsetroot", &["-solid", colour]);
+    let home = tempfile::tempdir().unwrap();
+    let png = home.path().join("out.png");
+    let mut command = support::ecsrdp(home.path());
+    command
+        .args([
+            "direct",
+            &format!("127.0.0.1:{}", shadow.port),
+            "--user",
+            USER,
+        ])
+        .args([
+            "--password-stdin",
+            "--headless",
+            "--trust-new",
+            "--exit-after",
+            "2s",
+        ])
+        .args(["--snapshot", png.to_str().unwrap()]);
+    if lossless {
+        command.arg("--lossless");
+    }
+    Run::with_stdin(&mut command, Some(&format!("{PASSWORD}\n"))).succeeds();
+    let (w, h, pixels) = read_png(&png);
+    assert_eq!((w, h), (800, 600), "the desktop size the server offered");
+    let off = pixels
+        .chunks_exact(3)
+        .filter(|p| p.iter().zip(rgb).any(|(&a, b)| a.abs_diff(b) > 8))
+        .count();
+    assert!(
+        off * 1000 < pixels.len() / 3,
+        "{off} pixels are not {colour}; first: {:?}",
+        &pixels[..3]
+    );
+}
+
+#[test]
+fn freerdp_shadow_over_nla_shows_the_display() {
+    snapshot_shows("nla", "red", [255, 0, 0], false);
+}
+
+#[test]
+fn freerdp_shadow_over_tls_shows_the_display() {
+    snapshot_shows("tls", "#2080c0", [0x20, 0x80, 0xc0], false);
+}
+
+#[test]
+fn freerdp_shadow_without_lossy_codecs() {
+    snapshot_shows("nla", "#30a050", [0x30, 0xa0, 0x50], true);
+}
+
+#[test]
+fn freerdp_shadow_refuses_a_wrong_password() {
+    let xvfb = Xvfb::start(800, 600);
+    let shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
+    let home = tempfile::tempdir().unwrap();
+    let mut command = support::ecsrdp(home.path());
+    command
+        .args([
+            "direct",
+            &format!("127.0.0.1:{}", shadow.port),
+            "--user",
+            USER,
+        ])
+        .args([
+            "--password-stdin",
+            "--headless",
+            "--trust-new",
+            "--exit-after",
+            "2s",
+        ]);
+    Run::with_stdin(&mut command, Some("wrong\n")).fails(5, "refused the login");
+}

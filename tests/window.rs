@@ -1,0 +1,150 @@
+//! The window for real: `ecsrdp direct` opens a window on an Xvfb display; a screenshot of the
+//! screen shows the server's pixels exactly, and keys typed with xdotool reach the server as
+//! set-1 scancodes.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::rdp_server::{InputEvent, Security, TestServer, TestServerOptions};
+use support::{read_png, Daemon, Xvfb};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn window_shows_the_desktop_and_sends_typed_keys() {
+    let (width, height) = (640u16, 480u16);
+    let server = TestServer::start(TestServerOptions {
+        security: Security::Hybrid,
+        user: "Administrator".into(),
+        password: "Window-pw-1".into(),
+        width,
+        height,
+    })
+    .await;
+    let xvfb = Xvfb::start(1024, 768);
+    let home = tempfile::tempdir().unwrap();
+    let mut command = support::ecsrdp(home.path());
+    command
+        .env("DISPLAY", &xvfb.display)
+        .env("ECSRDP_PASSWORD", "Window-pw-1")
+        .args(["direct", &format!("127.0.0.1:{}", server.addr.port())])
+        .args([
+            "--trust-new",
+            "--lossless",
+            "--size",
+            "640x480",
+            "--exit-after",
+            "8s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let client = Daemon(command.spawn().expect("start ecsrdp"));
+
+    let window = tokio::task::spawn_blocking({
+        let display = xvfb.display.clone();
+        move || find_window(&display)
+    })
+    .await
+    .unwrap();
+    // Give the first frame a moment to land, then look at the screen as a person would.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("screen.png");
+    xvfb.run("import", &["-window", "root", shot.to_str().unwrap()]);
+    let (w, _, rgb) = read_png(&shot);
+    let mut wrong = 0;
+    // No window manager runs, so the window's inside sits at the screen's top left.
+    for y in 0..u32::from(height) {
+        for x in 0..u32::from(width) {
+            let i = ((y * w + x) * 3) as usize;
+            let [b, g, r, _] = TestServer::expected_pixel(x as u16, y as u16);
+            if rgb[i..i + 3] != [r, g, b] {
+                wrong += 1;
+            }
+        }
+    }
+    assert_eq!(
+        wrong, 0,
+        "{wrong} screen pixels differ from the served desktop"
+    );
+    if let Ok(keep) = std::env::var("ECSRDP_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+
+    xvfb.run("xdotool", &["windowfocus", "--sync", &window]);
+    xvfb.run(
+        "xdotool",
+        &[
+            "key", "--window", &window, "--delay", "50", "a", "Left", "Home",
+        ],
+    );
+    let wanted = [
+        InputEvent::Key {
+            code: 0x1E,
+            extended: false,
+            down: true,
+        },
+        InputEvent::Key {
+            code: 0x1E,
+            extended: false,
+            down: false,
+        },
+        InputEvent::Key {
+            code: 0x4B,
+            extended: true,
+            down: true,
+        },
+        InputEvent::Key {
+            code: 0x4B,
+            extended: true,
+            down: false,
+        },
+        InputEvent::Key {
+            code: 0x47,
+            extended: true,
+            down: true,
+        },
+        InputEvent::Key {
+            code: 0x47,
+            extended: true,
+            down: false,
+        },
+    ];
+    let started = Instant::now();
+    let keys = loop {
+        let keys: Vec<InputEvent> = server
+            .input
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, InputEvent::Key { .. }))
+            .collect();
+        if keys.len() >= wanted.len() || started.elapsed() > Duration::from_secs(5) {
+            break keys;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(keys, wanted);
+    drop(client);
+    server.stop().await;
+}
+
+/// Waits for the ecsrdp window and returns its X id.
+fn find_window(display: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let out = std::process::Command::new("xdotool")
+            .args(["search", "--name", "^ecsrdp"])
+            .env("DISPLAY", display)
+            .output()
+            .expect("xdotool (apt-get install xdotool)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some(id) = text.lines().next() {
+            return id.to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no ecsrdp window appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
