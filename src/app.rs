@@ -295,44 +295,66 @@ async fn aws_endpoint(target: &Target, args: &AwsArgs) -> Result<Endpoint, Error
 async fn list(cluster: &str, args: &AwsArgs) -> Result<ExitCode, Error> {
     let aws = Aws::load(args.profile.as_deref(), args.region.as_deref()).await?;
     let rows = aws::list(&aws, cluster).await?;
-    let mut out = std::io::stdout().lock();
-    let result = (|| {
-        if rows.is_empty() {
-            writeln!(out, "cluster {cluster} has no container instances")?;
-            return Ok(());
-        }
-        writeln!(
-            out,
-            "{:<34} {:<20} {:<9} {:<9} {:<16} {:<16} NAME",
-            "CONTAINER INSTANCE", "EC2 INSTANCE", "PLATFORM", "STATE", "ADDRESS", "KEY PAIR"
-        )?;
+    let mut text = String::new();
+    if rows.is_empty() {
+        text.push_str(&format!("cluster {cluster} has no container instances\n"));
+    } else {
+        let mut table = vec![[
+            "CONTAINER INSTANCE",
+            "EC2 INSTANCE",
+            "PLATFORM",
+            "STATE",
+            "ADDRESS",
+            "KEY PAIR",
+            "NAME",
+        ]
+        .map(str::to_owned)];
         for row in &rows {
-            writeln!(
-                out,
-                "{:<34} {:<20} {:<9} {:<9} {:<16} {:<16} {}",
-                row.container_instance_id,
-                row.ec2_instance_id,
-                row.platform,
-                row.state,
-                row.address.as_deref().unwrap_or("-"),
-                row.key_name.as_deref().unwrap_or("-"),
-                row.name.as_deref().unwrap_or("")
-            )?;
+            table.push([
+                row.container_instance_id.clone(),
+                row.ec2_instance_id.clone(),
+                row.platform.clone(),
+                row.state.clone(),
+                row.address.clone().unwrap_or_else(|| "-".into()),
+                row.key_name.clone().unwrap_or_else(|| "-".into()),
+                row.name.clone().unwrap_or_default(),
+            ]);
         }
-        if let Some(first) = rows.iter().find(|r| r.is_windows()) {
-            writeln!(
-                out,
-                "\nconnect with: ecsrdp {cluster}/{}",
-                first.ec2_instance_id
-            )?;
+        text.push_str(&columns(&table));
+        // Suggest one that can work: Windows, running, launched with a key pair.
+        let ready = rows
+            .iter()
+            .find(|r| r.is_windows() && r.state == "running" && r.key_name.is_some());
+        if let Some(first) = ready {
+            text.push_str(&format!("\nconnect with: ecsrdp {cluster}/{}\n", first.ec2_instance_id));
         }
-        Ok(())
-    })();
-    result.map_err(|source| Error::Io {
-        what: "cannot write to stdout".into(),
-        source,
-    })?;
+    }
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|source| Error::Io {
+            what: "cannot write to stdout".into(),
+            source,
+        })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Left-aligned columns, each as wide as its widest cell.
+fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// `ecsrdp trust list|forget`.
