@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use tracing::info;
 
 use crate::aws::{self, AddressChoice, Aws, PasswordData, Resolved};
-use crate::cli::{host_port, Args, AwsArgs, Command, SessionArgs, TrustCommand};
+use crate::cli::{host_port, Args, AwsArgs, Command, TrustCommand};
 use crate::error::Error;
 use crate::keyfile::{KeyFileError, KeySearch};
 use crate::keys::{KeyError, Password};
@@ -60,18 +60,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             }
             Some(target) => {
                 let endpoint = runtime.block_on(aws_endpoint(&target, &args.aws))?;
-                connect(runtime, endpoint, &args.session)
+                crate::launch::run(runtime, endpoint, &args.session)
             }
         },
     }
-}
-
-fn connect(
-    runtime: tokio::runtime::Runtime,
-    endpoint: Endpoint,
-    session: &SessionArgs,
-) -> Result<ExitCode, Error> {
-    crate::launch::run(runtime, endpoint, session)
 }
 
 /// Everything about the instance, and its password data fetched at the same time.
@@ -95,7 +87,7 @@ async fn locate(
         AddressChoice::Public
     };
     // Once the instance ID is known, its description and password data are independent.
-    let (resolved, password_data) = if with_password {
+    let (mut resolved, password_data) = if with_password {
         let (resolved, data) = tokio::join!(
             aws::resolve(&aws, &target.cluster, arn, ec2_id.clone(), choice),
             aws::fetch_password_data(&aws, &ec2_id)
@@ -105,6 +97,17 @@ async fn locate(
         let resolved = aws::resolve(&aws, &target.cluster, arn, ec2_id, choice).await?;
         (resolved, Ok(PasswordData::NotReady))
     };
+    if let Some(via) = &args.via {
+        // Through a tunnel, the tunnel is what ecsrdp connects to and the instance needs no
+        // address of its own.
+        let (host, port) = host_port(via, aws::RDP_PORT).map_err(Error::Usage)?;
+        resolved.address = Some(host);
+        resolved.port = port;
+        for check in resolved.checks.iter_mut().filter(|c| c.name == "address") {
+            check.ok = true;
+            check.problem = None;
+        }
+    }
     Ok((
         aws,
         Located {
@@ -118,18 +121,19 @@ async fn locate(
 async fn resolve(target: &Target, args: &AwsArgs, json: bool) -> Result<ExitCode, Error> {
     let (_, located) = locate(target, args, false).await?;
     let resolved = located.resolved;
-    let mut out = std::io::stdout().lock();
+    let mut text = Vec::new();
     let written = if json {
-        serde_json::to_writer_pretty(&mut out, &resolved)
+        serde_json::to_writer_pretty(&mut text, &resolved)
             .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(out))
+            .and_then(|()| writeln!(text))
     } else {
-        write_resolved(&mut out, &resolved)
+        write_resolved(&mut text, &resolved)
     };
     written.map_err(|source| Error::Io {
-        what: "cannot write to stdout".into(),
+        what: "cannot format the answer".into(),
         source,
     })?;
+    write_stdout(&String::from_utf8_lossy(&text))?;
     match resolved.blocking_problem() {
         Some(problem) => Err(Error::Prerequisite(problem.to_owned())),
         None => Ok(ExitCode::SUCCESS),
@@ -200,13 +204,8 @@ fn write_resolved(out: &mut impl std::io::Write, r: &Resolved) -> std::io::Resul
 async fn password(target: &Target, args: &AwsArgs) -> Result<ExitCode, Error> {
     let (aws, located) = locate(target, args, true).await?;
     let password = decrypt(&aws, located, args).await?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", password.expose())
-        .and_then(|()| out.flush())
-        .map_err(|source| Error::Io {
-            what: "cannot write to stdout".into(),
-            source,
-        })?;
+    let line = zeroize::Zeroizing::new(format!("{}\n", password.expose()));
+    write_stdout(&line)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -231,15 +230,18 @@ async fn decrypt(aws: &Aws, located: Located, args: &AwsArgs) -> Result<Password
     info!(key = %path.display(), "loaded the private key");
 
     let mut data = located.password_data?;
+    let mut waited = None;
     if data == PasswordData::NotReady {
         if let Some(limit) = args.wait {
+            let started = std::time::Instant::now();
             data = aws::wait_for_password_data(aws, id, limit, args.poll_interval).await?;
+            waited = Some(started.elapsed());
         }
     }
     let PasswordData::Ready(data) = data else {
         return Err(Error::PasswordNotReady {
             instance: id.clone(),
-            waited: args.wait,
+            waited,
         });
     };
     key.decrypt_password(&data).map_err(|source| match source {
@@ -259,25 +261,19 @@ async fn decrypt(aws: &Aws, located: Located, args: &AwsArgs) -> Result<Password
 async fn aws_endpoint(target: &Target, args: &AwsArgs) -> Result<Endpoint, Error> {
     let (aws, located) = locate(target, args, true).await?;
     let resolved = located.resolved.clone();
-    for warning in resolved.warnings() {
-        if args.via.is_none() {
+    // A security group does not stand between a tunnel and the instance's own loopback.
+    if args.via.is_none() {
+        for warning in resolved.warnings() {
             eprintln!("ecsrdp: warning: {warning}");
         }
     }
-    let (host, port) = match &args.via {
-        Some(via) => host_port(via, aws::RDP_PORT).map_err(Error::Usage)?,
-        None => match &resolved.address {
-            Some(address) => (address.clone(), resolved.port),
-            None => {
-                return Err(Error::Prerequisite(
-                    resolved
-                        .blocking_problem()
-                        .unwrap_or("no address")
-                        .to_owned(),
-                ))
-            }
-        },
+    let Some(host) = resolved.address.clone() else {
+        let problem = resolved
+            .blocking_problem()
+            .unwrap_or("the instance has no address");
+        return Err(Error::Prerequisite(problem.to_owned()));
     };
+    let port = resolved.port;
     let password = decrypt(&aws, located, args).await?;
     Ok(Endpoint {
         title: target.to_string(),
@@ -326,16 +322,13 @@ async fn list(cluster: &str, args: &AwsArgs) -> Result<ExitCode, Error> {
             .iter()
             .find(|r| r.is_windows() && r.state == "running" && r.key_name.is_some());
         if let Some(first) = ready {
-            text.push_str(&format!("\nconnect with: ecsrdp {cluster}/{}\n", first.ec2_instance_id));
+            text.push_str(&format!(
+                "\nconnect with: ecsrdp {cluster}/{}\n",
+                first.ec2_instance_id
+            ));
         }
     }
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .map_err(|source| Error::Io {
-            what: "cannot write to stdout".into(),
-            source,
-        })?;
+    write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -355,6 +348,19 @@ fn columns<const N: usize>(rows: &[[String; N]]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Writes a command's answer to stdout. A closed pipe (`ecsrdp password … | head -c 4`) is the
+/// reader's choice, not a failure.
+fn write_stdout(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            what: "cannot write to stdout".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `ecsrdp trust list|forget`.

@@ -91,8 +91,8 @@ pub enum Command {
 pub enum TrustCommand {
     /// List remembered certificates
     List,
-    /// Forget the certificate remembered for a target (an EC2 instance ID, `HOST:PORT`, or
-    /// `<CLUSTER>/<INSTANCE>` as typed) so the next connection asks again
+    /// Forget a remembered certificate, so the next connection asks again: KEY is the EC2
+    /// instance ID for AWS targets, `HOST:PORT` for `direct` (see `trust list`)
     Forget {
         #[arg(value_name = "KEY")]
         key: String,
@@ -142,7 +142,7 @@ pub struct AwsArgs {
 /// How the RDP session runs and shows itself.
 #[derive(Clone, Debug, ClapArgs)]
 pub struct SessionArgs {
-    /// The remote desktop size, e.g. 1600x900 (default: the window's size)
+    /// The remote desktop size, e.g. 1600x900 (default 1280x800); the window opens at that size
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     pub size: Option<(u16, u16)>,
     /// How the desktop fits the window: `fit` scales it (keeping its aspect), `none` shows it

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use crate::aws::AwsError;
 use crate::keyfile::KeyFileError;
-use crate::keys::KeyError;
 use crate::rdp::RdpError;
 use crate::target::TargetError;
 
@@ -27,7 +26,7 @@ pub enum Error {
     #[error(
         "the password of {instance} is not ready yet: Windows publishes it up to 15 minutes after \
          launch{}; try again later, or add --wait to wait for it",
-        waited.map(|d| format!(" (waited {})", humantime::format_duration(d))).unwrap_or_default()
+        waited.map(|d| format!(" (waited {})", humantime::format_duration(Duration::from_secs(d.as_secs_f64().round() as u64)))).unwrap_or_default()
     )]
     PasswordNotReady {
         instance: String,
@@ -45,8 +44,6 @@ pub enum Error {
         key_name: String,
         instance: String,
     },
-    #[error("{0}")]
-    Key(KeyError),
     #[error(transparent)]
     Rdp(#[from] RdpError),
     #[error("{what}: {source}")]
@@ -61,10 +58,9 @@ impl Error {
         ExitCode::from(match self {
             Error::Usage(_) | Error::Target(_) => 2,
             Error::Aws(_) | Error::Prerequisite(_) => 3,
-            Error::PasswordNotReady { .. }
-            | Error::KeyFile(_)
-            | Error::WrongKey { .. }
-            | Error::Key(_) => 4,
+            Error::PasswordNotReady { .. } | Error::KeyFile(_) | Error::WrongKey { .. } => 4,
+            // No password for `direct` is a password problem, like the AWS side's.
+            Error::Rdp(RdpError::NoPassword) => 4,
             Error::Rdp(_) | Error::Io { .. } => 5,
         })
     }

@@ -31,7 +31,7 @@ pub fn run(
     let started = Instant::now();
     let store = TrustStore::open_default()?;
     if args.headless {
-        let outcome = runtime.block_on(headless(&endpoint, args, &store, started))?;
+        let outcome = runtime.block_on(headless(endpoint, args, &store, started))?;
         report(&outcome);
         return Ok(ExitCode::SUCCESS);
     }
@@ -53,14 +53,16 @@ pub fn connect_options(
 }
 
 async fn headless(
-    endpoint: &Endpoint,
+    endpoint: Endpoint,
     args: &SessionArgs,
     store: &TrustStore,
     started: Instant,
 ) -> Result<Outcome, Error> {
     let desktop = args.size.unwrap_or(DEFAULT_DESKTOP);
     let options = connect_options(args, desktop, 100);
-    let connected = connect(endpoint, &options, store, &TerminalPrompt, args.trust_new).await?;
+    let connected = connect(&endpoint, &options, store, &TerminalPrompt, args.trust_new).await?;
+    // The password has done its work; do not keep it for the whole session.
+    drop(endpoint);
     let frame = Arc::new(SharedFrame::new(connected.desktop.0, connected.desktop.1));
     let (commands, receiver) = mpsc::channel(8);
     // Ctrl-C ends the session cleanly, so the snapshot is still written.
@@ -82,10 +84,14 @@ async fn headless(
         args.exit_after,
     )
     .await;
-    if let Some(path) = &args.snapshot {
-        write_png(&frame.lock().image, path)?;
-    }
-    Ok(outcome?)
+    // Write what was seen even when the session failed, but report the failure first.
+    let snapshot = match &args.snapshot {
+        Some(path) => write_png(&frame.lock().image, path),
+        None => Ok(()),
+    };
+    let outcome = outcome?;
+    snapshot?;
+    Ok(outcome)
 }
 
 /// Tells the user how the session ended, when it was not their doing.

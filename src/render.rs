@@ -335,7 +335,8 @@ fn pixel(bgrx: &[u8]) -> u32 {
 pub fn blit(image: &DecodedImage, layout: &Layout, rect: Rect, dst: &mut [u32]) {
     let (w, h) = (u32::from(image.width()), u32::from(image.height()));
     let rect = rect.clip(w, h);
-    if rect.is_empty() || layout.desktop != (w, h) {
+    let window_pixels = layout.window.0 as usize * layout.window.1 as usize;
+    if rect.is_empty() || layout.desktop != (w, h) || dst.len() < window_pixels {
         return;
     }
     let src = image.data();
@@ -380,6 +381,9 @@ pub fn blit(image: &DecodedImage, layout: &Layout, rect: Rect, dst: &mut [u32]) 
 pub fn blit_all(image: &DecodedImage, layout: &Layout, dst: &mut [u32]) {
     let view = layout.view;
     let stride = layout.window.0 as usize;
+    if stride == 0 {
+        return;
+    }
     for (y, row) in dst.chunks_exact_mut(stride).enumerate() {
         let y = y as u32;
         if y < view.y || y >= view.bottom() {
@@ -463,6 +467,7 @@ mod tests {
         assert_eq!(dst[5], 0);
         assert_eq!(dst[6], 0);
         assert_eq!(dst.iter().filter(|&&p| p == 7).count(), 14);
-        let _ = &mut image;
+        image = DecodedImage::new(PIXEL_FORMAT, 4, 4);
+        blit_all(&image, &Layout::unscaled((4, 4), (0, 4)), &mut []);
     }
 }

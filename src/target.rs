@@ -39,7 +39,10 @@ pub enum TargetError {
          ARN, or the EC2 instance ID (`i-` followed by hex digits)"
     )]
     BadInstance(String),
-    #[error("`{0}` has an empty instance after `/`: give `<cluster>/<instance>` or just `<cluster>` to list")]
+    #[error(
+        "`{0}` names no instance: give `<cluster>/<instance>`; `ecsrdp <cluster>` lists the \
+         cluster's instances"
+    )]
     MissingInstance(String),
 }
 

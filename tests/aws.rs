@@ -314,7 +314,8 @@ fn waiting_gives_up_after_its_limit() {
         &["--key", &key, "--wait=1s", "--poll-interval=200ms"],
         &[],
     );
-    run.fails(4, "(waited 1s)");
+    run.fails(4, "not ready yet");
+    assert!(run.stderr.contains("(waited "), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -33,10 +33,16 @@ pub async fn list(aws: &Aws, cluster: &str) -> Result<Vec<Listed>, AwsError> {
         return Ok(Vec::new());
     }
     let ids: Vec<String> = pairs.iter().map(|(_, id)| id.clone()).collect();
+    // A filter, not instance IDs: one terminated instance must not fail the whole listing.
     let output = aws
         .ec2
         .describe_instances()
-        .set_instance_ids(Some(ids))
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-id")
+                .set_values(Some(ids))
+                .build(),
+        )
         .send()
         .await
         .map_err(|e| AwsError::from_sdk("ec2:DescribeInstances", e))?;

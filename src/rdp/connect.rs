@@ -35,6 +35,10 @@ pub struct Connected {
     pub desktop: (u16, u16),
 }
 
+/// How long each network phase of the handshake may take once TCP is up: a tunnel accepts TCP
+/// even when nothing answers behind it, and a real Windows login takes seconds, not minutes.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(45);
+
 /// Runs the whole connection sequence. `trust_new` accepts an unknown certificate without
 /// asking; a changed one is always refused.
 pub async fn connect(
@@ -57,18 +61,24 @@ pub async fn connect(
     let mut connector = ClientConnector::new(connector_config(endpoint, options), client_addr)
         .with_static_channel(drdynvc);
 
-    let mut framed = TokioFramed::new(stream);
-    let should_upgrade = ironrdp_tokio::connect_begin(&mut framed, &mut connector)
-        .await
-        .map_err(|e| classify(e, &addr, &endpoint.user, "negotiation"))?;
+    let (should_upgrade, tls, certificate, leftover) = within(&addr, async {
+        let mut framed = TokioFramed::new(stream);
+        let should_upgrade = ironrdp_tokio::connect_begin(&mut framed, &mut connector)
+            .await
+            .map_err(|e| classify(e, &addr, &endpoint.user, "negotiation"))?;
+        let (stream, leftover) = framed.into_inner();
+        let (tls, certificate) =
+            ironrdp_tls::upgrade(stream, &endpoint.host)
+                .await
+                .map_err(|e| RdpError::Tls {
+                    addr: addr.clone(),
+                    detail: e.to_string(),
+                })?;
+        Ok((should_upgrade, tls, certificate, leftover))
+    })
+    .await?;
 
-    let (stream, leftover) = framed.into_inner();
-    let (tls, certificate) = ironrdp_tls::upgrade(stream, &endpoint.host)
-        .await
-        .map_err(|e| RdpError::Tls {
-            addr: addr.clone(),
-            detail: e.to_string(),
-        })?;
+    // Outside the time bound: a person may be reading the fingerprint.
     let der = tls
         .get_ref()
         .1
@@ -89,17 +99,20 @@ pub async fn connect(
         .to_owned();
     let upgraded = ironrdp_tokio::mark_as_upgraded(should_upgrade, &mut connector);
     let mut framed = TokioFramed::new_with_leftover(tls, leftover);
-    let result = ironrdp_tokio::connect_finalize(
-        upgraded,
-        connector,
-        &mut framed,
-        &mut NoKerberos,
-        ServerName::new(endpoint.host.clone()),
-        server_public_key,
-        None,
-    )
-    .await
-    .map_err(|e| classify(e, &addr, &endpoint.user, "login"))?;
+    let result = within(&addr, async {
+        ironrdp_tokio::connect_finalize(
+            upgraded,
+            connector,
+            &mut framed,
+            &mut NoKerberos,
+            ServerName::new(endpoint.host.clone()),
+            server_public_key,
+            None,
+        )
+        .await
+        .map_err(|e| classify(e, &addr, &endpoint.user, "login"))
+    })
+    .await?;
     let desktop = (result.desktop_size.width, result.desktop_size.height);
     info!(%addr, width = desktop.0, height = desktop.1, "connected");
     Ok(Connected {
@@ -110,6 +123,19 @@ pub async fn connect(
     })
 }
 
+/// Runs one handshake phase within [`HANDSHAKE_TIMEOUT`].
+async fn within<T>(
+    addr: &str,
+    phase: impl std::future::Future<Output = Result<T, RdpError>>,
+) -> Result<T, RdpError> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, phase)
+        .await
+        .map_err(|_| RdpError::HandshakeTimeout {
+            addr: addr.to_owned(),
+            seconds: HANDSHAKE_TIMEOUT.as_secs(),
+        })?
+}
+
 fn format_addr(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
@@ -118,32 +144,44 @@ fn format_addr(host: &str, port: u16) -> String {
     }
 }
 
+/// Tries each address the name resolves to (`localhost` may be `::1` first while a tunnel
+/// listens on 127.0.0.1), each within the timeout.
 async fn dial(endpoint: &Endpoint, addr: &str, timeout: Duration) -> Result<TcpStream, RdpError> {
-    let mut addrs = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
+    let targets: Vec<_> = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
         .await
         .map_err(|e| RdpError::Resolve {
             host: endpoint.host.clone(),
             detail: e.to_string(),
-        })?;
-    let target = addrs.next().ok_or_else(|| RdpError::Resolve {
+        })?
+        .collect();
+    let mut last = RdpError::Resolve {
         host: endpoint.host.clone(),
         detail: "no address found".into(),
-    })?;
-    debug!(%target, "dialling");
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(target))
-        .await
-        .map_err(|_| RdpError::Timeout {
-            addr: addr.to_owned(),
-            seconds: timeout.as_secs(),
-        })?
-        .map_err(|e| RdpError::Unreachable {
-            addr: addr.to_owned(),
-            port: endpoint.port,
-            detail: e.to_string(),
-        })?;
-    // Input events are tiny and latency-bound.
-    stream.set_nodelay(true).ok();
-    Ok(stream)
+    };
+    for target in targets {
+        debug!(%target, "dialling");
+        match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
+            Ok(Ok(stream)) => {
+                // Input events are tiny and latency-bound.
+                stream.set_nodelay(true).ok();
+                return Ok(stream);
+            }
+            Ok(Err(e)) => {
+                last = RdpError::Unreachable {
+                    addr: addr.to_owned(),
+                    port: endpoint.port,
+                    detail: e.to_string(),
+                }
+            }
+            Err(_) => {
+                last = RdpError::Timeout {
+                    addr: addr.to_owned(),
+                    after: humantime::format_duration(timeout).to_string(),
+                }
+            }
+        }
+    }
+    Err(last)
 }
 
 fn check_trust(

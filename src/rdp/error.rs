@@ -3,23 +3,32 @@
 #[derive(Debug, thiserror::Error)]
 pub enum RdpError {
     #[error(
-        "no password: pass --password-stdin, set ECSRDP_PASSWORD, or run on a terminal to be asked"
+        "no password: pipe it to --password-stdin, set ECSRDP_PASSWORD, or run on a terminal to \
+         be asked"
     )]
     NoPassword,
     #[error("cannot resolve host `{host}`: {detail}; check the name, or use --private or --via")]
     Resolve { host: String, detail: String },
     #[error(
-        "cannot connect to {addr}: {detail}. Check that the instance is running, that a security \
-         group admits TCP {port} from your address, and that nothing blocks the way (or use --via \
-         with a tunnel)"
+        "cannot connect to {addr}: {detail}; check that the server is running and listens on port \
+         {port}, that a security group admits TCP {port} from your address, and that your tunnel \
+         is up if you use --via"
     )]
     Unreachable {
         addr: String,
         port: u16,
         detail: String,
     },
-    #[error("the connection to {addr} timed out after {seconds} s; the port may be filtered by a security group or firewall")]
-    Timeout { addr: String, seconds: u64 },
+    #[error(
+        "the connection to {addr} timed out after {after}; the port may be filtered by a security \
+         group or firewall (raise the limit with --connect-timeout)"
+    )]
+    Timeout { addr: String, after: String },
+    #[error(
+        "{addr} accepted the connection but the RDP handshake did not finish within {seconds} s; \
+         if you use --via, check that the tunnel reaches the instance"
+    )]
+    HandshakeTimeout { addr: String, seconds: u64 },
     #[error("the TLS handshake with {addr} failed: {detail}")]
     Tls { addr: String, detail: String },
     #[error(

@@ -43,6 +43,9 @@ pub fn read_password(from_stdin: bool) -> Result<Password, RdpError> {
             .map_err(|_| RdpError::NoPassword)?;
         let password = Password::new(line.trim_end_matches(['\r', '\n']).to_owned());
         zeroize::Zeroize::zeroize(&mut line);
+        if password.expose().is_empty() {
+            return Err(RdpError::NoPassword);
+        }
         return Ok(password);
     }
     if let Ok(password) = std::env::var("ECSRDP_PASSWORD") {

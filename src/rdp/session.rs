@@ -71,6 +71,18 @@ pub enum Outcome {
 /// How long to wait after the last resize before asking the server for it.
 const RESIZE_DEBOUNCE: Duration = Duration::from_millis(400);
 
+/// How long after the session starts a server may take to open Display Control before we
+/// conclude it has none.
+const DISPLAY_CONTROL_GRACE: Duration = Duration::from_secs(5);
+
+/// What became of a resize request.
+enum Resize {
+    Sent,
+    /// Display Control is not open (yet).
+    NotYet,
+    Refused,
+}
+
 type Reader = TokioFramed<ReadHalf<Stream>>;
 type Writer = TokioFramed<WriteHalf<Stream>>;
 
@@ -94,7 +106,8 @@ pub async fn run_session(
     let mut stage = active_stage(result);
     let mut input = Database::new();
     let mut pending_resize: Option<(Instant, u32, u32, u32)> = None;
-    let deadline = exit_after.map(|d| Instant::now() + d);
+    let started = Instant::now();
+    let deadline = exit_after.map(|d| started + d);
     let lost = |e: &dyn std::fmt::Display| RdpError::SessionLost {
         addr: addr.clone(),
         detail: e.to_string(),
@@ -191,8 +204,13 @@ pub async fn run_session(
                     let sent = request_resize(&mut stage, &mut writer, width, height, scale)
                         .await
                         .map_err(|e| lost(&e))?;
-                    if !sent {
-                        sink.resize_refused();
+                    match sent {
+                        Resize::Sent => {}
+                        // The channel opens a moment after the session starts: try again soon.
+                        Resize::NotYet if started.elapsed() < DISPLAY_CONTROL_GRACE => {
+                            pending_resize = Some((Instant::now() + RESIZE_DEBOUNCE, width, height, scale));
+                        }
+                        Resize::NotYet | Resize::Refused => sink.resize_refused(),
                     }
                 }
             }
@@ -297,29 +315,28 @@ fn bulk_decompressor(compression: CompressionType) -> Option<ironrdp_bulk::BulkC
         .ok()
 }
 
-/// Asks for a new desktop size over Display Control (MS-RDPEDISP 2.2.2.2); `false` when the
-/// server has no such channel (the window then scales the old size).
+/// Asks for a new desktop size over Display Control (MS-RDPEDISP 2.2.2.2).
 async fn request_resize(
     stage: &mut ActiveStage,
     writer: &mut Writer,
     width: u32,
     height: u32,
     scale_percent: u32,
-) -> std::io::Result<bool> {
+) -> std::io::Result<Resize> {
     use ironrdp::displaycontrol::pdu::MonitorLayoutEntry;
     let (width, height) = MonitorLayoutEntry::adjust_display_size(width, height);
     match stage.encode_resize(width, height, Some(scale_percent), None) {
         Some(Ok(bytes)) => {
             debug!(width, height, "asking the server to resize");
-            writer.write_all(&bytes).await.map(|()| true)
+            writer.write_all(&bytes).await.map(|()| Resize::Sent)
         }
         Some(Err(e)) => {
             warn!(error = %e.report(), "cannot encode a resize request");
-            Ok(false)
+            Ok(Resize::Refused)
         }
         None => {
-            debug!("the server offers no display control; scaling locally");
-            Ok(false)
+            debug!("display control is not open");
+            Ok(Resize::NotYet)
         }
     }
 }

@@ -128,7 +128,9 @@ impl TrustStore {
         }
         let text: String = entries.iter().map(|(k, f)| format!("{k} {f}\n")).collect();
         // Write then rename, so a crash never leaves a half-written store.
-        let temp = self.path.with_extension("tmp");
+        let temp = self
+            .path
+            .with_extension(format!("tmp.{}", std::process::id()));
         std::fs::write(&temp, text)
             .and_then(|()| std::fs::rename(&temp, &self.path))
             .map_err(|e| self.error(e))

@@ -11,6 +11,9 @@ use crate::render::Layout;
 const NOTCH: f64 = 120.0;
 /// Pixels of a touchpad scroll that make one notch.
 const PIXELS_PER_NOTCH: f64 = 50.0;
+/// The most one wheel event carries: the wire field is 9 bits, sign included
+/// (MS-RDPBCGR 2.2.8.1.1.3.1.1.3), so bigger turns go out as several events.
+const MAX_UNITS_PER_EVENT: i16 = 240;
 
 /// The little state input mapping needs: where the mouse was, and partial wheel turns.
 #[derive(Debug, Default)]
@@ -52,16 +55,20 @@ impl InputState {
         // winit: positive y scrolls up (wheel away from the user), as RDP's positive vertical
         // rotation; positive x scrolls left, while RDP's positive horizontal is right.
         for (vertical, amount, sign) in [
-            (true, &mut self.wheel.1, 1.0),
-            (false, &mut self.wheel.0, -1.0),
+            (true, &mut self.wheel.1, 1i16),
+            (false, &mut self.wheel.0, -1i16),
         ] {
-            let units = amount.trunc().clamp(-32767.0, 32767.0);
-            if units != 0.0 {
-                *amount -= units;
+            // A fling beyond this is noise; keep the event count bounded.
+            let whole = amount.trunc().clamp(-4800.0, 4800.0);
+            *amount -= amount.trunc();
+            // INVARIANT: clamped to ±4800 just above, well inside i16.
+            let mut left = whole as i16 * sign;
+            while left != 0 {
+                let step = left.clamp(-MAX_UNITS_PER_EVENT, MAX_UNITS_PER_EVENT);
+                left -= step;
                 ops.push(Operation::WheelRotations(WheelRotations {
                     is_vertical: vertical,
-                    // INVARIANT: clamped to the i16 range just above.
-                    rotation_units: (units * sign) as i16,
+                    rotation_units: step,
                 }));
             }
         }
@@ -114,6 +121,20 @@ mod tests {
                 rotation_units: 120
             })]
         ));
+    }
+
+    #[test]
+    fn a_fling_is_split_into_events_the_wire_can_carry() {
+        let mut state = InputState::default();
+        let ops = state.wheel(MouseScrollDelta::LineDelta(0.0, 5.0));
+        let units: Vec<i16> = ops
+            .iter()
+            .map(|op| match op {
+                Operation::WheelRotations(w) => w.rotation_units,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(units, [240, 240, 120]);
     }
 
     #[test]

@@ -32,6 +32,9 @@ use crate::rdp::{
 };
 use crate::render::{blit, blit_all, DamageTracker, Layout, Rect, SharedFrame};
 
+/// How long a closed window waits for the session to say goodbye to the server.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the session tells the event loop.
 #[derive(Debug)]
 enum UserEvent {
@@ -62,6 +65,9 @@ pub fn run(
         &TerminalPrompt,
         args.trust_new,
     ))?;
+    let title = format!("ecsrdp — {}", endpoint.title);
+    // The password has done its work; do not keep it for the whole session.
+    drop(endpoint);
     let frame = Arc::new(SharedFrame::new(connected.desktop.0, connected.desktop.1));
 
     let (commands, receiver) = mpsc::channel(256);
@@ -82,7 +88,7 @@ pub fn run(
     });
 
     let mut app = App {
-        title: format!("ecsrdp — {}", endpoint.title),
+        title,
         scale: args.scale,
         desktop,
         frame,
@@ -92,10 +98,14 @@ pub fn run(
         input: input::InputState::default(),
         outcome: None,
         snapshot: args.snapshot.clone(),
+        pending_move: None,
+        closing: None,
     };
     event_loop
         .run_app(&mut app)
         .map_err(|e| RdpError::Window(e.to_string()))?;
+    // A session stuck on a dead network must not keep the process alive after the window.
+    runtime.shutdown_timeout(CLOSE_GRACE);
     if let Some(path) = &app.snapshot {
         crate::headless::write_png(&app.frame.lock().image, path)?;
     }
@@ -164,13 +174,32 @@ struct App {
     input: input::InputState,
     outcome: Option<Result<Outcome, RdpError>>,
     snapshot: Option<std::path::PathBuf>,
+    /// The latest mouse move that did not fit in the queue; only the newest matters.
+    pending_move: Option<ironrdp::input::Operation>,
+    /// When the window was closed: leave by then even if the session does not answer.
+    closing: Option<Instant>,
 }
 
 impl App {
     fn send(&self, command: Command) {
         if let Err(e) = self.commands.try_send(command) {
-            // Only floods of mouse moves fill the queue; the next move carries the position.
+            // The session drains the queue far faster than a person types; a full queue means
+            // it is stuck on the network, where a lost key matters less than a frozen window.
             debug!(error = %e, "dropped an input command");
+        }
+    }
+
+    /// Mouse moves coalesce: when the queue is full, keep only the newest.
+    fn send_move(&mut self, op: ironrdp::input::Operation) {
+        let pending = self.pending_move.take().into_iter();
+        for op in pending.chain(std::iter::once(op)) {
+            if self
+                .commands
+                .try_send(Command::Input(vec![op.clone()]))
+                .is_err()
+            {
+                self.pending_move = Some(op);
+            }
         }
     }
 
@@ -195,7 +224,7 @@ impl App {
                 return;
             }
         };
-        let age = if view.full || !view.requested {
+        let mut age = if view.full || !view.requested {
             0
         } else {
             buffer.age()
@@ -212,8 +241,14 @@ impl App {
                 view.layout = layout;
                 view.generation = frame.generation();
                 view.tracker.reset();
+                // A new size or layout: whatever the buffer holds is in the wrong place.
+                age = 0;
             }
             let damage = frame.take_damage();
+            if damage.is_empty() && age != 0 {
+                // Nothing to show and nothing presented: the history must not move either.
+                return;
+            }
             match view.tracker.next(damage, age) {
                 None => {
                     blit_all(&frame.image, &layout, &mut buffer);
@@ -298,7 +333,8 @@ impl App {
         view.requested = true;
         view.window.request_redraw();
         let scale_percent = (view.window.scale_factor() * 100.0).round() as u32;
-        if self.scale == Scale::None && size.width > 0 && size.height > 0 {
+        let same = self.frame.lock().size() == (size.width, size.height);
+        if self.scale == Scale::None && size.width > 0 && size.height > 0 && !same {
             self.send(Command::Resize {
                 width: size.width,
                 height: size.height,
@@ -309,6 +345,15 @@ impl App {
 }
 
 impl ApplicationHandler<UserEvent> for App {
+    fn about_to_wait(&mut self, event_loop: &ActiveEventLoop) {
+        if self.closing.is_some_and(|by| Instant::now() >= by) {
+            event_loop.exit();
+        }
+        if let Some(op) = self.pending_move.take() {
+            self.send_move(op);
+        }
+    }
+
     fn resumed(&mut self, event_loop: &ActiveEventLoop) {
         if self.view.is_some() {
             return;
@@ -383,11 +428,14 @@ impl ApplicationHandler<UserEvent> for App {
         match event {
             WindowEvent::RedrawRequested => self.redraw(),
             WindowEvent::CloseRequested => {
-                self.send(Command::Close);
-                // The session answers with `Ended`; if it is already gone, leave now.
-                if self.commands.is_closed() {
+                // The session answers with `Ended`; if it cannot hear us, leave now.
+                if self.commands.try_send(Command::Close).is_err() {
                     event_loop.exit();
                 }
+                self.closing = Some(Instant::now() + CLOSE_GRACE);
+                event_loop.set_control_flow(winit::event_loop::ControlFlow::WaitUntil(
+                    Instant::now() + CLOSE_GRACE,
+                ));
             }
             WindowEvent::Resized(size) => self.follow_size(size),
             WindowEvent::ScaleFactorChanged { .. } => {
@@ -415,7 +463,7 @@ impl ApplicationHandler<UserEvent> for App {
                 let Some(view) = &self.view else { return };
                 let op = self.input.mouse_move(&view.layout, position.x, position.y);
                 if let Some(op) = op {
-                    self.send(Command::Input(vec![op]));
+                    self.send_move(op);
                 }
             }
             WindowEvent::MouseInput { state, button, .. } => {
