@@ -72,11 +72,13 @@ def create_key_pairs(ec2, keys_dir: Path) -> dict[str, str]:
     files["kp-pkcs1"] = write_key(keys_dir / "kp-pkcs1.pem", kp["KeyMaterial"].encode())
 
     pkcs8, openssh = serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.OpenSSH
+    legacy = serialization.PrivateFormat.TraditionalOpenSSL  # Proc-Type: 4,ENCRYPTED
     imported = {
         "kp-pkcs8": (new_rsa(), [("kp-pkcs8.pem", pkcs8, None)]),
         "kp-openssh": (new_rsa(), [("kp-openssh", openssh, None)]),
         "kp-passphrase": (new_rsa(), [("kp-passphrase", openssh, PASSPHRASE),
-                                      ("kp-passphrase.p8.pem", pkcs8, PASSPHRASE)]),
+                                      ("kp-passphrase.p8.pem", pkcs8, PASSPHRASE),
+                                      ("kp-passphrase.legacy.pem", legacy, PASSPHRASE)]),
         "kp-ed25519": (ed25519.Ed25519PrivateKey.generate(), [("kp-ed25519", openssh, None)]),
     }
     for name, (key, outputs) in imported.items():

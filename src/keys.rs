@@ -58,11 +58,10 @@ pub enum KeyError {
     #[error("the passphrase does not unlock this key")]
     WrongPassphrase,
     #[error(
-        "this PEM key is encrypted in the legacy OpenSSL format (`Proc-Type: 4,ENCRYPTED`), which \
-         ecsrdp does not read; convert it once with `ssh-keygen -p -f FILE` (rewrites it in the \
-         OpenSSH format, same passphrase or a new one)"
+        "this PEM key is encrypted with {0}, which ecsrdp does not read; convert it once with \
+         `ssh-keygen -p -f FILE` (rewrites it in the OpenSSH format)"
     )]
-    LegacyEncryptedPem,
+    UnsupportedCipher(String),
     #[error(
         "this is a PuTTY key (.ppk); export it in OpenSSH format with \
          `puttygen FILE.ppk -O private-openssh -o FILE.pem` and pass that with --key"
@@ -88,7 +87,8 @@ impl PrivateKey {
             .and_then(|line| line.strip_suffix("-----"));
         match label {
             Some("RSA PRIVATE KEY") if text.contains("Proc-Type: 4,ENCRYPTED") => {
-                Err(KeyError::LegacyEncryptedPem)
+                let passphrase = passphrase.ok_or(KeyError::PassphraseRequired)?;
+                parse_legacy_encrypted(text, passphrase)
             }
             Some("RSA PRIVATE KEY") => RsaPrivateKey::from_pkcs1_pem(text)
                 .map(PrivateKey)
@@ -184,6 +184,77 @@ fn parse_openssh(text: &str, passphrase: Option<&str>) -> Result<PrivateKey, Key
     }
 }
 
+/// The legacy OpenSSL encryption of PKCS#1 PEM (RFC 1421 headers), still what
+/// `ssh-keygen -m PEM -N …` and `openssl genrsa -aes256` write: `DEK-Info: <cipher>,<iv hex>`,
+/// a key from OpenSSL's `EVP_BytesToKey` (MD5, one round, salt = first 8 bytes of the IV), CBC
+/// with PKCS#7 padding around the PKCS#1 DER.
+fn parse_legacy_encrypted(text: &str, passphrase: &str) -> Result<PrivateKey, KeyError> {
+    use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut as _, KeyIvInit as _};
+
+    let malformed = |what: &str| KeyError::Malformed(what.to_owned());
+    let dek = text
+        .lines()
+        .find_map(|line| line.strip_prefix("DEK-Info:"))
+        .ok_or_else(|| malformed("no DEK-Info header"))?;
+    let (cipher, iv) = dek
+        .trim()
+        .split_once(',')
+        .ok_or_else(|| malformed("bad DEK-Info header"))?;
+    let iv = hex::decode(iv.trim()).map_err(|_| malformed("bad IV in DEK-Info"))?;
+    let body: String = text
+        .lines()
+        .filter(|line| !line.starts_with("-----") && !line.contains(':'))
+        .map(str::trim)
+        .collect();
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| malformed("bad base64"))?;
+    let key_len = match cipher {
+        "AES-128-CBC" => 16,
+        "AES-192-CBC" => 24,
+        "AES-256-CBC" => 32,
+        "DES-EDE3-CBC" => 24,
+        other => return Err(KeyError::UnsupportedCipher(other.to_owned())),
+    };
+    let salt = iv.get(..8).ok_or_else(|| malformed("IV too short"))?;
+    let key = evp_bytes_to_key(passphrase.as_bytes(), salt, key_len);
+    let plain = Zeroizing::new(
+        match cipher {
+            "AES-128-CBC" => cbc::Decryptor::<aes::Aes128>::new_from_slices(&key, &iv)
+                .map(|d| d.decrypt_padded_vec_mut::<Pkcs7>(&data)),
+            "AES-192-CBC" => cbc::Decryptor::<aes::Aes192>::new_from_slices(&key, &iv)
+                .map(|d| d.decrypt_padded_vec_mut::<Pkcs7>(&data)),
+            "AES-256-CBC" => cbc::Decryptor::<aes::Aes256>::new_from_slices(&key, &iv)
+                .map(|d| d.decrypt_padded_vec_mut::<Pkcs7>(&data)),
+            _ => cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
+                .map(|d| d.decrypt_padded_vec_mut::<Pkcs7>(&data)),
+        }
+        .map_err(|_| malformed("bad key or IV length"))?
+        .map_err(|_| KeyError::WrongPassphrase)?,
+    );
+    // A wrong passphrase almost always breaks the padding; when it does not, the DER does.
+    RsaPrivateKey::from_pkcs1_der(&plain)
+        .map(PrivateKey)
+        .map_err(|_| KeyError::WrongPassphrase)
+}
+
+/// OpenSSL's `EVP_BytesToKey` with MD5 and one round: D_i = MD5(D_{i-1} || pass || salt).
+fn evp_bytes_to_key(passphrase: &[u8], salt: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
+    use md5::{Digest as _, Md5};
+    let mut key = Zeroizing::new(Vec::with_capacity(len + 16));
+    let mut previous: Vec<u8> = Vec::new();
+    while key.len() < len {
+        let mut md5 = Md5::new();
+        md5.update(&previous);
+        md5.update(passphrase);
+        md5.update(salt);
+        previous = md5.finalize().to_vec();
+        key.extend_from_slice(&previous);
+    }
+    key.truncate(len);
+    key
+}
+
 /// Builds the RSA key from its parts. (`ssh-key` 0.6's own conversion passes `p` twice
 /// instead of `p` and `q`, so it fails on every real key.)
 fn rsa_from_openssh(pair: &ssh_key::private::RsaKeypair) -> Result<PrivateKey, KeyError> {
@@ -245,13 +316,22 @@ mod tests {
     }
 
     #[test]
-    fn putty_and_legacy_pem_get_conversion_advice() {
+    fn putty_gets_conversion_advice_and_legacy_pem_asks_for_a_passphrase() {
         let ppk = "PuTTY-User-Key-File-3: ssh-rsa\nEncryption: none\n";
         assert_eq!(PrivateKey::parse(ppk, None).unwrap_err(), KeyError::Putty);
-        let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n";
+        let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+                      DEK-Info: BF-CBC,0001020304050607\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        assert!(PrivateKey::needs_passphrase(legacy));
         assert_eq!(
-            PrivateKey::parse(legacy, None).unwrap_err(),
-            KeyError::LegacyEncryptedPem
+            PrivateKey::parse(legacy, Some("x")).unwrap_err(),
+            KeyError::UnsupportedCipher("BF-CBC".into())
         );
+    }
+
+    #[test]
+    fn evp_bytes_to_key_matches_openssl() {
+        // `openssl enc -aes-128-cbc -k password -S 0102030405060708 -P -md md5`
+        let key = evp_bytes_to_key(b"password", &[1, 2, 3, 4, 5, 6, 7, 8], 16);
+        assert_eq!(hex::encode(&*key), "e7b0971e52ca5cc8d0539fb3412f6316");
     }
 }

@@ -211,6 +211,22 @@ fn password_with_a_passphrase_pkcs8_key() {
 }
 
 #[test]
+fn password_with_a_legacy_encrypted_pem_key() {
+    let emu = Emulator::shared();
+    let key = format!("{}.legacy.pem", key_file(emu, "win-passphrase"));
+    assert!(std::fs::read_to_string(&key)
+        .unwrap()
+        .contains("Proc-Type: 4,ENCRYPTED"));
+    let run = password(
+        emu,
+        "win-passphrase",
+        &["--key", &key],
+        &[("ECSRDP_KEY_PASSPHRASE", "correct horse")],
+    );
+    assert_password(&run, emu, "win-passphrase");
+}
+
+#[test]
 fn password_by_container_instance_id() {
     let emu = Emulator::shared();
     let home = home();

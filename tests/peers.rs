@@ -85,3 +85,48 @@ fn freerdp_shadow_refuses_a_wrong_password() {
         ]);
     Run::with_stdin(&mut command, Some("wrong\n")).fails(5, "refused the login");
 }
+
+/// xrdp 0.9 from Debian, TLS only. Without a session manager it shows its own login screen:
+/// a teal desktop with a grey dialog, all drawn by xrdp with bitmap updates.
+#[test]
+fn xrdp_over_tls_shows_its_login_screen() {
+    std::fs::create_dir_all("/run/xrdp/sockdir").expect("xrdp's socket dir (run as root)");
+    let port = support::free_port();
+    let server = support::Daemon(
+        std::process::Command::new("xrdp")
+            .args(["--nodaemon", "--port", &format!("tcp://127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("xrdp (apt-get install xrdp)"),
+    );
+    support::wait_for_port(port, std::time::Duration::from_secs(10));
+    let home = tempfile::tempdir().unwrap();
+    let png = home.path().join("out.png");
+    let mut command = support::ecsrdp(home.path());
+    command
+        .args(["direct", &format!("127.0.0.1:{port}"), "--user", "nobody"])
+        .args([
+            "--password-stdin",
+            "--headless",
+            "--trust-new",
+            "--lossless",
+        ])
+        .args(["--size", "1280x800", "--exit-after", "2s"])
+        .args(["--snapshot", png.to_str().unwrap()]);
+    Run::with_stdin(&mut command, Some("unused\n")).succeeds();
+    drop(server);
+    let (w, h, pixels) = read_png(&png);
+    assert_eq!((w, h), (1280, 800));
+    let count = |rgb: [u8; 3]| pixels.chunks_exact(3).filter(|p| *p == rgb).count();
+    let teal = count([0x00, 0x9c, 0xb5]);
+    let dialog_grey = count([0xde, 0xde, 0xde]);
+    assert!(
+        teal * 2 > pixels.len() / 3,
+        "xrdp's background: {teal} teal pixels"
+    );
+    assert!(
+        dialog_grey > 50_000,
+        "xrdp's login dialog: {dialog_grey} grey pixels"
+    );
+}

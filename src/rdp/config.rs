@@ -5,7 +5,7 @@ use ironrdp::connector::{BitmapConfig, Config, Credentials, DesktopSize};
 use ironrdp::pdu::rdp::capability_sets::{
     client_codecs_capabilities, BitmapCodecs, MajorPlatformType,
 };
-use ironrdp::pdu::rdp::client_info::{CompressionType, PerformanceFlags, TimezoneInfo};
+use ironrdp::pdu::rdp::client_info::{PerformanceFlags, TimezoneInfo};
 
 use super::Endpoint;
 
@@ -66,9 +66,10 @@ pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) ->
         performance_flags: PerformanceFlags::default(),
         license_cache: None,
         timezone_info: TimezoneInfo::default(),
-        // Bulk compression saves bandwidth on real links; the session keeps it on across
-        // reactivation.
-        compression_type: Some(CompressionType::Rdp61),
+        // No bulk compression: IronRDP 0.17 fails to decode xrdp's MPPC-compressed bitmap
+        // updates ("not enough bytes"), and RemoteFX data does not compress further anyway.
+        // The session still carries a decompressor across reactivation should this change.
+        compression_type: None,
         enable_server_pointer: true,
         pointer_software_rendering: false,
         multitransport_flags: None,
