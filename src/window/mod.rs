@@ -119,6 +119,10 @@ pub fn run(
     }
 }
 
+fn window_scale(view: &Option<View>) -> f64 {
+    view.as_ref().map_or(1.0, |v| v.window.scale_factor())
+}
+
 /// Wakes the event loop, at most once until the window has drawn.
 struct ProxySink {
     proxy: EventLoopProxy<UserEvent>,
@@ -387,6 +391,16 @@ impl ApplicationHandler<UserEvent> for App {
                     full: true,
                     requested: false,
                 });
+                // The connection announced 100 %, before any window existed; on a HiDPI screen
+                // tell the server the real factor so it sizes text for it.
+                let scale_percent = (window_scale(&self.view) * 100.0).round() as u32;
+                if scale_percent != 100 && self.scale == Scale::None {
+                    self.send(Command::Resize {
+                        width: size.width,
+                        height: size.height,
+                        scale_percent,
+                    });
+                }
             }
             Err(e) => {
                 self.outcome = Some(Err(RdpError::Window(e)));
