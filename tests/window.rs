@@ -1,6 +1,6 @@
 //! The window for real: `ecsrdp direct` opens a window on an Xvfb display; a screenshot of the
-//! screen shows the server's pixels exactly, and keys typed with xdotool reach the server as
-//! set-1 scancodes.
+//! screen shows the server's pixels exactly, keys typed with xdotool reach the server as set-1
+//! scancodes, and a click lands on the desktop pixel under the pointer.
 
 mod support;
 
@@ -124,6 +124,51 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(keys, wanted);
+
+    // A click where a person would click: the window maps it to the same desktop pixel.
+    xvfb.run(
+        "xdotool",
+        &["mousemove", "--sync", "123", "45", "click", "1"],
+    );
+    let started = Instant::now();
+    let clicked = loop {
+        let events = server.input.events();
+        let done = events.iter().any(|e| {
+            matches!(
+                e,
+                InputEvent::MouseButton {
+                    button: 1,
+                    down: false,
+                    ..
+                }
+            )
+        });
+        if done || started.elapsed() > Duration::from_secs(5) {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let buttons: Vec<&InputEvent> = clicked
+        .iter()
+        .filter(|e| matches!(e, InputEvent::MouseButton { .. }))
+        .collect();
+    assert_eq!(
+        buttons,
+        [
+            &InputEvent::MouseButton {
+                button: 1,
+                down: true,
+                x: 123,
+                y: 45
+            },
+            &InputEvent::MouseButton {
+                button: 1,
+                down: false,
+                x: 123,
+                y: 45
+            },
+        ]
+    );
     drop(client);
     server.stop().await;
 }
