@@ -166,6 +166,10 @@ pub struct SessionArgs {
     /// has it; uses more bandwidth
     #[arg(long)]
     pub lossless: bool,
+    /// Stop at the server's own login screen instead of logging on with the password (to log
+    /// on as someone else)
+    #[arg(long)]
+    pub login_screen: bool,
     /// How long to wait for the TCP connection
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,

@@ -48,6 +48,7 @@ pub fn connect_options(
         desktop,
         scale_percent,
         lossless: args.lossless,
+        login_screen: args.login_screen,
         connect_timeout: args.connect_timeout,
     }
 }

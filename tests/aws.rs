@@ -184,10 +184,11 @@ fn password_with_an_openssh_key_from_ecsrdp_key() {
     assert_password(&run, emu, "win-openssh");
 }
 
-#[test]
-fn password_with_a_passphrase_openssh_key() {
+/// The passphrase key of `win-passphrase`, in the file `key_file` + `suffix`, unlocked through
+/// `ECSRDP_KEY_PASSPHRASE`.
+fn assert_passphrase_key(suffix: &str) {
     let emu = Emulator::shared();
-    let key = key_file(emu, "win-passphrase");
+    let key = format!("{}{suffix}", key_file(emu, "win-passphrase"));
     let run = password(
         emu,
         "win-passphrase",
@@ -198,32 +199,23 @@ fn password_with_a_passphrase_openssh_key() {
 }
 
 #[test]
+fn password_with_a_passphrase_openssh_key() {
+    assert_passphrase_key("");
+}
+
+#[test]
 fn password_with_a_passphrase_pkcs8_key() {
-    let emu = Emulator::shared();
-    let key = format!("{}.p8.pem", key_file(emu, "win-passphrase"));
-    let run = password(
-        emu,
-        "win-passphrase",
-        &["--key", &key],
-        &[("ECSRDP_KEY_PASSPHRASE", "correct horse")],
-    );
-    assert_password(&run, emu, "win-passphrase");
+    assert_passphrase_key(".p8.pem");
 }
 
 #[test]
 fn password_with_a_legacy_encrypted_pem_key() {
     let emu = Emulator::shared();
     let key = format!("{}.legacy.pem", key_file(emu, "win-passphrase"));
-    assert!(std::fs::read_to_string(&key)
+    assert!(std::fs::read_to_string(key)
         .unwrap()
         .contains("Proc-Type: 4,ENCRYPTED"));
-    let run = password(
-        emu,
-        "win-passphrase",
-        &["--key", &key],
-        &[("ECSRDP_KEY_PASSPHRASE", "correct horse")],
-    );
-    assert_password(&run, emu, "win-passphrase");
+    assert_passphrase_key(".legacy.pem");
 }
 
 #[test]

@@ -86,8 +86,8 @@ fn freerdp_shadow_refuses_a_wrong_password() {
     Run::with_stdin(&mut command, Some("wrong\n")).fails(5, "refused the login");
 }
 
-/// xrdp 0.9 from Debian, TLS only. Without a session manager it shows its own login screen:
-/// a teal desktop with a grey dialog, all drawn by xrdp with bitmap updates.
+/// xrdp 0.9 from Debian, TLS only. Asked for its login screen (no session manager runs here),
+/// it shows a teal desktop with a grey dialog, all drawn by xrdp with bitmap updates.
 #[test]
 fn xrdp_over_tls_shows_its_login_screen() {
     std::fs::create_dir_all("/run/xrdp/sockdir").expect("xrdp's socket dir (run as root)");
@@ -111,6 +111,7 @@ fn xrdp_over_tls_shows_its_login_screen() {
             "--headless",
             "--trust-new",
             "--lossless",
+            "--login-screen",
         ])
         .args(["--size", "1280x800", "--exit-after", "2s"])
         .args(["--snapshot", png.to_str().unwrap()]);

@@ -173,6 +173,7 @@ async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
         desktop: (320, 200),
         scale_percent: 100,
         lossless: true,
+        login_screen: false,
         connect_timeout: Duration::from_secs(3),
     };
     let store = TrustStore::at(home.path().join("known_hosts"));

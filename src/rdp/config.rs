@@ -17,6 +17,8 @@ pub struct ConnectOptions {
     pub scale_percent: u32,
     /// Advertise no lossy codec, so every pixel arrives exactly (tests, screenshots).
     pub lossless: bool,
+    /// Let the server show its own login screen instead of logging on automatically.
+    pub login_screen: bool,
     pub connect_timeout: std::time::Duration,
 }
 
@@ -61,7 +63,9 @@ pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) ->
         platform: platform(),
         hardware_id: None,
         request_data: None,
-        autologon: false,
+        // INFO_AUTOLOGON (MS-RDPBCGR 2.2.1.11.1.1): log on with the password we hold, so a
+        // TLS-only server does not stop at its own login screen.
+        autologon: !options.login_screen,
         enable_audio_playback: false,
         performance_flags: PerformanceFlags::default(),
         license_cache: None,
