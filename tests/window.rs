@@ -169,7 +169,22 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
             },
         ]
     );
-    drop(client);
+
+    // Closing the window ends the session and the process, cleanly.
+    xvfb.run("xdotool", &["windowclose", &window]);
+    let mut client = client;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = client.0.try_wait().expect("wait for ecsrdp") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "ecsrdp outlived its window"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
     server.stop().await;
 }
 

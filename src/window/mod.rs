@@ -441,7 +441,12 @@ impl ApplicationHandler<UserEvent> for App {
     fn window_event(&mut self, event_loop: &ActiveEventLoop, _id: WindowId, event: WindowEvent) {
         match event {
             WindowEvent::RedrawRequested => self.redraw(),
-            WindowEvent::CloseRequested => {
+            // Closed by the user (CloseRequested) or destroyed under us (a window manager, or
+            // `xdotool windowclose`): either way, say goodbye to the server and leave.
+            WindowEvent::CloseRequested | WindowEvent::Destroyed => {
+                if matches!(event, WindowEvent::Destroyed) {
+                    self.view = None;
+                }
                 // The session answers with `Ended`; if it cannot hear us, leave now.
                 if self.commands.try_send(Command::Close).is_err() {
                     event_loop.exit();
