@@ -126,7 +126,33 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
         .iter()
         .filter(|group| !group.rdp_sources.is_empty())
         .collect();
-    checks.push(if open.is_empty() {
+    // Over the public address, rules that admit only private ranges or other groups let
+    // nobody outside the VPC in: the connection would just time out.
+    let inside_only = !facts.private
+        && !open.is_empty()
+        && open
+            .iter()
+            .flat_map(|g| &g.rdp_sources)
+            .all(|source| is_inside_vpc(source));
+    checks.push(if inside_only {
+        let rules = open
+            .iter()
+            .map(|g| format!("{} ({}) from {}", g.id, g.name, g.rdp_sources.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Check::fail(
+            "rdp_port",
+            false,
+            format!(
+                "instance {id} admits TCP {RDP_PORT} only from inside its network ({rules}), but \
+                 ecsrdp connects to its public address; use --private from inside the VPC, \
+                 --via with a tunnel, or add a rule for your address with \
+                 `aws ec2 authorize-security-group-ingress --group-id {} --protocol tcp --port \
+                 {RDP_PORT} --cidr <your-ip>/32`",
+                open[0].id
+            ),
+        )
+    } else if open.is_empty() {
         let groups = facts
             .security_groups
             .iter()
@@ -152,6 +178,20 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
     });
 
     checks
+}
+
+/// Whether a rule source only ever matches traffic from inside the VPC: another security group,
+/// or a private (RFC 1918, RFC 4193) range.
+fn is_inside_vpc(source: &str) -> bool {
+    if source.starts_with("sg-") {
+        return true;
+    }
+    let address = source.split('/').next().unwrap_or(source);
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.is_private(),
+        Ok(std::net::IpAddr::V6(v6)) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+        Err(_) => false,
+    }
 }
 
 /// The sources an inbound rule admits, if it covers TCP 3389.
@@ -222,6 +262,26 @@ mod tests {
         let port = checks.iter().find(|c| c.name == "rdp_port").unwrap();
         assert!(!port.ok && !port.required);
         assert!(port.problem.as_deref().unwrap().contains("sg-1 (web)"));
+    }
+
+    #[test]
+    fn private_only_rules_warn_over_the_public_address() {
+        let groups = [group(&["10.0.0.0/8", "sg-0abc"])];
+        let checks = run(&facts(&groups));
+        let port = checks.iter().find(|c| c.name == "rdp_port").unwrap();
+        assert!(!port.ok && !port.required);
+        assert!(port
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("only from inside its network"));
+        // From inside the VPC the same rule is fine.
+        let mut inside = facts(&groups);
+        inside.private = true;
+        assert!(run(&inside).iter().all(|c| c.ok));
+        // Any public source makes it reachable from somewhere outside.
+        let mixed = [group(&["10.0.0.0/8", "203.0.113.7/32"])];
+        assert!(run(&facts(&mixed)).iter().all(|c| c.ok));
     }
 
     #[test]
