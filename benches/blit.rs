@@ -5,7 +5,7 @@
 //! for this machine. `cargo bench --bench blit`.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ecsrdp::render::{blit, blit_all, Layout, Rect, PIXEL_FORMAT};
+use ecsrdp::render::{blit, blit_all, Layout, Placement, Rect, PIXEL_FORMAT};
 use ironrdp::session::image::DecodedImage;
 
 const W: u16 = 1920;
@@ -25,7 +25,7 @@ fn updates(c: &mut Criterion) {
     let image = DecodedImage::new(PIXEL_FORMAT, W, H);
     let rgba = vec![0x55u8; usize::from(W) * usize::from(H) * 4];
     let window = (u32::from(W), u32::from(H));
-    let layout = Layout::unscaled(window, window);
+    let layout = Placement::new(Layout::unscaled(window, window));
     let mut buffer = vec![0u32; usize::from(W) * usize::from(H)];
 
     // A blinking caret, a typed word, a scrolled text pane, the whole screen.
@@ -56,7 +56,7 @@ fn updates(c: &mut Criterion) {
 
     // Scaled into a smaller window (--scale fit): the nearest-neighbour path, damaged area only.
     let small = (1280u32, 720u32);
-    let fit = Layout::fit(window, small);
+    let fit = Placement::new(Layout::fit(window, small));
     let mut small_buffer = vec![0u32; (small.0 * small.1) as usize];
     let mut group = c.benchmark_group("fit 1920x1080 into 1280x720");
     group.bench_function("ecsrdp word 120x24", |b| {

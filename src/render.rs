@@ -330,9 +330,47 @@ fn pixel(bgrx: &[u8]) -> u32 {
     u32::from_le_bytes([bgrx[0], bgrx[1], bgrx[2], 0])
 }
 
+/// A layout ready to draw into: when it scales, the desktop pixel under the centre of each
+/// window column and row of the view (nearest neighbour), computed once per layout rather than
+/// on every update.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub layout: Layout,
+    /// Byte offset in a desktop row of the pixel under each view column.
+    columns: Vec<usize>,
+    /// Desktop row under each view row.
+    rows: Vec<usize>,
+}
+
+impl Placement {
+    pub fn new(layout: Layout) -> Self {
+        let (columns, rows) = if layout.is_scaled() {
+            let view = layout.view;
+            let (w, h) = layout.desktop;
+            let centre = |i: u32, len: u32, size: u32| {
+                let rel = u64::from(i) * 2 + 1;
+                let at = (rel * u64::from(size)) / (u64::from(len) * 2);
+                usize::try_from(at.min(u64::from(size.saturating_sub(1)))).unwrap_or(0)
+            };
+            (
+                (0..view.w).map(|x| centre(x, view.w, w) * 4).collect(),
+                (0..view.h).map(|y| centre(y, view.h, h)).collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        Placement {
+            layout,
+            columns,
+            rows,
+        }
+    }
+}
+
 /// Copies desktop `rect` into the window buffer at the layout's place, scaling when the layout
-/// does. Touches only the rows and columns `rect` covers.
-pub fn blit(image: &DecodedImage, layout: &Layout, rect: Rect, dst: &mut [u32]) {
+/// does. Touches only the rows and columns `rect` covers, and allocates nothing.
+pub fn blit(image: &DecodedImage, placement: &Placement, rect: Rect, dst: &mut [u32]) {
+    let layout = &placement.layout;
     let (w, h) = (u32::from(image.width()), u32::from(image.height()));
     let rect = rect.clip(w, h);
     let window_pixels = layout.window.0 as usize * layout.window.1 as usize;
@@ -355,30 +393,25 @@ pub fn blit(image: &DecodedImage, layout: &Layout, rect: Rect, dst: &mut [u32]) 
         }
         return;
     }
-    // Scaled: each window pixel takes the desktop pixel under its centre (nearest neighbour).
-    let target = layout.to_window(rect);
-    let view = layout.view;
-    let src_x = |wx: u32| {
-        let rel = u64::from(wx - view.x) * 2 + 1;
-        ((rel * u64::from(w)) / (u64::from(view.w) * 2)).min(u64::from(w - 1)) as usize
-    };
-    let src_y = |wy: u32| {
-        let rel = u64::from(wy - view.y) * 2 + 1;
-        ((rel * u64::from(h)) / (u64::from(view.h) * 2)).min(u64::from(h - 1)) as usize
-    };
-    let columns: Vec<usize> = (target.x..target.right()).map(src_x).collect();
-    for wy in target.y..target.bottom() {
-        let src_row = &src[src_y(wy) * src_stride..][..src_stride];
-        let start = wy as usize * dst_stride + target.x as usize;
+    // Scaled: each window pixel takes the desktop pixel under its centre.
+    let target = layout
+        .to_window(rect)
+        .clip(layout.view.right(), layout.view.bottom());
+    let (vx, vy) = (layout.view.x as usize, layout.view.y as usize);
+    let columns = &placement.columns[target.x as usize - vx..][..target.w as usize];
+    for wy in target.y as usize..target.bottom() as usize {
+        let src_row = &src[placement.rows[wy - vy] * src_stride..][..src_stride];
+        let start = wy * dst_stride + target.x as usize;
         let dst_row = &mut dst[start..start + target.w as usize];
-        for (d, &sx) in dst_row.iter_mut().zip(&columns) {
-            *d = pixel(&src_row[sx * 4..sx * 4 + 4]);
+        for (d, &offset) in dst_row.iter_mut().zip(columns) {
+            *d = pixel(&src_row[offset..offset + 4]);
         }
     }
 }
 
 /// Paints the whole window: bars, then the whole desktop. For buffers of unknown contents.
-pub fn blit_all(image: &DecodedImage, layout: &Layout, dst: &mut [u32]) {
+pub fn blit_all(image: &DecodedImage, placement: &Placement, dst: &mut [u32]) {
+    let layout = &placement.layout;
     let view = layout.view;
     let stride = layout.window.0 as usize;
     if stride == 0 {
@@ -396,7 +429,7 @@ pub fn blit_all(image: &DecodedImage, layout: &Layout, dst: &mut [u32]) {
         }
     }
     let (w, h) = layout.desktop;
-    blit(image, layout, Rect::new(0, 0, w, h), dst);
+    blit(image, placement, Rect::new(0, 0, w, h), dst);
 }
 
 #[cfg(test)]
@@ -458,16 +491,32 @@ mod tests {
     }
 
     #[test]
+    fn placement_samples_pixel_centres() {
+        // Halving: window pixel i sees desktop pixel 2i+1 (the centre of 2i..2i+2).
+        let placement = Placement::new(Layout::fit((8, 4), (4, 2)));
+        assert_eq!(placement.columns, [4, 12, 20, 28]);
+        assert_eq!(placement.rows, [1, 3]);
+        // Unscaled layouts need no maps.
+        assert!(Placement::new(Layout::unscaled((8, 4), (4, 2)))
+            .columns
+            .is_empty());
+    }
+
+    #[test]
     fn blit_copies_only_the_rect_and_clears_the_top_byte() {
         let mut image = DecodedImage::new(PIXEL_FORMAT, 4, 4);
-        let layout = Layout::unscaled((4, 4), (4, 4));
+        let placement = Placement::new(Layout::unscaled((4, 4), (4, 4)));
         // An all-black image still has 0xFF in every X byte.
         let mut dst = vec![7u32; 16];
-        blit(&image, &layout, Rect::new(1, 1, 2, 1), &mut dst);
+        blit(&image, &placement, Rect::new(1, 1, 2, 1), &mut dst);
         assert_eq!(dst[5], 0);
         assert_eq!(dst[6], 0);
         assert_eq!(dst.iter().filter(|&&p| p == 7).count(), 14);
         image = DecodedImage::new(PIXEL_FORMAT, 4, 4);
-        blit_all(&image, &Layout::unscaled((4, 4), (0, 4)), &mut []);
+        blit_all(
+            &image,
+            &Placement::new(Layout::unscaled((4, 4), (0, 4))),
+            &mut [],
+        );
     }
 }

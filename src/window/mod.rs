@@ -30,7 +30,7 @@ use crate::launch::{connect_options, report, TerminalPrompt, DEFAULT_DESKTOP};
 use crate::rdp::{
     connect, run_session, Command, Endpoint, FrameSink, Outcome, PointerShape, RdpError, TrustStore,
 };
-use crate::render::{blit, blit_all, DamageTracker, Layout, Rect, SharedFrame};
+use crate::render::{blit, blit_all, DamageTracker, Layout, Placement, Rect, SharedFrame};
 
 /// How long a closed window waits for the session to say goodbye to the server.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -158,7 +158,7 @@ impl FrameSink for ProxySink {
 struct View {
     window: Rc<Window>,
     surface: softbuffer::Surface<Rc<Window>, Rc<Window>>,
-    layout: Layout,
+    placement: Placement,
     generation: u64,
     tracker: DamageTracker,
     /// The next present must repaint everything (expose, resize, layout change).
@@ -241,8 +241,8 @@ impl App {
                 Scale::Fit => Layout::fit(frame.size(), (size.width, size.height)),
                 Scale::None => Layout::unscaled(frame.size(), (size.width, size.height)),
             };
-            if layout != view.layout || frame.generation() != view.generation {
-                view.layout = layout;
+            if layout != view.placement.layout || frame.generation() != view.generation {
+                view.placement = Placement::new(layout);
                 view.generation = frame.generation();
                 view.tracker.reset();
                 // A new size or layout: whatever the buffer holds is in the wrong place.
@@ -255,12 +255,12 @@ impl App {
             }
             match view.tracker.next(damage, age) {
                 None => {
-                    blit_all(&frame.image, &layout, &mut buffer);
+                    blit_all(&frame.image, &view.placement, &mut buffer);
                     vec![Rect::new(0, 0, size.width, size.height)]
                 }
                 Some(region) => {
                     for rect in region.rects() {
-                        blit(&frame.image, &layout, *rect, &mut buffer);
+                        blit(&frame.image, &view.placement, *rect, &mut buffer);
                     }
                     region
                         .rects()
@@ -383,7 +383,7 @@ impl ApplicationHandler<UserEvent> for App {
             Ok((window, surface)) => {
                 let size = window.inner_size();
                 self.view = Some(View {
-                    layout: Layout::unscaled((0, 0), (size.width, size.height)),
+                    placement: Placement::new(Layout::unscaled((0, 0), (size.width, size.height))),
                     window,
                     surface,
                     generation: u64::MAX,
@@ -480,7 +480,9 @@ impl ApplicationHandler<UserEvent> for App {
             }
             WindowEvent::CursorMoved { position, .. } => {
                 let Some(view) = &self.view else { return };
-                let op = self.input.mouse_move(&view.layout, position.x, position.y);
+                let op = self
+                    .input
+                    .mouse_move(&view.placement.layout, position.x, position.y);
                 if let Some(op) = op {
                     self.send_move(op);
                 }
