@@ -45,16 +45,6 @@ pub enum KeyFileError {
     Key { path: PathBuf, source: KeyError },
 }
 
-impl KeyFileError {
-    /// The key file that was read, when one was.
-    pub fn key(&self) -> Option<&KeyError> {
-        match self {
-            KeyFileError::Key { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
 fn list(paths: &[PathBuf]) -> String {
     paths
         .iter()

@@ -1,12 +1,10 @@
 //! `ecsrdp <cluster>`: the cluster's container instances, Windows first.
 
-use serde::Serialize;
-
 use super::resolve::{describe_container_instances, list_container_instance_arns};
 use super::{Aws, AwsError};
 
 /// One row of the listing.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Listed {
     pub container_instance_id: String,
     pub ec2_instance_id: String,

@@ -76,10 +76,6 @@ impl TrustStore {
         Ok(TrustStore::at(dir.join("known_hosts")))
     }
 
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-
     pub fn entries(&self) -> Result<Vec<(String, String)>, RdpError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
