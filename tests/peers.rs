@@ -131,3 +131,98 @@ fn xrdp_over_tls_shows_its_login_screen() {
         "xrdp's login dialog: {dialog_grey} grey pixels"
     );
 }
+
+/// xrdp 0.9 from Debian over TLS, logged on for real: the domain field picks its Xvnc backend,
+/// xrdp-sesman starts an Xvnc session for a local account whose `~/.xsession` paints the root
+/// window a colour chosen for this run, and that colour is what the snapshot must show.
+#[test]
+fn xrdp_xvnc_session_shows_the_session_colour() {
+    const USER: &str = "ecsrdp-xrdp";
+    const PASSWORD: &str = "Xrdp-pw-1!";
+    // The account is the machine's (PAM): only root may make it.
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc_geteuid() },
+        0,
+        "this test makes a local account for xrdp and must run as root (CI does)"
+    );
+    let shell = |script: &str| {
+        let status = std::process::Command::new("sh")
+            .args(["-c", script])
+            .status()
+            .expect("sh");
+        assert!(status.success(), "{script}");
+    };
+    let colour = [0x40 + (std::process::id() % 0x80) as u8, 0x90, 0x30];
+    let hex = format!("#{:02x}{:02x}{:02x}", colour[0], colour[1], colour[2]);
+    shell(&format!(
+        "id {USER} >/dev/null 2>&1 || useradd -m -s /bin/sh {USER}; \
+         echo '{USER}:{PASSWORD}' | chpasswd; \
+         echo '{hex}' > /home/{USER}/colour; \
+         printf '#!/bin/sh\\nwhile :; do xsetroot -solid \"$(cat ~/colour)\"; sleep 0.5; done\\n' \
+           > /home/{USER}/.xsession; \
+         chmod 755 /home/{USER}/.xsession; chown {USER} /home/{USER}/.xsession /home/{USER}/colour"
+    ));
+    // The session's own processes (chansrv, as the account) make sockets here: the mode is the
+    // one xrdp's service unit gives it. A root-only directory leaves xrdp with one black frame.
+    shell("mkdir -p /run/xrdp/sockdir && chmod 3777 /run/xrdp/sockdir");
+    let daemon = |program: &str, args: &[&str]| {
+        support::Daemon(
+            std::process::Command::new(program)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{program}: {e} (apt-get install xrdp)")),
+        )
+    };
+    let sesman = daemon("xrdp-sesman", &["--nodaemon"]);
+    let port = support::free_port();
+    let xrdp = daemon(
+        "xrdp",
+        &["--nodaemon", "--port", &format!("tcp://127.0.0.1:{port}")],
+    );
+    support::wait_for_port(port, std::time::Duration::from_secs(10));
+
+    let home = tempfile::tempdir().unwrap();
+    let png = home.path().join("out.png");
+    let mut command = support::ecsrdp(home.path());
+    command
+        .args([
+            "direct",
+            &format!("127.0.0.1:{port}"),
+            "--user",
+            USER,
+            "--domain",
+            "Xvnc",
+        ])
+        .args([
+            "--password-stdin",
+            "--headless",
+            "--trust-new",
+            "--lossless",
+        ])
+        .args(["--size", "1024x768", "--exit-after", "10s"])
+        .args(["--snapshot", png.to_str().unwrap()]);
+    Run::with_stdin(&mut command, Some(&format!("{PASSWORD}\n"))).succeeds();
+    drop(xrdp);
+    drop(sesman);
+    // xrdp forks a process per connection, and the session runs as the account: end them all.
+    shell(&format!(
+        "pkill -f 'tcp://127[.]0[.]0[.]1:{port}'; pkill -f 'xrdp-sesman --[n]odaemon'; \
+         pkill -u {USER}; true"
+    ));
+    let (w, h, pixels) = read_png(&png);
+    assert_eq!((w, h), (1024, 768));
+    let painted = pixels.chunks_exact(3).filter(|p| *p == colour).count();
+    assert!(
+        painted * 10 > pixels.len() / 3 * 9,
+        "{painted} of {} pixels are the session's {hex}",
+        pixels.len() / 3
+    );
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
