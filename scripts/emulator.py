@@ -5,12 +5,16 @@ moto answers it with a random 128-character string that nobody can decrypt, so
 the client's whole "fetch the Windows Administrator password" path could never
 be exercised.  Patched, it behaves like AWS: PasswordData is the base64 of the
 password RSA-encrypted (PKCS#1 v1.5) to the public key of the instance's key
-pair.  The password itself is taken from the instance's `ecsrdp:password` tag;
-an absent or empty tag yields "" (AWS: "password not available yet"), as do
+pair.  The passwords themselves never pass through the AWS API (a tag would show
+up in every DescribeInstances answer, and so in ecsrdp's trace logs): they come
+out of band, from the JSON file named by --passwords ({"i-...": "password"}),
+which scripts/seed.py writes and which is read again on every call.  An
+instance without an entry yields "" (AWS: "password not available yet"), as do
 instances without a key pair, non-Windows instances and non-RSA (ed25519) keys,
 which cannot be encrypted to (real EC2 refuses ed25519 keys for Windows AMIs).
 
-Usage: python scripts/emulator.py [--port N] [--verbose] [--exit-with-stdin]
+Usage: python scripts/emulator.py --passwords FILE [--port N] [--verbose]
+                                  [--exit-with-stdin]
 Prints `ecsrdp-emulator listening on http://127.0.0.1:PORT` once ready, then
 serves until SIGTERM/SIGINT.  Request logging is off unless --verbose, so a
 parent that never drains our stderr can't block the server on a full pipe.
@@ -18,6 +22,7 @@ parent that never drains our stderr can't block the server on a full pipe.
 
 import argparse
 import base64
+import json
 import logging
 import signal
 import sys
@@ -28,7 +33,16 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from moto.ec2.models.windows import WindowsBackend
 from moto.server import ThreadedMotoServer
 
-PASSWORD_TAG = "ecsrdp:password"
+PASSWORDS_FILE = None  # set from --passwords in main()
+
+
+def stored_password(instance_id: str) -> str:
+    """The password seed.py gave this instance, or "" (not ready) when it has none."""
+    try:
+        with open(PASSWORDS_FILE, encoding="utf-8") as f:
+            return json.load(f).get(instance_id, "")
+    except FileNotFoundError:
+        return ""
 
 
 def get_password_data(self, instance_id: str) -> str:
@@ -36,8 +50,7 @@ def get_password_data(self, instance_id: str) -> str:
     instance = self.get_instance(instance_id)  # raises InvalidInstanceID.NotFound
     if instance.platform != "windows" or not instance.key_name:
         return ""
-    tags = {t["key"]: t["value"] for t in instance.get_tags()}
-    password = tags.get(PASSWORD_TAG, "")
+    password = stored_password(instance_id)
     key_pair = self.key_pairs.get(instance.key_name)
     if not password or key_pair is None:
         return ""
@@ -56,6 +69,8 @@ def get_password_data(self, instance_id: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--passwords", required=True,
+                        help="JSON file of instance ID -> password, written by seed.py")
     parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     parser.add_argument(
@@ -65,6 +80,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    global PASSWORDS_FILE
+    PASSWORDS_FILE = args.passwords
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.ERROR)
     WindowsBackend.get_password_data = get_password_data
 

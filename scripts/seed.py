@@ -5,12 +5,14 @@ account would be, so the emulator's state only ever comes from genuine API
 calls.  Creates ECS cluster `demo`, security groups `rdp-open` (TCP 3389 from
 anywhere) and `rdp-closed` (TCP 22 only), one key pair per private-key format
 the client must read (written to --keys-dir, mode 0600), and one EC2 instance
-per scenario, each registered as a container instance of `demo`.  Windows
-instances carry their password in the `ecsrdp:password` tag, which the
-emulator's patched GetPasswordData encrypts to the instance's key pair.
+per scenario, each registered as a container instance of `demo`.  Each Windows
+instance's password goes to the --passwords file (instance ID -> password, mode
+0600), the file the emulator was started with: its patched GetPasswordData
+encrypts it to the instance's key pair.  No password is ever put where the AWS
+API would return it.
 
 Usage: python scripts/seed.py --endpoint http://127.0.0.1:PORT --keys-dir DIR
-                              [--password-for NAME=PW ...]
+                              --passwords FILE [--password-for NAME=PW ...]
 Prints one JSON object describing what was created (built at the end of main()).
 Credentials default to testing/testing and the region to us-east-1; the usual
 AWS_* environment variables override them.
@@ -30,9 +32,8 @@ CLUSTER = "demo"
 WINDOWS_AMI = "ami-03cf127a"  # moto's bundled Windows_Server-2016-English-Nano-Base
 LINUX_AMI = "ami-760aaa0f"  # moto's bundled amzn-ami-hvm (no Platform)
 PASSPHRASE = b"correct horse"
-PASSWORD_TAG = "ecsrdp:password"
 
-# name -> (ami, key pair, security group, password tag: "default" | "" | None)
+# name -> (ami, key pair, security group, password: "default" | "" (not ready) | None)
 INSTANCES = {
     "win-pkcs1": (WINDOWS_AMI, "kp-pkcs1", "rdp-open", "default"),
     "win-pkcs8": (WINDOWS_AMI, "kp-pkcs8", "rdp-open", "default"),
@@ -106,8 +107,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", required=True, help="emulator URL")
     parser.add_argument("--keys-dir", required=True, type=Path, help="where private keys go")
+    parser.add_argument("--passwords", required=True, type=Path,
+                        help="the emulator's --passwords file, written here")
     parser.add_argument("--password-for", action="append", default=[], metavar="NAME=PW",
-                        help="override an instance's ecsrdp:password tag (repeatable)")
+                        help="override an instance's password (repeatable)")
     args = parser.parse_args()
     try:  # cryptography needs it to write passphrase-protected OpenSSH keys
         import bcrypt  # noqa: F401
@@ -135,8 +138,6 @@ def main() -> None:
         pw = overrides.get(name, f"Pw-{name}-1!" if pw == "default" else pw)
         passwords[name] = pw
         tags = [{"Key": "Name", "Value": name}]
-        if pw is not None:
-            tags.append({"Key": PASSWORD_TAG, "Value": pw})
         run = dict(ImageId=ami, InstanceType="m5.large", MinCount=1, MaxCount=1,
                    SecurityGroupIds=[groups[group]],
                    TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
@@ -154,6 +155,11 @@ def main() -> None:
         ecs.register_container_instance(cluster=CLUSTER,
                                         instanceIdentityDocument=json.dumps(document))
     ec2.stop_instances(InstanceIds=[ids["win-stopped"]])
+    stored = {ids[name]: pw for name, pw in passwords.items() if pw}
+    args.passwords.unlink(missing_ok=True)
+    fd = os.open(args.passwords, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(stored, f)
 
     # Read everything back through the API, checking ECS links to EC2.
     arns = ecs.list_container_instances(cluster=CLUSTER)["containerInstanceArns"]

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use tracing::info;
 
 use crate::aws::{self, AddressChoice, Aws, PasswordData, Resolved};
-use crate::cli::{host_port, Args, AwsArgs, Command, TrustCommand};
+use crate::cli::{host_port, Args, AwsArgs, Command, SecurityChoice, TrustCommand};
 use crate::error::Error;
 use crate::keyfile::{KeyFileError, KeySearch};
 use crate::keys::{KeyError, Password};
@@ -35,8 +35,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             user,
             domain,
             password_stdin,
-            session,
+            mut session,
         }) => {
+            // Any RDP server: take NLA when offered, else say the password goes over TLS.
+            session.security.get_or_insert(SecurityChoice::Tls);
             let (host, port) = host_port(&server, aws::RDP_PORT).map_err(Error::Usage)?;
             let password = rdp::read_password(password_stdin)?;
             let endpoint = Endpoint {
@@ -60,7 +62,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             }
             Some(target) => {
                 let endpoint = runtime.block_on(aws_endpoint(&target, &args.aws))?;
-                crate::launch::run(runtime, endpoint, &args.session)
+                // Windows AMIs have NLA on: anything less is refused unless asked for.
+                let mut session = args.session;
+                session.security.get_or_insert(SecurityChoice::Nla);
+                crate::launch::run(runtime, endpoint, &session)
             }
         },
     }

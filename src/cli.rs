@@ -173,6 +173,16 @@ pub struct SessionArgs {
     /// How long to wait for the TCP connection
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+    /// `nla` requires Network Level Authentication (the default for AWS targets); `tls` also
+    /// accepts a server that offers only TLS, and says so (the default for `direct`)
+    #[arg(long, value_enum, value_name = "nla|tls")]
+    pub security: Option<SecurityChoice>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SecurityChoice {
+    Nla,
+    Tls,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

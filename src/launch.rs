@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::cli::SessionArgs;
+use crate::cli::{SecurityChoice, SessionArgs};
 use crate::error::Error;
 use crate::headless::{write_png, QuietSink};
 use crate::rdp::{
-    connect, run_session, Command, ConnectOptions, Endpoint, Outcome, RdpError, TrustKey,
+    connect, run_session, Command, ConnectOptions, Endpoint, Outcome, RdpError, Security, TrustKey,
     TrustPrompt, TrustStore,
 };
 use crate::render::SharedFrame;
@@ -45,6 +45,11 @@ pub fn connect_options(
     scale_percent: u32,
 ) -> ConnectOptions {
     ConnectOptions {
+        // `app` fills in the default of each kind of target; NLA when nobody did.
+        security: match args.security {
+            Some(SecurityChoice::Tls) => Security::NlaOrTls,
+            Some(SecurityChoice::Nla) | None => Security::Nla,
+        },
         desktop,
         scale_percent,
         lossless: args.lossless,
@@ -128,5 +133,9 @@ impl TrustPrompt for TerminalPrompt {
             .read_line(&mut answer)
             .map_err(|_| unconfirmed())?;
         Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    }
+
+    fn warn(&self, message: &str) {
+        eprintln!("ecsrdp: warning: {message}");
     }
 }

@@ -342,19 +342,7 @@ async fn waiting_returns_once_the_password_appears() {
     ]);
     let waiting = tokio::task::spawn_blocking(move || Run::of(&mut command));
     tokio::time::sleep(Duration::from_millis(800)).await;
-    emu.ec2()
-        .await
-        .create_tags()
-        .resources(emu.field("win-notready", "ec2_instance_id"))
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key("ecsrdp:password")
-                .value("Late-Pw-1!")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("set the password tag");
+    emu.set_password("win-notready", "Late-Pw-1!");
     let run = waiting.await.unwrap();
     run.succeeds();
     assert_eq!(run.stdout, "Late-Pw-1!\n");
@@ -443,16 +431,13 @@ fn unreachable_aws_endpoint() {
 fn the_password_never_reaches_logs() {
     let emu = Emulator::shared();
     let key = key_file(emu, "win-pkcs1");
-    // ecsrdp's own logs at every level. (The SDK's wire log would show the emulator's
-    // `ecsrdp:password` tag, a test fixture that real instances do not have.)
+    // Every crate's logs at every level, the SDK's wire log included: the emulator holds the
+    // password out of band, so only a leak of ecsrdp's own could show it.
     let run = password(
         emu,
         "win-pkcs1",
         &["--key", &key, "-vv"],
-        &[(
-            "RUST_LOG",
-            "ecsrdp=trace,ironrdp=trace,rsa=trace,ssh_key=trace",
-        )],
+        &[("RUST_LOG", "trace")],
     );
     assert_password(&run, emu, "win-pkcs1");
     assert!(!run.stderr.contains(&emu.field("win-pkcs1", "password")));

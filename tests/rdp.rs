@@ -170,6 +170,7 @@ async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
         title: "input".into(),
     };
     let options = ConnectOptions {
+        security: rdp::Security::Nla,
         desktop: (320, 200),
         scale_percent: 100,
         lossless: true,
@@ -290,9 +291,8 @@ async fn a_changed_certificate_is_refused_until_forgotten() {
     let port = server.addr.port();
     let key = format!("127.0.0.1:{port}");
     let store = TrustStore::at(home.path().join("data/known_hosts"));
-    store
-        .remember(&TrustKey::new(key.clone()), "AA:BB:CC")
-        .unwrap();
+    let other = vec!["AB"; 32].join(":");
+    store.remember(&TrustKey::new(key.clone()), &other).unwrap();
 
     let run = run_direct(
         home.path(),

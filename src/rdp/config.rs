@@ -9,9 +9,21 @@ use ironrdp::pdu::rdp::client_info::{PerformanceFlags, TimezoneInfo};
 
 use super::Endpoint;
 
+/// Which security protocols (MS-RDPBCGR 5.4.5) the client accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// CredSSP only: the server proves it can check the password before it receives it, and
+    /// we never offer TLS alone, so nobody can talk us down to it.
+    Nla,
+    /// NLA when the server offers it, else TLS alone: the password then travels in the Client
+    /// Info PDU (MS-RDPBCGR 2.2.1.11) inside the TLS session, and the user is told.
+    NlaOrTls,
+}
+
 /// Choices that shape the connection, beyond where and who.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectOptions {
+    pub security: Security,
     pub desktop: (u16, u16),
     /// The window's scale factor in percent (100 = 1.0), sent so the server sizes text for it.
     pub scale_percent: u32,
@@ -36,7 +48,7 @@ pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) ->
             height: options.desktop.1,
         },
         desktop_scale_factor: options.scale_percent,
-        enable_tls: true,
+        enable_tls: options.security == Security::NlaOrTls,
         enable_credssp: true,
         credentials: Credentials::UsernamePassword {
             username: endpoint.user.clone(),

@@ -1,29 +1,34 @@
 //! Connection sequence (MS-RDPBCGR 1.3.1.1): TCP, X.224 negotiation, TLS, our certificate trust
 //! decision, then CredSSP/NTLM (NLA) when the server asks for it, and capability exchange.
 //!
-//! The trust decision happens right after TLS and before CredSSP, so no credential ever goes to
-//! a server whose certificate the user has not accepted.
+//! The trust decision happens right after TLS, on a certificate whose key the peer has proved
+//! it holds, and before CredSSP or any other session byte, so no credential ever goes to a server
+//! the user has not accepted. The security protocol is never downgraded silently: where NLA is
+//! required a server without it is refused, and elsewhere the user is told.
 
 use std::time::Duration;
 
-use ironrdp::connector::sspi::generator::NetworkRequest;
+use ironrdp::connector::connection_activation::ConnectionActivationFactory;
+use ironrdp::connector::credssp::CredsspSequence;
+use ironrdp::connector::sspi::generator::GeneratorState;
 use ironrdp::connector::{
-    ClientConnector, ConnectionResult, ConnectorError, ConnectorErrorKind, ConnectorResult,
-    ServerName,
+    ClientConnector, ClientConnectorState, Config, ConnectionResult, ConnectorError,
+    ConnectorErrorExt as _, ConnectorErrorKind, ConnectorResult, Credentials, ServerName,
 };
+use ironrdp::core::WriteBuf;
 use ironrdp::displaycontrol::client::DisplayControlClient;
 use ironrdp::dvc::DrdynvcClient;
-use ironrdp_tokio::TokioFramed;
+use ironrdp::pdu::nego::FailureCode;
+use ironrdp_tokio::{FramedWrite as _, TokioFramed, Upgraded};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-use super::config::connector_config;
 pub use super::config::ConnectOptions;
+use super::config::{connector_config, Security};
+pub(super) use super::tls::Stream;
+use super::tls::{self, UpgradeError};
 use super::trust::{fingerprint, TrustDecision, TrustPrompt, TrustStore};
 use super::{Endpoint, RdpError};
-
-/// The TLS stream the session runs over.
-pub(super) type Stream = ironrdp_tls::TlsStream<TcpStream>;
 
 /// A finished connection sequence, ready for the session loop.
 pub struct Connected {
@@ -60,67 +65,205 @@ pub async fn connect(
         DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())));
     let mut connector = ClientConnector::new(connector_config(endpoint, options), client_addr)
         .with_static_channel(drdynvc);
+    let pin = store.pinned(&endpoint.trust_key)?;
 
     let (should_upgrade, tls, certificate, leftover) = within(&addr, async {
         let mut framed = TokioFramed::new(stream);
         let should_upgrade = ironrdp_tokio::connect_begin(&mut framed, &mut connector)
             .await
-            .map_err(|e| classify(e, &addr, &endpoint.user, "negotiation"))?;
+            .map_err(|e| negotiation_error(e, &addr, options.security, &endpoint.user))?;
+        // Checked again here, not only through what we asked for: the X.224 answer is not
+        // authenticated, and a server that picks what we did not offer must not slip through.
+        let nla = selected_nla(&connector);
+        if !nla && options.security == Security::Nla {
+            return Err(RdpError::NlaUnavailable { addr: addr.clone() });
+        }
         let (stream, leftover) = framed.into_inner();
-        let (tls, certificate) =
-            ironrdp_tls::upgrade(stream, &endpoint.host)
-                .await
-                .map_err(|e| RdpError::Tls {
+        let (tls, certificate) = tls::upgrade(stream, &endpoint.host, pin.clone())
+            .await
+            .map_err(|e| match e {
+                UpgradeError::PinMismatch { presented } => RdpError::CertificateChanged {
+                    key: endpoint.trust_key.to_string(),
+                    old: pin.clone().unwrap_or_default(),
+                    new: presented,
+                },
+                UpgradeError::Handshake(e) => RdpError::Tls {
                     addr: addr.clone(),
                     detail: e.to_string(),
-                })?;
+                },
+            })?;
         Ok((should_upgrade, tls, certificate, leftover))
     })
     .await?;
 
-    // Outside the time bound: a person may be reading the fingerprint.
-    let der = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|cert| cert.as_ref().to_vec())
-        .ok_or_else(|| RdpError::Tls {
-            addr: addr.clone(),
-            detail: "the server presented no certificate".into(),
-        })?;
-    check_trust(endpoint, store, prompt, trust_new, &fingerprint(&der))?;
+    // The handshake proved the peer holds this certificate's key. Outside the time bound: a
+    // person may be reading the fingerprint.
+    check_trust(
+        endpoint,
+        store,
+        prompt,
+        trust_new,
+        &fingerprint(&certificate),
+    )?;
+    if !selected_nla(&connector) && !options.login_screen {
+        prompt.warn(&format!(
+            "{addr} does not use Network Level Authentication: the password will be sent inside \
+             the TLS session, to a server that has proved only that it holds the certificate \
+             you trusted"
+        ));
+    }
 
-    let server_public_key = ironrdp_tls::extract_tls_server_public_key(&certificate)
-        .ok_or_else(|| RdpError::Tls {
-            addr: addr.clone(),
-            detail: "the certificate has no usable public key".into(),
-        })?
-        .to_owned();
+    let server_public_key = server_public_key(&certificate).ok_or_else(|| RdpError::Tls {
+        addr: addr.clone(),
+        detail: "the certificate has no usable public key".into(),
+    })?;
     let upgraded = ironrdp_tokio::mark_as_upgraded(should_upgrade, &mut connector);
     let mut framed = TokioFramed::new_with_leftover(tls, leftover);
-    let result = within(&addr, async {
-        ironrdp_tokio::connect_finalize(
+    let finalized = within(&addr, async {
+        finalize(
             upgraded,
-            connector,
+            &mut connector,
             &mut framed,
-            &mut NoKerberos,
             ServerName::new(endpoint.host.clone()),
             server_public_key,
-            None,
         )
         .await
         .map_err(|e| classify(e, &addr, &endpoint.user, "login"))
     })
-    .await?;
+    .await;
+    // Whatever happened, the connector's copy of the password goes now.
+    wipe_password(&mut connector.config);
+    let mut result = finalized?;
+    // The session keeps a configuration for reactivation (MS-RDPBCGR 1.3.1.3); reactivation
+    // never needs the password, so the one it keeps has none.
+    result.activation_factory = ConnectionActivationFactory::new(
+        connector.config.clone(),
+        result.io_channel_id,
+        result.user_channel_id,
+    );
     let desktop = (result.desktop_size.width, result.desktop_size.height);
-    info!(%addr, width = desktop.0, height = desktop.1, "connected");
+    info!(%addr, width = desktop.0, height = desktop.1, nla = selected_nla(&connector), "connected");
     Ok(Connected {
         framed,
         result,
         addr,
         desktop,
     })
+}
+
+/// Whether the server chose CredSSP (NLA) in the X.224 negotiation.
+fn selected_nla(connector: &ClientConnector) -> bool {
+    use ironrdp::pdu::nego::SecurityProtocol;
+    let nla = SecurityProtocol::HYBRID | SecurityProtocol::HYBRID_EX;
+    match &connector.state {
+        ClientConnectorState::EnhancedSecurityUpgrade { selected_protocol }
+        | ClientConnectorState::Credssp { selected_protocol }
+        | ClientConnectorState::BasicSettingsExchangeSendInitial { selected_protocol } => {
+            selected_protocol.intersects(nla)
+        }
+        _ => false,
+    }
+}
+
+/// Overwrites the password in the connector's configuration, then empties it.
+fn wipe_password(config: &mut Config) {
+    if let Credentials::UsernamePassword { password, .. } = &mut config.credentials {
+        zeroize::Zeroize::zeroize(password);
+    }
+}
+
+/// The certificate's subject public key, which CredSSP binds the session to (MS-CSSP 3.1.5).
+fn server_public_key(certificate: &[u8]) -> Option<Vec<u8>> {
+    use x509_cert::der::Decode as _;
+    let certificate = x509_cert::Certificate::from_der(certificate).ok()?;
+    certificate
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .as_bytes()
+        .map(<[u8]>::to_vec)
+}
+
+/// CredSSP (when the server chose NLA), then the rest of the connection sequence, driven here
+/// rather than by `ironrdp_tokio::connect_finalize`, which consumes the connector: keeping it
+/// lets us wipe the password from its configuration as soon as the server has it.
+async fn finalize(
+    _: Upgraded,
+    connector: &mut ClientConnector,
+    framed: &mut TokioFramed<Stream>,
+    server_name: ServerName,
+    server_public_key: Vec<u8>,
+) -> ConnectorResult<ConnectionResult> {
+    let mut buf = WriteBuf::new();
+    if connector.should_perform_credssp() {
+        credssp(connector, framed, &mut buf, server_name, server_public_key).await?;
+    }
+    loop {
+        ironrdp_tokio::single_sequence_step(framed, connector, &mut buf).await?;
+        if matches!(connector.state, ClientConnectorState::Connected { .. }) {
+            if let ClientConnectorState::Connected { result } =
+                std::mem::replace(&mut connector.state, ClientConnectorState::Consumed)
+            {
+                return Ok(result);
+            }
+        }
+    }
+}
+
+/// The CredSSP exchange (MS-CSSP 3.1.5): TSRequests back and forth until the server has the
+/// credentials. NTLM only: a step that needs the network is Kerberos, which we do not do.
+async fn credssp(
+    connector: &mut ClientConnector,
+    framed: &mut TokioFramed<Stream>,
+    buf: &mut WriteBuf,
+    server_name: ServerName,
+    server_public_key: Vec<u8>,
+) -> ConnectorResult<()> {
+    let ClientConnectorState::Credssp { selected_protocol } = connector.state else {
+        return Err(ConnectorError::general("CredSSP started out of order"));
+    };
+    let (mut sequence, mut request) = CredsspSequence::init(
+        connector.config.credentials.clone(),
+        connector.config.domain.as_deref(),
+        selected_protocol,
+        server_name,
+        server_public_key,
+        None,
+    )?;
+    loop {
+        let state = match sequence.process_ts_request(request).start() {
+            GeneratorState::Completed(state) => {
+                state.map_err(|e| ConnectorError::new("CredSSP", ConnectorErrorKind::Credssp(e)))?
+            }
+            GeneratorState::Suspended(_) => {
+                return Err(ConnectorError::new(
+                    "Kerberos is not supported; log in with a local account (NTLM)",
+                    ConnectorErrorKind::General,
+                ))
+            }
+        };
+        buf.clear();
+        let written = sequence.handle_process_result(state, buf)?;
+        if let Some(length) = written.size() {
+            framed
+                .write_all(&buf[..length])
+                .await
+                .map_err(|e| ConnectorError::custom("CredSSP write", e))?;
+        }
+        let Some(hint) = sequence.next_pdu_hint() else {
+            break;
+        };
+        let pdu = framed
+            .read_by_hint(hint)
+            .await
+            .map_err(|e| ConnectorError::custom("CredSSP read", e))?;
+        match sequence.decode_server_message(&pdu)? {
+            Some(next) => request = next,
+            None => break,
+        }
+    }
+    connector.mark_credssp_as_done();
+    Ok(())
 }
 
 /// Runs one handshake phase within [`HANDSHAKE_TIMEOUT`].
@@ -202,7 +345,15 @@ fn check_trust(
         TrustDecision::New => {
             if trust_new || prompt.confirm_new(key, presented)? {
                 info!(%key, fingerprint = presented, "trusting a new certificate");
-                store.remember(key, presented)
+                match store.remember(key, presented)? {
+                    // Another run pinned a different certificate for it meanwhile.
+                    TrustDecision::Changed { old } => Err(RdpError::CertificateChanged {
+                        key: key.to_string(),
+                        old,
+                        new: presented.to_owned(),
+                    }),
+                    TrustDecision::New | TrustDecision::Known => Ok(()),
+                }
             } else {
                 Err(RdpError::CertificateRejected {
                     key: key.to_string(),
@@ -213,15 +364,24 @@ fn check_trust(
     }
 }
 
-/// CredSSP only needs the network for Kerberos; we log in with NTLM, so any request is an error.
-struct NoKerberos;
-
-impl ironrdp_tokio::NetworkClient for NoKerberos {
-    async fn send(&mut self, _request: &NetworkRequest) -> ConnectorResult<Vec<u8>> {
-        Err(ConnectorError::new(
-            "Kerberos is not supported; log in with a local account (NTLM)",
-            ConnectorErrorKind::General,
-        ))
+/// A failure of the X.224 negotiation. A server that insists on TLS when we asked for NLA only
+/// answers `SSL_REQUIRED_BY_SERVER` (MS-RDPBCGR 2.2.1.2.2).
+fn negotiation_error(
+    error: ConnectorError,
+    addr: &str,
+    security: Security,
+    user: &str,
+) -> RdpError {
+    match error.kind() {
+        ConnectorErrorKind::Negotiation(failure)
+            if security == Security::Nla
+                && failure.code() == FailureCode::SSL_REQUIRED_BY_SERVER =>
+        {
+            RdpError::NlaUnavailable {
+                addr: addr.to_owned(),
+            }
+        }
+        _ => classify(error, addr, user, "negotiation"),
     }
 }
 

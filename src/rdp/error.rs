@@ -60,6 +60,13 @@ pub enum RdpError {
         user: String,
         detail: String,
     },
+    #[error(
+        "{addr} does not offer Network Level Authentication (NLA), only TLS: it would receive \
+         the password before proving it can check it. Windows AMIs have NLA on, so check that \
+         this is the instance you meant and that nothing in between (a proxy, a tunnel) answers \
+         instead; if you trust it, connect with --security tls. Nothing was sent"
+    )]
+    NlaUnavailable { addr: String },
     #[error("{addr} and ecsrdp share no security protocol: {detail}")]
     Negotiation { addr: String, detail: String },
     #[error("{addr} closed the connection during {stage}; the server may be overloaded, restarting, or not an RDP server")]

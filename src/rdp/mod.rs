@@ -8,10 +8,12 @@ mod config;
 mod connect;
 mod error;
 mod session;
+mod tls;
 mod trust;
 
 use std::io::{BufRead as _, IsTerminal as _};
 
+pub use self::config::Security;
 pub use self::connect::{connect, ConnectOptions, Connected};
 pub use self::error::RdpError;
 pub use self::session::{run_session, Command, FrameSink, Outcome, PointerShape};

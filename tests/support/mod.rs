@@ -27,6 +27,8 @@ pub fn python() -> PathBuf {
 /// A running emulator, seeded; it exits when this process does (its stdin closes).
 pub struct Emulator {
     pub endpoint: String,
+    /// The emulator's out-of-band passwords (instance ID -> password), in `keys`.
+    pub passwords: PathBuf,
     pub seed: Value,
     pub keys: tempfile::TempDir,
     child: Child,
@@ -42,9 +44,13 @@ impl Emulator {
 
     /// A private emulator, for a test that changes state.
     pub fn start() -> Emulator {
+        let keys = tempfile::tempdir().expect("keys dir");
+        let passwords = keys.path().join("passwords.json");
         let mut child = Command::new(python())
             .arg(repo().join("scripts/emulator.py"))
             .arg("--exit-with-stdin")
+            .arg("--passwords")
+            .arg(&passwords)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -62,11 +68,12 @@ impl Emulator {
             .expect("endpoint in banner")
             .to_owned();
         assert!(endpoint.starts_with("http://127.0.0.1:"), "banner: {line}");
-        let keys = tempfile::tempdir().expect("keys dir");
         let output = Command::new(python())
             .arg(repo().join("scripts/seed.py"))
             .args(["--endpoint", &endpoint, "--keys-dir"])
             .arg(keys.path())
+            .arg("--passwords")
+            .arg(&passwords)
             .output()
             .expect("run seed.py");
         assert!(
@@ -77,11 +84,23 @@ impl Emulator {
         let seed = serde_json::from_slice(&output.stdout).expect("seed JSON");
         Emulator {
             endpoint,
+            passwords,
             seed,
             keys,
             child,
             _stdin: stdin,
         }
+    }
+
+    /// Gives instance `name` a password, as Windows does when it publishes one.
+    pub fn set_password(&self, name: &str, password: &str) {
+        let mut stored: serde_json::Map<String, Value> =
+            serde_json::from_slice(&std::fs::read(&self.passwords).expect("passwords file"))
+                .expect("passwords JSON");
+        stored.insert(self.field(name, "ec2_instance_id"), password.into());
+        let temp = self.passwords.with_extension("new");
+        std::fs::write(&temp, serde_json::to_vec(&stored).unwrap()).expect("write passwords");
+        std::fs::rename(&temp, &self.passwords).expect("replace passwords");
     }
 
     pub fn instance(&self, name: &str) -> &Value {
