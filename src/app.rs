@@ -10,7 +10,7 @@ use tracing::info;
 use crate::aws::{self, AddressChoice, Aws, PasswordData, Resolved};
 use crate::cli::{host_port, Args, AwsArgs, Command, SecurityChoice, TrustCommand};
 use crate::error::Error;
-use crate::keyfile::{KeyFileError, KeySearch};
+use crate::keyfile::{readable_by_others, KeyFileError, KeySearch};
 use crate::keys::{KeyError, Password};
 use crate::rdp::{self, Endpoint, TrustKey, TrustStore};
 use crate::target::Target;
@@ -233,6 +233,15 @@ async fn decrypt(aws: &Aws, located: Located, args: &AwsArgs) -> Result<Password
     // Load the key before any wait, so a missing or wrong file fails at once.
     let (path, key) = KeySearch::standard(args.key.clone()).load(&key_name)?;
     info!(key = %path.display(), "loaded the private key");
+    if let Some(mode) = readable_by_others(&path) {
+        eprintln!(
+            "ecsrdp: warning: the private key {} can be read by other users (mode {mode:04o}); \
+             anyone who can read it can decrypt this instance's password. Restrict it with \
+             `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
 
     let mut data = located.password_data?;
     let mut waited = None;

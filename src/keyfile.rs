@@ -89,6 +89,14 @@ impl KeySearch {
     }
 }
 
+/// The file's permission bits when users other than its owner may read it (as `ssh` checks
+/// before it uses a key): whoever can read the key can decrypt the instance's password.
+pub fn readable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o044 != 0).then_some(mode)
+}
+
 /// Reads and parses one key file.
 pub fn load_file(path: &Path) -> Result<PrivateKey, KeyFileError> {
     let text = std::fs::read_to_string(path)

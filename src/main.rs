@@ -16,7 +16,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` wins over `-v`. The password is never a log field.
+/// Where other crates log secrets, and the most they may log there, whatever `RUST_LOG` says:
+/// sspi's debug spans print CredSSP buffers in clear (the TSCredentials holding the password in
+/// UTF-16, and the NTLM messages, whose AUTHENTICATE carries a hash that can be cracked offline),
+/// and IronRDP's CredSSP step logs every TSRequest with its NTLM token.
+const SECRET_BEARING: [&str; 2] = ["sspi=warn", "ironrdp_connector::credssp=info"];
+
+/// Logs go to stderr; `RUST_LOG` wins over `-v`, except over [`SECRET_BEARING`]. The password
+/// is never a log field of ours.
 fn init_logging(verbose: u8) {
     let default = match verbose {
         // Other crates' warnings (the SDK's, IronRDP's) say nothing a user can act on; our
@@ -25,11 +32,30 @@ fn init_logging(verbose: u8) {
         1 => "ecsrdp=info",
         _ => "ecsrdp=debug,ironrdp=debug,info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    for cap in SECRET_BEARING {
+        // INVARIANT: the caps are valid directives (a unit test parses them).
+        if let Ok(directive) = cap.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secret_bearing_caps_are_valid_directives() {
+        for cap in super::SECRET_BEARING {
+            assert!(
+                cap.parse::<tracing_subscriber::filter::Directive>().is_ok(),
+                "{cap}"
+            );
+        }
+    }
 }

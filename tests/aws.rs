@@ -349,6 +349,33 @@ async fn waiting_returns_once_the_password_appears() {
 }
 
 #[test]
+fn a_key_readable_by_others_is_used_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let emu = Emulator::shared();
+    let dir = home();
+    let exposed = dir.path().join("exposed.pem");
+    std::fs::copy(key_file(emu, "win-pkcs1"), &exposed).unwrap();
+    std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = password(emu, "win-pkcs1", &["--key", exposed.to_str().unwrap()], &[]);
+    assert_password(&run, emu, "win-pkcs1");
+    assert!(
+        run.stderr
+            .contains("can be read by other users (mode 0644)")
+            && run.stderr.contains("chmod 600"),
+        "{}",
+        run.stderr
+    );
+    // The owner-only key of the fixture draws no warning.
+    let quiet = password(
+        emu,
+        "win-pkcs1",
+        &["--key", &key_file(emu, "win-pkcs1")],
+        &[],
+    );
+    assert_eq!(quiet.stderr, "");
+}
+
+#[test]
 fn wrong_key_does_not_match_the_key_pair() {
     let emu = Emulator::shared();
     let other = key_file(emu, "win-pkcs8");

@@ -87,6 +87,10 @@ pub async fn connect(
                     old: pin.clone().unwrap_or_default(),
                     new: presented,
                 },
+                UpgradeError::NoProofOfPossession { presented } => RdpError::Impostor {
+                    addr: addr.clone(),
+                    fingerprint: presented,
+                },
                 UpgradeError::Handshake(e) => RdpError::Tls {
                     addr: addr.clone(),
                     detail: e.to_string(),

@@ -42,6 +42,12 @@ pub enum RdpError {
         old: String,
         new: String,
     },
+    #[error(
+        "{addr} presented a certificate (SHA-256 {fingerprint}) but could not prove it holds the \
+         certificate's private key: something is impersonating the server. Nothing was sent; do \
+         not connect through this network path until you know what answers on it"
+    )]
+    Impostor { addr: String, fingerprint: String },
     #[error("the certificate of {key} (SHA-256 {fingerprint}) was not trusted; nothing was sent")]
     CertificateRejected { key: String, fingerprint: String },
     #[error(

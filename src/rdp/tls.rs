@@ -30,6 +30,8 @@ pub(super) type Stream = tokio_rustls::client::TlsStream<TcpStream>;
 pub(super) enum UpgradeError {
     /// The presented certificate is not the pinned one; the handshake was aborted.
     PinMismatch { presented: String },
+    /// The peer presented this certificate but could not sign the handshake with its key.
+    NoProofOfPossession { presented: String },
     /// Anything else: the handshake itself failed (an impostor's signature lands here).
     Handshake(std::io::Error),
 }
@@ -46,7 +48,7 @@ pub(super) async fn upgrade(
     let verifier = Arc::new(PossessionVerifier {
         provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
         pin,
-        presented: Mutex::new(None),
+        seen: Mutex::new(Seen::default()),
     });
     let config = ClientConfig::builder_with_provider(Arc::clone(&verifier.provider))
         .with_safe_default_protocol_versions()
@@ -60,16 +62,15 @@ pub(super) async fn upgrade(
     config.resumption = rustls::client::Resumption::disabled();
     // The name is only sent as SNI; the verifier does not match it (self-signed certificates
     // name the machine, not the address we dial, which may be a tunnel).
-    let name = ServerName::try_from(host.to_owned())
-        .unwrap_or_else(|_| ServerName::try_from("rdp.invalid").expect("a valid DNS name"));
+    let name = ServerName::try_from(host.to_owned()).unwrap_or_else(|_| {
+        // INVARIANT: a literal that is a valid DNS name.
+        #[allow(clippy::expect_used)]
+        ServerName::try_from("rdp.invalid").expect("a valid DNS name")
+    });
     let result = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, stream)
         .await;
-    let presented = verifier
-        .presented
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
+    let seen = std::mem::take(&mut *verifier.seen());
     match result {
         Ok(tls) => {
             let certificate = tls
@@ -85,9 +86,12 @@ pub(super) async fn upgrade(
                 })?;
             Ok((tls, certificate))
         }
-        Err(e) => match (presented, verifier.pin.as_deref()) {
+        Err(e) => match (seen.presented, verifier.pin.as_deref()) {
             (Some(presented), Some(pin)) if presented != pin => {
                 Err(UpgradeError::PinMismatch { presented })
+            }
+            (Some(presented), _) if seen.bad_signature => {
+                Err(UpgradeError::NoProofOfPossession { presented })
             }
             _ => Err(UpgradeError::Handshake(e)),
         },
@@ -100,8 +104,31 @@ pub(super) async fn upgrade(
 struct PossessionVerifier {
     provider: Arc<CryptoProvider>,
     pin: Option<String>,
-    /// The fingerprint of the certificate the server presented, for the error message.
-    presented: Mutex<Option<String>>,
+    /// What the handshake showed, for the error message.
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// The fingerprint of the certificate the server presented.
+    presented: Option<String>,
+    /// A handshake signature did not verify against that certificate's key.
+    bad_signature: bool,
+}
+
+impl PossessionVerifier {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        // A panic elsewhere cannot leave `Seen` half-written: each field is set in one store.
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remembers a signature that failed, so the caller can name the impersonation.
+    fn note<T>(&self, verdict: Result<T, rustls::Error>) -> Result<T, rustls::Error> {
+        if verdict.is_err() {
+            self.seen().bad_signature = true;
+        }
+        verdict
+    }
 }
 
 impl ServerCertVerifier for PossessionVerifier {
@@ -115,10 +142,7 @@ impl ServerCertVerifier for PossessionVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let presented = fingerprint(end_entity);
         let matches = self.pin.as_deref().is_none_or(|pin| pin == presented);
-        *self
-            .presented
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(presented);
+        self.seen().presented = Some(presented);
         if matches {
             Ok(ServerCertVerified::assertion())
         } else {
@@ -134,12 +158,12 @@ impl ServerCertVerifier for PossessionVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls12_signature(
+        self.note(crypto::verify_tls12_signature(
             message,
             cert,
             dss,
             &self.provider.signature_verification_algorithms,
-        )
+        ))
     }
 
     fn verify_tls13_signature(
@@ -148,12 +172,12 @@ impl ServerCertVerifier for PossessionVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls13_signature(
+        self.note(crypto::verify_tls13_signature(
             message,
             cert,
             dss,
             &self.provider.signature_verification_algorithms,
-        )
+        ))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
