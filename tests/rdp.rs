@@ -101,6 +101,13 @@ async fn tls_session_reproduces_the_served_pixels_exactly() {
     .await;
     run.succeeds();
     assert_pattern(&png, 320, 200);
+    // `direct` negotiates, but never downgrades silently.
+    assert!(
+        run.stderr
+            .contains("does not use Network Level Authentication"),
+        "{}",
+        run.stderr
+    );
     server.stop().await;
 }
 
@@ -126,6 +133,7 @@ async fn nla_session_reproduces_the_served_pixels_exactly() {
     .await;
     run.succeeds();
     assert_pattern(&png, 480, 272);
+    assert_eq!(run.stderr, "", "NLA: nothing to warn about");
     server.stop().await;
 }
 
