@@ -21,7 +21,8 @@ use crate::target::Target;
     version,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = "Exit codes: 0 ok, 2 usage, 3 AWS lookup, 4 password or key, 5 network or RDP.\n\
+    after_help = "Exit codes: 0 ok, 2 usage, 3 AWS lookup, 4 password or key, 5 network or RDP,\n\
+                  6 this machine (no display, snapshot not written).\n\
                   Logs: -v, -vv or RUST_LOG=ecsrdp=debug (never shows the password)."
 )]
 pub struct Args {

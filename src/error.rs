@@ -1,7 +1,7 @@
 //! The top-level error: every way a command can fail, each with its exit code.
 //!
 //! Exit codes (listed in the README): 0 ok, 2 usage, 3 AWS lookup, 4 password or key,
-//! 5 network or RDP.
+//! 5 network or RDP, 6 this machine (no display, a snapshot that cannot be written).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::aws::AwsError;
 use crate::keyfile::KeyFileError;
 use crate::rdp::RdpError;
+use crate::snapshot::SnapshotError;
 use crate::target::TargetError;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,12 @@ pub enum Error {
     },
     #[error(transparent)]
     Rdp(#[from] RdpError),
+    #[error(
+        "cannot open a window: {0}. Without a display, use --headless (with --snapshot FILE.png)"
+    )]
+    NoWindow(String),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -61,7 +68,8 @@ impl Error {
             Error::PasswordNotReady { .. } | Error::KeyFile(_) | Error::WrongKey { .. } => 4,
             // No password for `direct` is a password problem, like the AWS side's.
             Error::Rdp(RdpError::NoPassword) => 4,
-            Error::Rdp(_) | Error::Io { .. } => 5,
+            Error::Rdp(_) => 5,
+            Error::NoWindow(_) | Error::Snapshot(_) | Error::Io { .. } => 6,
         })
     }
 }

@@ -1,19 +1,56 @@
 //! The session without a window: for scripts, tests and machines with no display. The desktop
 //! can be written to a PNG when the session ends.
+//!
+//! A consumer of [`Session`], like the window; knows neither `launch` nor the command line.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use ironrdp::session::image::DecodedImage;
 use tracing::info;
 
-use crate::rdp::{FrameSink, PointerShape, RdpError};
+use crate::error::Error;
+use crate::rdp::{Command, FrameSink, Outcome, PointerShape, Session};
+use crate::snapshot::write_png;
+
+/// What the headless runner does besides running the session.
+#[derive(Clone, Debug)]
+pub struct HeadlessOptions {
+    /// Write the desktop here when the session ends.
+    pub snapshot: Option<PathBuf>,
+    /// When the command started, for the time-to-first-frame log.
+    pub started: Instant,
+}
+
+/// Runs the session to its end. Ctrl-C ends it cleanly, so the snapshot is still written.
+pub async fn run(session: Session, options: HeadlessOptions) -> Result<Outcome, Error> {
+    let frame = session.frame();
+    let commands = session.commands();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            // The session may have ended already; then there is nobody left to tell.
+            let _ = commands.send(Command::Close).await;
+        }
+    });
+    let sink = QuietSink {
+        started: options.started,
+        seen: AtomicBool::new(false),
+    };
+    let outcome = session.run(sink).await;
+    // Write what was seen even when the session failed, but report the failure first.
+    let snapshot = match &options.snapshot {
+        Some(path) => write_png(&frame.lock().image, path),
+        None => Ok(()),
+    };
+    let outcome = outcome?;
+    snapshot?;
+    Ok(outcome)
+}
 
 /// Notes the first frame (for the time-to-first-frame log) and nothing else: nobody watches.
-pub struct QuietSink {
-    pub started: Instant,
-    pub seen: AtomicBool,
+struct QuietSink {
+    started: Instant,
+    seen: AtomicBool,
 }
 
 impl FrameSink for QuietSink {
@@ -27,29 +64,4 @@ impl FrameSink for QuietSink {
     }
 
     fn pointer(&self, _shape: PointerShape) {}
-}
-
-/// Writes the image as an 8-bit RGB PNG.
-pub fn write_png(image: &DecodedImage, path: &Path) -> Result<(), RdpError> {
-    let error = |detail: String| RdpError::Snapshot {
-        path: path.display().to_string(),
-        detail,
-    };
-    let file = std::fs::File::create(path).map_err(|e| error(e.to_string()))?;
-    let mut encoder = png::Encoder::new(
-        std::io::BufWriter::new(file),
-        u32::from(image.width()),
-        u32::from(image.height()),
-    );
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let rgb: Vec<u8> = image
-        .data()
-        .chunks_exact(4)
-        .flat_map(|bgrx| [bgrx[2], bgrx[1], bgrx[0]])
-        .collect();
-    encoder
-        .write_header()
-        .and_then(|mut writer| writer.write_image_data(&rgb))
-        .map_err(|e| error(e.to_string()))
 }

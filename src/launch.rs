@@ -1,23 +1,20 @@
-//! From an [`Endpoint`] to a running session: connect (on the terminal, before any window
-//! opens, so trust questions and login errors appear where the command was typed), then hand
-//! the session to the window or to the headless runner.
+//! From an [`Endpoint`] to a running session, the one way through: connect on the terminal
+//! (before any window opens, so trust questions, warnings and login errors appear where the
+//! command was typed), then hand the session to the window or to the headless runner, each with
+//! its own small options type. The only module that knows both the command line and the RDP
+//! side.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
-
-use crate::cli::{SecurityChoice, SessionArgs};
+use crate::cli::{Scale as ScaleArg, SecurityChoice, SessionArgs};
 use crate::error::Error;
-use crate::headless::{write_png, QuietSink};
+use crate::headless::HeadlessOptions;
 use crate::rdp::{
-    connect, run_session, Command, ConnectOptions, Endpoint, Outcome, RdpError, Security, TrustKey,
-    TrustPrompt, TrustStore,
+    connect, ConnectOptions, Endpoint, Handshake, Outcome, RdpError, Security, Session, TrustStore,
 };
-use crate::render::SharedFrame;
+use crate::window::{Display, Scale, WindowOptions};
 
 /// The desktop size when neither `--size` nor a window says otherwise.
 pub const DEFAULT_DESKTOP: (u16, u16) = (1280, 800);
@@ -30,20 +27,66 @@ pub fn run(
 ) -> Result<ExitCode, Error> {
     let started = Instant::now();
     let store = TrustStore::open_default()?;
-    if args.headless {
-        let outcome = runtime.block_on(headless(endpoint, args, &store, started))?;
-        report(&outcome);
-        return Ok(ExitCode::SUCCESS);
+    let desktop = args.size.unwrap_or(DEFAULT_DESKTOP);
+    let title = format!("ecsrdp — {}", endpoint.title);
+    let outcome = if args.headless {
+        let session = establish(&runtime, endpoint, args, desktop, &store)?;
+        let options = HeadlessOptions {
+            snapshot: args.snapshot.clone(),
+            started,
+        };
+        runtime.block_on(crate::headless::run(session, options))?
+    } else {
+        // Open the display first: without one, fail before asking anything of the server.
+        let display = Display::open()?;
+        let session = establish(&runtime, endpoint, args, desktop, &store)?;
+        let options = WindowOptions {
+            title,
+            scale: match args.scale {
+                ScaleArg::Fit => Scale::Fit,
+                ScaleArg::None => Scale::None,
+            },
+            desktop,
+            snapshot: args.snapshot.clone(),
+            started,
+        };
+        crate::window::run(runtime, display, session, options)?
+    };
+    if let Outcome::ServerEnded(reason) = &outcome {
+        eprintln!("ecsrdp: the server ended the session: {reason}");
     }
-    crate::window::run(runtime, endpoint, args, store, started)
+    Ok(ExitCode::SUCCESS)
 }
 
-/// The options `connect` needs, from the flags and the window's view of things.
-pub fn connect_options(
+/// Connects, decides about the certificate on the terminal, warns before a password goes
+/// without NLA, logs in, and lets the password go.
+fn establish(
+    runtime: &tokio::runtime::Runtime,
+    endpoint: Endpoint,
     args: &SessionArgs,
     desktop: (u16, u16),
-    scale_percent: u32,
-) -> ConnectOptions {
+    store: &TrustStore,
+) -> Result<Session, Error> {
+    let options = connect_options(args, desktop);
+    let handshake = runtime.block_on(connect(&endpoint, &options, store))?;
+    // Outside any time bound: a person may be reading the fingerprint.
+    let accept_new = handshake.is_new() && (args.trust_new || ask_about(&handshake)?);
+    if !handshake.nla() {
+        eprintln!(
+            "ecsrdp: warning: {} does not use Network Level Authentication: the password will be \
+             sent inside the TLS session, to a server that has proved only that it holds the \
+             certificate you trusted",
+            handshake.addr
+        );
+    }
+    let connected = runtime.block_on(handshake.finish(store, accept_new))?;
+    // The password has done its work; do not keep it for the whole session.
+    drop(endpoint);
+    Ok(Session::new(connected, args.exit_after))
+}
+
+/// The options `connect` needs, from the flags.
+fn connect_options(args: &SessionArgs, desktop: (u16, u16)) -> ConnectOptions {
     ConnectOptions {
         // `app` fills in the default of each kind of target; NLA when nobody did.
         security: match args.security {
@@ -51,91 +94,38 @@ pub fn connect_options(
             Some(SecurityChoice::Nla) | None => Security::Nla,
         },
         desktop,
-        scale_percent,
+        // The window sends its real factor once it exists.
+        scale_percent: 100,
         lossless: args.lossless,
         login_screen: args.login_screen,
         connect_timeout: args.connect_timeout,
     }
 }
 
-async fn headless(
-    endpoint: Endpoint,
-    args: &SessionArgs,
-    store: &TrustStore,
-    started: Instant,
-) -> Result<Outcome, Error> {
-    let desktop = args.size.unwrap_or(DEFAULT_DESKTOP);
-    let options = connect_options(args, desktop, 100);
-    let connected = connect(&endpoint, &options, store, &TerminalPrompt, args.trust_new).await?;
-    // The password has done its work; do not keep it for the whole session.
-    drop(endpoint);
-    let frame = Arc::new(SharedFrame::new(connected.desktop.0, connected.desktop.1));
-    let (commands, receiver) = mpsc::channel(8);
-    // Ctrl-C ends the session cleanly, so the snapshot is still written.
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            // The session may have ended already; then there is nobody left to tell.
-            let _ = commands.send(Command::Close).await;
-        }
-    });
-    let sink = QuietSink {
-        started,
-        seen: AtomicBool::new(false),
+/// Asks about a certificate seen for the first time; without a terminal, refuses (see
+/// `--trust-new`).
+fn ask_about(handshake: &Handshake) -> Result<bool, RdpError> {
+    let key = handshake.key();
+    let fingerprint = handshake.fingerprint();
+    let unconfirmed = || RdpError::CertificateUnconfirmed {
+        key: key.to_string(),
+        fingerprint: fingerprint.to_owned(),
     };
-    let outcome = run_session(
-        connected,
-        Arc::clone(&frame),
-        receiver,
-        sink,
-        args.exit_after,
+    if !std::io::stdin().is_terminal() {
+        return Err(unconfirmed());
+    }
+    let mut stderr = std::io::stderr().lock();
+    write!(
+        stderr,
+        "First connection to {key}. Its certificate's SHA-256 fingerprint is\n  {fingerprint}\n\
+         Trust it and connect? [y/N] "
     )
-    .await;
-    // Write what was seen even when the session failed, but report the failure first.
-    let snapshot = match &args.snapshot {
-        Some(path) => write_png(&frame.lock().image, path),
-        None => Ok(()),
-    };
-    let outcome = outcome?;
-    snapshot?;
-    Ok(outcome)
-}
-
-/// Tells the user how the session ended, when it was not their doing.
-pub fn report(outcome: &Outcome) {
-    if let Outcome::ServerEnded(reason) = outcome {
-        eprintln!("ecsrdp: the server ended the session: {reason}");
-    }
-}
-
-/// Asks about a new certificate on the terminal; without one, refuses (see `--trust-new`).
-pub struct TerminalPrompt;
-
-impl TrustPrompt for TerminalPrompt {
-    fn confirm_new(&self, key: &TrustKey, fingerprint: &str) -> Result<bool, RdpError> {
-        let unconfirmed = || RdpError::CertificateUnconfirmed {
-            key: key.to_string(),
-            fingerprint: fingerprint.to_owned(),
-        };
-        if !std::io::stdin().is_terminal() {
-            return Err(unconfirmed());
-        }
-        let mut stderr = std::io::stderr().lock();
-        write!(
-            stderr,
-            "First connection to {key}. Its certificate's SHA-256 fingerprint is\n  {fingerprint}\n\
-             Trust it and connect? [y/N] "
-        )
-        .and_then(|()| stderr.flush())
+    .and_then(|()| stderr.flush())
+    .map_err(|_| unconfirmed())?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
         .map_err(|_| unconfirmed())?;
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map_err(|_| unconfirmed())?;
-        Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
-    }
-
-    fn warn(&self, message: &str) {
-        eprintln!("ecsrdp: warning: {message}");
-    }
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod launch;
 pub mod rdp;
 pub mod render;
+pub mod snapshot;
 pub mod target;
 pub mod window;
 

@@ -7,11 +7,9 @@ mod support;
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ecsrdp::rdp::{self, Command, ConnectOptions, Endpoint, Outcome, TrustKey, TrustStore};
-use ecsrdp::render::SharedFrame;
 use ironrdp::input::{MouseButton, MousePosition, Operation, Scancode};
 use support::rdp_server::{InputEvent, Security, TestServer, TestServerOptions};
 use support::{read_png, Run};
@@ -186,18 +184,14 @@ async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
         connect_timeout: Duration::from_secs(3),
     };
     let store = TrustStore::at(home.path().join("known_hosts"));
-    let connected = rdp::connect(
-        &endpoint,
-        &options,
-        &store,
-        &ecsrdp::launch::TerminalPrompt,
-        true,
-    )
-    .await
-    .expect("connect");
-    let frame = Arc::new(SharedFrame::new(connected.desktop.0, connected.desktop.1));
-    let (commands, receiver) = tokio::sync::mpsc::channel(16);
-    let session = tokio::spawn(rdp::run_session(connected, frame, receiver, NoSink, None));
+    let handshake = rdp::connect(&endpoint, &options, &store)
+        .await
+        .expect("TLS handshake");
+    assert!(handshake.is_new() && handshake.nla());
+    let connected = handshake.finish(&store, true).await.expect("log in");
+    let session = rdp::Session::new(connected, None);
+    let commands = session.commands();
+    let session = tokio::spawn(session.run(NoSink));
 
     let a = Scancode::from_u8(false, 0x1E);
     let left = Scancode::from_u8(true, 0x4B);
@@ -329,6 +323,23 @@ async fn a_changed_certificate_is_refused_until_forgotten() {
 }
 
 // ---- Failures -----------------------------------------------------------------------------
+
+#[test]
+fn no_display_is_a_local_failure_before_any_connection() {
+    let home = tempfile::tempdir().unwrap();
+    // Nothing listens on the port: the display is checked first, so this is never reached.
+    let port = support::free_port();
+    let mut command = support::ecsrdp(home.path());
+    command
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("WAYLAND_SOCKET")
+        .env("ECSRDP_PASSWORD", PASSWORD)
+        .args(["direct", &format!("127.0.0.1:{port}")]);
+    Run::of(&mut command)
+        .fails(6, "there is no display")
+        .fails(6, "use --headless");
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_password_is_a_login_failure() {

@@ -27,7 +27,7 @@ pub use super::config::ConnectOptions;
 use super::config::{connector_config, Security};
 pub(super) use super::tls::Stream;
 use super::tls::{self, UpgradeError};
-use super::trust::{fingerprint, TrustDecision, TrustPrompt, TrustStore};
+use super::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};
 use super::{Endpoint, RdpError};
 
 /// A finished connection sequence, ready for the session loop.
@@ -44,15 +44,32 @@ pub struct Connected {
 /// even when nothing answers behind it, and a real Windows login takes seconds, not minutes.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// Runs the whole connection sequence. `trust_new` accepts an unknown certificate without
-/// asking; a changed one is always refused.
+/// The connection as far as TLS: the server has proved it holds the key of the certificate it
+/// presented, and nothing but the X.224 negotiation has been sent. The caller looks at the
+/// certificate ([`Handshake::is_new`], [`Handshake::fingerprint`]) and whether NLA was chosen,
+/// decides, and [`finish`](Handshake::finish)es — or drops it, and nothing more is sent.
+pub struct Handshake {
+    connector: WipingConnector,
+    upgraded: Upgraded,
+    framed: TokioFramed<Stream>,
+    server_public_key: Vec<u8>,
+    server_name: String,
+    user: String,
+    key: TrustKey,
+    /// `host:port` as dialled, for messages.
+    pub addr: String,
+    fingerprint: String,
+    /// Known or New: a changed certificate aborted the handshake.
+    trust: TrustDecision,
+}
+
+/// Runs the connection sequence up to the trust decision: TCP, X.224, TLS with the pin (a
+/// certificate other than the remembered one, or a peer that cannot sign with its key, ends it).
 pub async fn connect(
     endpoint: &Endpoint,
     options: &ConnectOptions,
     store: &TrustStore,
-    prompt: &dyn TrustPrompt,
-    trust_new: bool,
-) -> Result<Connected, RdpError> {
+) -> Result<Handshake, RdpError> {
     let addr = format_addr(&endpoint.host, endpoint.port);
     let stream = dial(endpoint, &addr, options.connect_timeout).await?;
     let client_addr = stream.local_addr().map_err(|e| RdpError::Unreachable {
@@ -63,19 +80,20 @@ pub async fn connect(
     // Display Control (MS-RDPEDISP) lets the window ask the server to resize the desktop.
     let drdynvc =
         DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())));
-    let mut connector = ClientConnector::new(connector_config(endpoint, options), client_addr)
-        .with_static_channel(drdynvc);
+    let mut connector = WipingConnector(
+        ClientConnector::new(connector_config(endpoint, options), client_addr)
+            .with_static_channel(drdynvc),
+    );
     let pin = store.pinned(&endpoint.trust_key)?;
 
     let (should_upgrade, tls, certificate, leftover) = within(&addr, async {
         let mut framed = TokioFramed::new(stream);
-        let should_upgrade = ironrdp_tokio::connect_begin(&mut framed, &mut connector)
+        let should_upgrade = ironrdp_tokio::connect_begin(&mut framed, &mut connector.0)
             .await
             .map_err(|e| negotiation_error(e, &addr, options.security, &endpoint.user))?;
         // Checked again here, not only through what we asked for: the X.224 answer is not
         // authenticated, and a server that picks what we did not offer must not slip through.
-        let nla = selected_nla(&connector);
-        if !nla && options.security == Security::Nla {
+        if !selected_nla(&connector.0) && options.security == Security::Nla {
             return Err(RdpError::NlaUnavailable { addr: addr.clone() });
         }
         let (stream, leftover) = framed.into_inner();
@@ -100,59 +118,131 @@ pub async fn connect(
     })
     .await?;
 
-    // The handshake proved the peer holds this certificate's key. Outside the time bound: a
-    // person may be reading the fingerprint.
-    check_trust(
-        endpoint,
-        store,
-        prompt,
-        trust_new,
-        &fingerprint(&certificate),
-    )?;
-    if !selected_nla(&connector) && !options.login_screen {
-        prompt.warn(&format!(
-            "{addr} does not use Network Level Authentication: the password will be sent inside \
-             the TLS session, to a server that has proved only that it holds the certificate \
-             you trusted"
-        ));
-    }
-
+    let fingerprint = fingerprint(&certificate);
+    let trust = match store.decide(&endpoint.trust_key, &fingerprint)? {
+        // Pinned by another run since the handshake began.
+        TrustDecision::Changed { old } => {
+            return Err(RdpError::CertificateChanged {
+                key: endpoint.trust_key.to_string(),
+                old,
+                new: fingerprint,
+            })
+        }
+        decision => decision,
+    };
     let server_public_key = server_public_key(&certificate).ok_or_else(|| RdpError::Tls {
         addr: addr.clone(),
         detail: "the certificate has no usable public key".into(),
     })?;
-    let upgraded = ironrdp_tokio::mark_as_upgraded(should_upgrade, &mut connector);
-    let mut framed = TokioFramed::new_with_leftover(tls, leftover);
-    let finalized = within(&addr, async {
-        finalize(
-            upgraded,
-            &mut connector,
-            &mut framed,
-            ServerName::new(endpoint.host.clone()),
-            server_public_key,
-        )
-        .await
-        .map_err(|e| classify(e, &addr, &endpoint.user, "login"))
-    })
-    .await;
-    // Whatever happened, the connector's copy of the password goes now.
-    wipe_password(&mut connector.config);
-    let mut result = finalized?;
-    // The session keeps a configuration for reactivation (MS-RDPBCGR 1.3.1.3); reactivation
-    // never needs the password, so the one it keeps has none.
-    result.activation_factory = ConnectionActivationFactory::new(
-        connector.config.clone(),
-        result.io_channel_id,
-        result.user_channel_id,
-    );
-    let desktop = (result.desktop_size.width, result.desktop_size.height);
-    info!(%addr, width = desktop.0, height = desktop.1, nla = selected_nla(&connector), "connected");
-    Ok(Connected {
-        framed,
-        result,
+    let upgraded = ironrdp_tokio::mark_as_upgraded(should_upgrade, &mut connector.0);
+    Ok(Handshake {
+        connector,
+        upgraded,
+        framed: TokioFramed::new_with_leftover(tls, leftover),
+        server_public_key,
+        server_name: endpoint.host.clone(),
+        user: endpoint.user.clone(),
+        key: endpoint.trust_key.clone(),
         addr,
-        desktop,
+        fingerprint,
+        trust,
     })
+}
+
+impl Handshake {
+    /// The SHA-256 fingerprint of the certificate the server proved it holds.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// What the certificate is remembered under.
+    pub fn key(&self) -> &TrustKey {
+        &self.key
+    }
+
+    /// The certificate has never been seen for this key: the caller must decide.
+    pub fn is_new(&self) -> bool {
+        self.trust == TrustDecision::New
+    }
+
+    /// Whether the server chose NLA; without it the password travels in the Client Info PDU.
+    pub fn nla(&self) -> bool {
+        selected_nla(&self.connector.0)
+    }
+
+    /// Logs in and finishes the connection. A new certificate goes on only with `accept_new`,
+    /// and is then remembered first.
+    pub async fn finish(self, store: &TrustStore, accept_new: bool) -> Result<Connected, RdpError> {
+        let Handshake {
+            mut connector,
+            upgraded,
+            mut framed,
+            server_public_key,
+            server_name,
+            user,
+            key,
+            addr,
+            fingerprint,
+            trust,
+        } = self;
+        if trust == TrustDecision::New {
+            if !accept_new {
+                return Err(RdpError::CertificateRejected {
+                    key: key.to_string(),
+                    fingerprint,
+                });
+            }
+            info!(%key, %fingerprint, "trusting a new certificate");
+            if let TrustDecision::Changed { old } = store.remember(&key, &fingerprint)? {
+                // Another run pinned a different certificate for it meanwhile.
+                return Err(RdpError::CertificateChanged {
+                    key: key.to_string(),
+                    old,
+                    new: fingerprint,
+                });
+            }
+        }
+        let finalized = within(&addr, async {
+            finalize(
+                upgraded,
+                &mut connector.0,
+                &mut framed,
+                ServerName::new(server_name),
+                server_public_key,
+            )
+            .await
+            .map_err(|e| classify(e, &addr, &user, "login"))
+        })
+        .await;
+        // Whatever happened, the connector's copy of the password goes now.
+        wipe_password(&mut connector.0.config);
+        let mut result = finalized?;
+        // The session keeps a configuration for reactivation (MS-RDPBCGR 1.3.1.3); reactivation
+        // never needs the password, so the one it keeps has none.
+        result.activation_factory = ConnectionActivationFactory::new(
+            connector.0.config.clone(),
+            result.io_channel_id,
+            result.user_channel_id,
+        );
+        let desktop = (result.desktop_size.width, result.desktop_size.height);
+        info!(%addr, width = desktop.0, height = desktop.1, "connected");
+        Ok(Connected {
+            framed,
+            result,
+            addr,
+            desktop,
+        })
+    }
+}
+
+/// The connector, whose copy of the password is wiped when it goes, whichever way it goes (a
+/// refused certificate, a failed login, or a finished connection).
+struct WipingConnector(ClientConnector);
+
+impl Drop for WipingConnector {
+    fn drop(&mut self) {
+        wipe_password(&mut self.0.config);
+    }
 }
 
 /// Whether the server chose CredSSP (NLA) in the X.224 negotiation.
@@ -329,43 +419,6 @@ async fn dial(endpoint: &Endpoint, addr: &str, timeout: Duration) -> Result<TcpS
         }
     }
     Err(last)
-}
-
-fn check_trust(
-    endpoint: &Endpoint,
-    store: &TrustStore,
-    prompt: &dyn TrustPrompt,
-    trust_new: bool,
-    presented: &str,
-) -> Result<(), RdpError> {
-    let key = &endpoint.trust_key;
-    match store.decide(key, presented)? {
-        TrustDecision::Known => Ok(()),
-        TrustDecision::Changed { old } => Err(RdpError::CertificateChanged {
-            key: key.to_string(),
-            old,
-            new: presented.to_owned(),
-        }),
-        TrustDecision::New => {
-            if trust_new || prompt.confirm_new(key, presented)? {
-                info!(%key, fingerprint = presented, "trusting a new certificate");
-                match store.remember(key, presented)? {
-                    // Another run pinned a different certificate for it meanwhile.
-                    TrustDecision::Changed { old } => Err(RdpError::CertificateChanged {
-                        key: key.to_string(),
-                        old,
-                        new: presented.to_owned(),
-                    }),
-                    TrustDecision::New | TrustDecision::Known => Ok(()),
-                }
-            } else {
-                Err(RdpError::CertificateRejected {
-                    key: key.to_string(),
-                    fingerprint: presented.to_owned(),
-                })
-            }
-        }
-    }
 }
 
 /// A failure of the X.224 negotiation. A server that insists on TLS when we asked for NLA only

@@ -85,10 +85,4 @@ pub enum RdpError {
     },
     #[error("the session with {addr} ended: {detail}")]
     SessionLost { addr: String, detail: String },
-    #[error("cannot write the snapshot {path}: {detail}")]
-    Snapshot { path: String, detail: String },
-    #[error(
-        "cannot open a window: {0}. Without a display, use --headless (with --snapshot FILE.png)"
-    )]
-    Window(String),
 }

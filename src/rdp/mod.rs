@@ -1,8 +1,9 @@
 //! The RDP client: connect (TCP, X.224, TLS, CredSSP), decide certificate trust, and drive the
 //! session into [`render`](crate::render)'s shared framebuffer.
 //!
-//! Knows nothing of AWS or windows: it gets an [`Endpoint`], takes [`Command`]s and reports to a
-//! [`FrameSink`].
+//! Knows nothing of AWS, windows or terminals: it gets an [`Endpoint`], hands back a
+//! [`Handshake`] for the caller's trust decision, then a [`Session`] that takes [`Command`]s and
+//! reports to a [`FrameSink`].
 
 mod config;
 mod connect;
@@ -14,10 +15,10 @@ mod trust;
 use std::io::{BufRead as _, IsTerminal as _};
 
 pub use self::config::Security;
-pub use self::connect::{connect, ConnectOptions, Connected};
+pub use self::connect::{connect, ConnectOptions, Connected, Handshake};
 pub use self::error::RdpError;
-pub use self::session::{run_session, Command, FrameSink, Outcome, PointerShape};
-pub use self::trust::{fingerprint, TrustDecision, TrustKey, TrustPrompt, TrustStore};
+pub use self::session::{run_session, Command, FrameSink, Outcome, PointerShape, Session};
+pub use self::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};
 use crate::keys::Password;
 
 /// Where and as whom to connect; the password stays redacted in `Debug`.

@@ -86,6 +86,57 @@ enum Resize {
 type Reader = TokioFramed<ReadHalf<Stream>>;
 type Writer = TokioFramed<WriteHalf<Stream>>;
 
+/// How many commands may wait for the session; the window keeps its own backlog beyond that.
+const COMMAND_QUEUE: usize = 256;
+
+/// A connected session, ready for a consumer (the window or the headless runner): the frame
+/// to show, a sender for commands, and the loop to run with the consumer's sink.
+pub struct Session {
+    connected: Connected,
+    frame: Arc<SharedFrame>,
+    commands: mpsc::Sender<Command>,
+    receiver: mpsc::Receiver<Command>,
+    exit_after: Option<Duration>,
+}
+
+impl Session {
+    /// `exit_after` ends the session cleanly after that long.
+    pub fn new(connected: Connected, exit_after: Option<Duration>) -> Session {
+        let frame = Arc::new(SharedFrame::new(connected.desktop.0, connected.desktop.1));
+        let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
+        Session {
+            connected,
+            frame,
+            commands,
+            receiver,
+            exit_after,
+        }
+    }
+
+    /// The frame the session decodes into.
+    pub fn frame(&self) -> Arc<SharedFrame> {
+        Arc::clone(&self.frame)
+    }
+
+    /// Where the consumer sends input, resizes and Close. The session also ends when every
+    /// sender is gone.
+    pub fn commands(&self) -> mpsc::Sender<Command> {
+        self.commands.clone()
+    }
+
+    /// Runs until the session ends.
+    pub async fn run(self, sink: impl FrameSink) -> Result<Outcome, RdpError> {
+        let Session {
+            connected,
+            frame,
+            receiver,
+            exit_after,
+            ..
+        } = self;
+        run_session(connected, frame, receiver, sink, exit_after).await
+    }
+}
+
 /// Drives the session until it ends; the frame is resized to whatever the server grants.
 pub async fn run_session(
     connected: Connected,
@@ -325,6 +376,9 @@ async fn request_resize(
 ) -> std::io::Result<Resize> {
     use ironrdp::displaycontrol::pdu::MonitorLayoutEntry;
     let (width, height) = MonitorLayoutEntry::adjust_display_size(width, height);
+    // DesktopScaleFactor must lie in 100..=500 (MS-RDPEDISP 2.2.2.2.1); a screen outside that
+    // range still gets the nearest, not a refusal that would stop the desktop from resizing.
+    let scale_percent = scale_percent.clamp(100, 500);
     match stage.encode_resize(width, height, Some(scale_percent), None) {
         Some(Ok(bytes)) => {
             debug!(width, height, "asking the server to resize");

@@ -65,15 +65,6 @@ pub enum TrustDecision {
     Changed { old: String },
 }
 
-/// Asks the user about a new certificate, and tells them what they should know before the
-/// password leaves.
-pub trait TrustPrompt {
-    /// `true` to trust and remember it.
-    fn confirm_new(&self, key: &TrustKey, fingerprint: &str) -> Result<bool, RdpError>;
-    /// Says something the user must see before the connection goes on.
-    fn warn(&self, message: &str);
-}
-
 /// The file of remembered fingerprints.
 #[derive(Clone, Debug)]
 pub struct TrustStore {

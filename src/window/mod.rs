@@ -1,15 +1,16 @@
 //! The desktop window: winit on the main thread, pixels through softbuffer, input to the
 //! session through a bounded channel.
 //!
-//! Knows the session only through `render`'s shared frame and `rdp`'s command and sink types;
-//! never AWS. The session wakes the window with at most one pending "frame ready" event, and a
+//! A consumer of [`Session`], like the headless runner: knows the session only through
+//! `render`'s shared frame and `rdp`'s command and sink types; never AWS, `launch` or the
+//! command line. The session wakes the window with at most one pending "frame ready" event, and a
 //! redraw copies only the damaged rows (plus whatever an older back buffer missed).
 
 mod input;
 pub mod keymap;
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,13 +25,13 @@ use winit::event_loop::{ActiveEventLoop, EventLoop, EventLoopProxy};
 use winit::keyboard::{KeyCode, PhysicalKey};
 use winit::window::{CursorIcon, CustomCursor, Fullscreen, Window, WindowId};
 
-use crate::cli::{Scale, SessionArgs};
 use crate::error::Error;
-use crate::launch::{connect_options, report, TerminalPrompt, DEFAULT_DESKTOP};
-use crate::rdp::{
-    connect, run_session, Command, Endpoint, FrameSink, Outcome, PointerShape, RdpError, TrustStore,
-};
+use crate::rdp::{Command, FrameSink, Outcome, PointerShape, RdpError, Session};
 use crate::render::{blit, blit_all, DamageTracker, Layout, Placement, Rect, SharedFrame};
+use crate::snapshot::write_png;
+
+/// How soon to retry sending input the session's queue had no room for.
+const BACKLOG_RETRY: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// How long a closed window waits for the session to say goodbye to the server.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -44,78 +45,103 @@ enum UserEvent {
     Ended(Result<Outcome, RdpError>),
 }
 
-/// Connects on the terminal, then opens the window and runs until the session ends.
+/// How the desktop fits the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    /// Scaled into the window, keeping its aspect.
+    Fit,
+    /// 1:1, the server asked to follow the window's size (scaled if it cannot).
+    None,
+}
+
+/// What the window needs besides the session.
+#[derive(Clone, Debug)]
+pub struct WindowOptions {
+    pub title: String,
+    pub scale: Scale,
+    /// The size the window opens at.
+    pub desktop: (u16, u16),
+    /// Write the desktop here when the session ends.
+    pub snapshot: Option<std::path::PathBuf>,
+    /// When the command started, for the time-to-first-frame log.
+    pub started: Instant,
+}
+
+/// A connection to the display, opened before the session so that a machine without one fails
+/// before anything is asked of the server.
+pub struct Display(EventLoop<UserEvent>);
+
+impl Display {
+    pub fn open() -> Result<Display, Error> {
+        // winit's own error names its source file; say plainly what is missing instead.
+        #[cfg(all(unix, not(target_os = "macos")))]
+        if ["DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET"]
+            .iter()
+            .all(|name| std::env::var_os(name).is_none())
+        {
+            return Err(Error::NoWindow(
+                "there is no display (neither DISPLAY nor WAYLAND_DISPLAY is set)".into(),
+            ));
+        }
+        EventLoop::<UserEvent>::with_user_event()
+            .build()
+            .map(Display)
+            .map_err(|e| Error::NoWindow(e.to_string()))
+    }
+}
+
+/// Opens the window and runs until the session ends.
 pub fn run(
     runtime: tokio::runtime::Runtime,
-    endpoint: Endpoint,
-    args: &SessionArgs,
-    store: TrustStore,
-    started: Instant,
-) -> Result<ExitCode, Error> {
-    // Open the display first: without one, fail before asking anything of the server.
-    let event_loop = EventLoop::<UserEvent>::with_user_event()
-        .build()
-        .map_err(|e| RdpError::Window(e.to_string()))?;
-    let desktop = args.size.unwrap_or(DEFAULT_DESKTOP);
-    let options = connect_options(args, desktop, 100);
-    let connected = runtime.block_on(connect(
-        &endpoint,
-        &options,
-        &store,
-        &TerminalPrompt,
-        args.trust_new,
-    ))?;
-    let title = format!("ecsrdp — {}", endpoint.title);
-    // The password has done its work; do not keep it for the whole session.
-    drop(endpoint);
-    let frame = Arc::new(SharedFrame::new(connected.desktop.0, connected.desktop.1));
-
-    let (commands, receiver) = mpsc::channel(256);
+    display: Display,
+    session: Session,
+    options: WindowOptions,
+) -> Result<Outcome, Error> {
+    let event_loop = display.0;
+    let frame = session.frame();
+    let commands = session.commands();
     let proxy = event_loop.create_proxy();
     let sink = ProxySink {
         proxy: proxy.clone(),
         pending: Arc::new(AtomicBool::new(false)),
         first: AtomicBool::new(true),
-        started,
+        started: options.started,
     };
     let pending = Arc::clone(&sink.pending);
-    let session_frame = Arc::clone(&frame);
-    let exit_after = args.exit_after;
     runtime.spawn(async move {
-        let outcome = run_session(connected, session_frame, receiver, sink, exit_after).await;
+        let outcome = session.run(sink).await;
         // The event loop is gone only if the window already closed: nobody left to tell.
         let _ = proxy.send_event(UserEvent::Ended(outcome));
     });
 
     let mut app = App {
-        title,
-        scale: args.scale,
-        desktop,
+        title: options.title,
+        scale: options.scale,
+        desktop: options.desktop,
         frame,
         pending,
         commands,
         view: None,
         input: input::InputState::default(),
         outcome: None,
-        snapshot: args.snapshot.clone(),
-        pending_move: None,
+        window_error: None,
+        backlog: VecDeque::new(),
         closing: None,
     };
     event_loop
         .run_app(&mut app)
-        .map_err(|e| RdpError::Window(e.to_string()))?;
+        .map_err(|e| Error::NoWindow(e.to_string()))?;
     // A session stuck on a dead network must not keep the process alive after the window.
     runtime.shutdown_timeout(CLOSE_GRACE);
-    if let Some(path) = &app.snapshot {
-        crate::headless::write_png(&app.frame.lock().image, path)?;
+    if let Some(path) = &options.snapshot {
+        write_png(&app.frame.lock().image, path)?;
+    }
+    if let Some(error) = app.window_error {
+        return Err(Error::NoWindow(error));
     }
     match app.outcome {
-        Some(Ok(outcome)) => {
-            report(&outcome);
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Err(e)) => Err(e.into()),
-        None => Ok(ExitCode::SUCCESS),
+        Some(outcome) => Ok(outcome?),
+        None => Ok(Outcome::Closed),
     }
 }
 
@@ -177,32 +203,55 @@ struct App {
     view: Option<View>,
     input: input::InputState,
     outcome: Option<Result<Outcome, RdpError>>,
-    snapshot: Option<std::path::PathBuf>,
-    /// The latest mouse move that did not fit in the queue; only the newest matters.
-    pending_move: Option<ironrdp::input::Operation>,
+    /// The window could not be opened or drawn into.
+    window_error: Option<String>,
+    /// Commands the queue had no room for, oldest first, sent as room appears. Only mouse
+    /// moves coalesce here: a dropped key or button release would leave it stuck down.
+    backlog: VecDeque<Command>,
     /// When the window was closed: leave by then even if the session does not answer.
     closing: Option<Instant>,
 }
 
 impl App {
-    fn send(&self, command: Command) {
-        if let Err(e) = self.commands.try_send(command) {
-            // The session drains the queue far faster than a person types; a full queue means
-            // it is stuck on the network, where a lost key matters less than a frozen window.
-            debug!(error = %e, "dropped an input command");
+    /// Sends a command in order after any backlog; the window never blocks on the session.
+    fn send(&mut self, command: Command) {
+        self.flush_backlog();
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(command);
+            return;
+        }
+        match self.commands.try_send(command) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(command)) => self.backlog.push_back(command),
+            // The session is gone; `Ended` is on its way.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
-    /// Mouse moves coalesce: when the queue is full, keep only the newest.
+    /// Mouse moves coalesce: a move still waiting in the backlog is replaced by the newer one.
     fn send_move(&mut self, op: ironrdp::input::Operation) {
-        let pending = self.pending_move.take().into_iter();
-        for op in pending.chain(std::iter::once(op)) {
-            if self
-                .commands
-                .try_send(Command::Input(vec![op.clone()]))
-                .is_err()
-            {
-                self.pending_move = Some(op);
+        if let Some(Command::Input(last)) = self.backlog.back_mut() {
+            if let [ironrdp::input::Operation::MouseMove(_)] = last.as_slice() {
+                *last = vec![op];
+                return;
+            }
+        }
+        self.send(Command::Input(vec![op]));
+    }
+
+    /// Moves what waits in the backlog into the queue, as far as there is room.
+    fn flush_backlog(&mut self) {
+        while let Some(command) = self.backlog.pop_front() {
+            match self.commands.try_send(command) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(command)) => {
+                    self.backlog.push_front(command);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.backlog.clear();
+                    return;
+                }
             }
         }
     }
@@ -353,8 +402,15 @@ impl ApplicationHandler<UserEvent> for App {
         if self.closing.is_some_and(|by| Instant::now() >= by) {
             event_loop.exit();
         }
-        if let Some(op) = self.pending_move.take() {
-            self.send_move(op);
+        self.flush_backlog();
+        if self.closing.is_none() {
+            // The session drains the queue without waking us: while input waits, look again
+            // shortly; otherwise sleep until the next event.
+            event_loop.set_control_flow(if self.backlog.is_empty() {
+                winit::event_loop::ControlFlow::Wait
+            } else {
+                winit::event_loop::ControlFlow::WaitUntil(Instant::now() + BACKLOG_RETRY)
+            });
         }
     }
 
@@ -403,7 +459,7 @@ impl ApplicationHandler<UserEvent> for App {
                 }
             }
             Err(e) => {
-                self.outcome = Some(Err(RdpError::Window(e)));
+                self.window_error = Some(e);
                 event_loop.exit();
             }
         }
