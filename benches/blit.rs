@@ -6,7 +6,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ecsrdp::render::{blit, blit_all, Layout, Placement, Rect, PIXEL_FORMAT};
-use ironrdp::session::image::DecodedImage;
+use ironrdp_session::image::DecodedImage;
 
 const W: u16 = 1920;
 const H: u16 = 1080;

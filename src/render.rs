@@ -7,9 +7,9 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use ironrdp::graphics::image_processing::PixelFormat;
-use ironrdp::pdu::geometry::InclusiveRectangle;
-use ironrdp::session::image::DecodedImage;
+use ironrdp_graphics::image_processing::PixelFormat;
+use ironrdp_pdu::geometry::InclusiveRectangle;
+use ironrdp_session::image::DecodedImage;
 
 /// The pixel format every image is decoded into.
 pub const PIXEL_FORMAT: PixelFormat = PixelFormat::BgrX32;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ironrdp::session::image::DecodedImage;
+use ironrdp_session::image::DecodedImage;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write the snapshot {}: {detail}", .path.display())]

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ecsrdp::rdp::{self, Command, ConnectOptions, Endpoint, Outcome, TrustKey, TrustStore};
-use ironrdp::input::{MouseButton, MousePosition, Operation, Scancode};
+use ironrdp_input::{MouseButton, MousePosition, Operation, Scancode};
 use support::rdp_server::{InputEvent, Security, TestServer, TestServerOptions};
 use support::{read_png, Run};
 

@@ -1,11 +1,11 @@
 //! The connector configuration: what we announce to the server (MS-RDPBCGR 2.2.1.3, client
 //! data blocks, and 2.2.7, capability sets). Pure.
 
-use ironrdp::connector::{BitmapConfig, Config, Credentials, DesktopSize};
-use ironrdp::pdu::rdp::capability_sets::{
+use ironrdp_connector::{BitmapConfig, Config, Credentials, DesktopSize};
+use ironrdp_pdu::rdp::capability_sets::{
     client_codecs_capabilities, BitmapCodecs, MajorPlatformType,
 };
-use ironrdp::pdu::rdp::client_info::{PerformanceFlags, TimezoneInfo};
+use ironrdp_pdu::rdp::client_info::{PerformanceFlags, TimezoneInfo};
 
 use super::Endpoint;
 
@@ -48,8 +48,16 @@ pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) ->
             height: options.desktop.1,
         },
         desktop_scale_factor: options.scale_percent,
+        desktop_physical_size: None,
+        desktop_orientation: None,
+        device_scale_factor: None,
+        monitor_layout: None,
+        monitor_extended_layout: None,
+        relative_mouse_input: false,
         enable_tls: options.security == Security::NlaOrTls,
         enable_credssp: true,
+        // RC4 "standard RDP security" protects nothing: never offered.
+        enable_standard_rdp_security: false,
         credentials: Credentials::UsernamePassword {
             username: endpoint.user.clone(),
             password: endpoint.password.expose().to_owned(),
@@ -57,12 +65,13 @@ pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) ->
         domain: endpoint.domain.clone(),
         client_build: 0,
         client_name: "ecsrdp".to_owned(),
-        keyboard_type: ironrdp::pdu::gcc::KeyboardType::IbmEnhanced,
+        keyboard_type: ironrdp_pdu::gcc::KeyboardType::IBM_ENHANCED,
         keyboard_subtype: 0,
         keyboard_functional_keys_count: 12,
         // 0: let the server use its own layout; we send physical scancodes.
         keyboard_layout: 0,
         ime_file_name: String::new(),
+        connection_type: ironrdp_pdu::gcc::ConnectionType::Lan,
         bitmap: Some(BitmapConfig {
             lossy_compression: !options.lossless,
             color_depth: 32,
@@ -72,6 +81,8 @@ pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) ->
         client_dir: String::new(),
         alternate_shell: String::new(),
         work_dir: String::new(),
+        remote_application_mode: false,
+        rail_support_level: ironrdp_pdu::rdp::capability_sets::RailSupportLevel::empty(),
         platform: platform(),
         hardware_id: None,
         request_data: None,
@@ -79,16 +90,17 @@ pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) ->
         // TLS-only server does not stop at its own login screen.
         autologon: !options.login_screen,
         enable_audio_playback: false,
+        enable_audio_capture: false,
         performance_flags: PerformanceFlags::default(),
         license_cache: None,
         timezone_info: TimezoneInfo::default(),
-        // No bulk compression: IronRDP 0.17 fails to decode xrdp's MPPC-compressed bitmap
-        // updates ("not enough bytes"), and RemoteFX data does not compress further anyway.
-        // The session still carries a decompressor across reactivation should this change.
+        // No bulk compression: IronRDP fails to decode xrdp's MPPC-compressed bitmap updates
+        // ("not enough bytes"), and RemoteFX data does not compress further anyway.
         compression_type: None,
         enable_server_pointer: true,
         pointer_software_rendering: false,
         multitransport_flags: None,
+        support_dyn_vc_gfx_protocol: false,
     }
 }
 

@@ -8,17 +8,17 @@
 
 use std::time::Duration;
 
-use ironrdp::connector::connection_activation::ConnectionActivationFactory;
-use ironrdp::connector::credssp::CredsspSequence;
-use ironrdp::connector::sspi::generator::GeneratorState;
-use ironrdp::connector::{
+use ironrdp_connector::connection_activation::ConnectionActivationFactory;
+use ironrdp_connector::credssp::CredsspSequence;
+use ironrdp_connector::sspi::generator::GeneratorState;
+use ironrdp_connector::{
     ClientConnector, ClientConnectorState, Config, ConnectionResult, ConnectorError,
     ConnectorErrorExt as _, ConnectorErrorKind, ConnectorResult, Credentials, ServerName,
 };
-use ironrdp::core::WriteBuf;
-use ironrdp::displaycontrol::client::DisplayControlClient;
-use ironrdp::dvc::DrdynvcClient;
-use ironrdp::pdu::nego::FailureCode;
+use ironrdp_core::WriteBuf;
+use ironrdp_displaycontrol::client::DisplayControlClient;
+use ironrdp_dvc::DrdynvcClient;
+use ironrdp_pdu::nego::FailureCode;
 use ironrdp_tokio::{FramedWrite as _, TokioFramed, Upgraded};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
@@ -247,7 +247,7 @@ impl Drop for WipingConnector {
 
 /// Whether the server chose CredSSP (NLA) in the X.224 negotiation.
 fn selected_nla(connector: &ClientConnector) -> bool {
-    use ironrdp::pdu::nego::SecurityProtocol;
+    use ironrdp_pdu::nego::SecurityProtocol;
     let nla = SecurityProtocol::HYBRID | SecurityProtocol::HYBRID_EX;
     match &connector.state {
         ClientConnectorState::EnhancedSecurityUpgrade { selected_protocol }
@@ -293,13 +293,21 @@ async fn finalize(
         credssp(connector, framed, &mut buf, server_name, server_public_key).await?;
     }
     loop {
-        ironrdp_tokio::single_sequence_step(framed, connector, &mut buf).await?;
-        if matches!(connector.state, ClientConnectorState::Connected { .. }) {
-            if let ClientConnectorState::Connected { result } =
-                std::mem::replace(&mut connector.state, ClientConnectorState::Consumed)
-            {
-                return Ok(result);
+        if connector.should_perform_multitransport() {
+            // Only UDP would use it (MS-RDPBCGR 2.2.15.1); we stay on TCP, so decline.
+            buf.clear();
+            if let Some(length) = connector.skip_multitransport(&mut buf)?.size() {
+                framed
+                    .write_all(&buf[..length])
+                    .await
+                    .map_err(|e| ConnectorError::custom("multitransport response", e))?;
             }
+            continue;
+        }
+        ironrdp_tokio::single_sequence_step(framed, connector, &mut buf).await?;
+        if let Some(outcome) = connector.state.take_outcome() {
+            // A redirection (to another session host) is an error: we do not follow it.
+            return outcome.into_connected();
         }
     }
 }

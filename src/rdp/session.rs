@@ -7,13 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ironrdp::connector::connection_activation::ConnectionActivationState;
-use ironrdp::connector::ConnectionResult;
-use ironrdp::graphics::pointer::DecodedPointer;
-use ironrdp::input::{Database, Operation};
-use ironrdp::pdu::input::fast_path::FastPathInputEvent;
-use ironrdp::pdu::rdp::client_info::CompressionType;
-use ironrdp::session::{fast_path, ActiveStage, ActiveStageBuilder, ActiveStageOutput};
+use ironrdp_connector::connection_activation::ConnectionActivationState;
+use ironrdp_connector::ConnectionResult;
+use ironrdp_graphics::pointer::DecodedPointer;
+use ironrdp_input::{Database, Operation};
+use ironrdp_pdu::input::fast_path::FastPathInputEvent;
+use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
 use ironrdp_tokio::{split_tokio_framed, FramedWrite as _, TokioFramed};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
@@ -152,7 +151,6 @@ pub async fn run_session(
         ..
     } = connected;
     let (mut reader, mut writer) = split_tokio_framed(framed);
-    let compression = result.compression_type;
     let activation = result.activation_factory.clone();
     let mut stage = active_stage(result);
     let mut input = Database::new();
@@ -176,23 +174,22 @@ pub async fn run_session(
                     }
                 })?;
                 trace!(?action, len = payload.len(), "pdu");
+                let received_at = reader.last_read_at();
                 let outputs = {
                     let mut frame = frame.lock();
                     let outputs = stage
-                        .process(&mut frame.image, action, &payload)
+                        .process(&mut frame.image, action, &payload, received_at)
                         .map_err(|e| RdpError::Protocol {
                             addr: addr.clone(),
                             stage: "the session",
                             detail: e.report().to_string(),
                         })?;
-                    let mut damaged = false;
-                    for output in &outputs {
-                        if let ActiveStageOutput::GraphicsUpdate(rect) = output {
-                            frame.add_damage(Rect::from(rect));
-                            damaged = true;
-                        }
+                    // The exact rectangles each update touched, not their union.
+                    let damage = stage.take_damage_regions();
+                    for rect in &damage {
+                        frame.add_damage(Rect::from(rect));
                     }
-                    if damaged {
+                    if !damage.is_empty() {
                         sink.frame_ready();
                     }
                     outputs
@@ -201,7 +198,16 @@ pub async fn run_session(
                     match output {
                         ActiveStageOutput::GraphicsUpdate(_) => {}
                         ActiveStageOutput::ResponseFrame(bytes) => {
-                            writer.write_all(&bytes).await.map_err(|e| lost(&e))?;
+                            if !bytes.is_empty() {
+                                writer.write_all(&bytes).await.map_err(|e| lost(&e))?;
+                            }
+                        }
+                        ActiveStageOutput::ServerRedirection(_) => {
+                            return Err(RdpError::SessionLost {
+                                addr: addr.clone(),
+                                detail: "the server redirected the session to another host, which \
+                                         ecsrdp does not follow".into(),
+                            });
                         }
                         ActiveStageOutput::PointerDefault => sink.pointer(PointerShape::Default),
                         ActiveStageOutput::PointerHidden => sink.pointer(PointerShape::Hidden),
@@ -215,7 +221,7 @@ pub async fn run_session(
                             return Ok(Outcome::ServerEnded(reason));
                         }
                         ActiveStageOutput::DeactivateAll => {
-                            reactivate(&mut reader, &mut writer, &activation, &mut stage, compression, &frame, &addr)
+                            reactivate(&mut reader, &mut writer, &activation, &mut stage, &frame, &addr)
                                 .await?;
                             sink.frame_ready();
                         }
@@ -296,18 +302,17 @@ fn active_stage(result: ConnectionResult) -> ActiveStage {
 
 /// Deactivation-Reactivation Sequence (MS-RDPBCGR 1.3.1.3): the server tears the share down
 /// (usually to change the desktop size) and builds it again. The image is replaced at the new
-/// size; bulk decompression stays on, since the server keeps compressing.
+/// size; the session keeps its bulk decompression history.
 async fn reactivate(
     reader: &mut Reader,
     writer: &mut Writer,
-    activation: &ironrdp::connector::connection_activation::ConnectionActivationFactory,
+    activation: &ironrdp_connector::connection_activation::ConnectionActivationFactory,
     stage: &mut ActiveStage,
-    compression: Option<CompressionType>,
     frame: &SharedFrame,
     addr: &str,
 ) -> Result<(), RdpError> {
     let mut sequence = activation.create();
-    let mut buf = ironrdp::core::WriteBuf::new();
+    let mut buf = ironrdp_core::WriteBuf::new();
     loop {
         let written = ironrdp_tokio::single_sequence_step_read(reader, &mut sequence, &mut buf)
             .await
@@ -321,49 +326,55 @@ async fn reactivate(
                     detail: e.to_string(),
                 })?;
         }
-        if let ConnectionActivationState::Finalized {
-            desktop_size,
-            share_id,
-            enable_server_pointer,
-            pointer_software_rendering,
-        } = sequence.connection_activation_state()
-        {
-            info!(
-                width = desktop_size.width,
-                height = desktop_size.height,
-                "reactivated"
-            );
-            frame
-                .lock()
-                .replace(desktop_size.width, desktop_size.height);
-            stage.set_fastpath_processor(
-                fast_path::ProcessorBuilder {
-                    io_channel_id: sequence.io_channel_id(),
-                    user_channel_id: sequence.user_channel_id(),
+        match sequence.connection_activation_state() {
+            ConnectionActivationState::Finalized {
+                desktop_size,
+                share_id,
+                static_channel_chunk_size,
+                enable_server_pointer,
+                pointer_software_rendering,
+                window_support_level,
+                ..
+            } => {
+                info!(
+                    width = desktop_size.width,
+                    height = desktop_size.height,
+                    "reactivated"
+                );
+                frame
+                    .lock()
+                    .replace(desktop_size.width, desktop_size.height);
+                let valid = stage.reactivate(
+                    sequence.io_channel_id(),
+                    sequence.user_channel_id(),
                     share_id,
                     enable_server_pointer,
                     pointer_software_rendering,
-                    bulk_decompressor: compression.and_then(bulk_decompressor),
+                    static_channel_chunk_size,
+                );
+                if !valid {
+                    return Err(RdpError::Protocol {
+                        addr: addr.to_owned(),
+                        stage: "reactivation",
+                        detail: format!(
+                            "invalid virtual channel chunk size {static_channel_chunk_size}"
+                        ),
+                    });
                 }
-                .build(),
-            );
-            stage.set_share_id(share_id);
-            stage.set_enable_server_pointer(enable_server_pointer);
-            return Ok(());
+                stage.set_window_support_level(window_support_level);
+                return Ok(());
+            }
+            ConnectionActivationState::Redirected { .. } => {
+                return Err(RdpError::SessionLost {
+                    addr: addr.to_owned(),
+                    detail: "the server redirected the session to another host, which ecsrdp \
+                             does not follow"
+                        .into(),
+                })
+            }
+            _ => {}
         }
     }
-}
-
-fn bulk_decompressor(compression: CompressionType) -> Option<ironrdp_bulk::BulkCompressor> {
-    let level = match compression {
-        CompressionType::K8 => ironrdp_bulk::CompressionType::Rdp4,
-        CompressionType::K64 => ironrdp_bulk::CompressionType::Rdp5,
-        CompressionType::Rdp6 => ironrdp_bulk::CompressionType::Rdp6,
-        CompressionType::Rdp61 => ironrdp_bulk::CompressionType::Rdp61,
-    };
-    ironrdp_bulk::BulkCompressor::new(level)
-        .inspect_err(|e| warn!(error = %e, "bulk decompression unavailable after reactivation"))
-        .ok()
 }
 
 /// Asks for a new desktop size over Display Control (MS-RDPEDISP 2.2.2.2).
@@ -374,7 +385,7 @@ async fn request_resize(
     height: u32,
     scale_percent: u32,
 ) -> std::io::Result<Resize> {
-    use ironrdp::displaycontrol::pdu::MonitorLayoutEntry;
+    use ironrdp_displaycontrol::pdu::MonitorLayoutEntry;
     let (width, height) = MonitorLayoutEntry::adjust_display_size(width, height);
     // DesktopScaleFactor must lie in 100..=500 (MS-RDPEDISP 2.2.2.2.1); a screen outside that
     // range still gets the nearest, not a refusal that would stop the desktop from resizing.
@@ -398,7 +409,7 @@ async fn request_resize(
 /// Tells the server we are leaving (MS-RDPBCGR 1.3.1.4.1); a failure here changes nothing for
 /// the user, who is leaving anyway.
 async fn shutdown(
-    outputs: ironrdp::session::SessionResult<Vec<ActiveStageOutput>>,
+    outputs: ironrdp_session::SessionResult<Vec<ActiveStageOutput>>,
     writer: &mut Writer,
 ) {
     if let Ok(outputs) = outputs {

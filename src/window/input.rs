@@ -1,6 +1,6 @@
 //! winit input events as IronRDP input operations (MS-RDPBCGR 2.2.8.1.2, fast-path input).
 
-use ironrdp::input::{MouseButton, MousePosition, Operation, Scancode, WheelRotations};
+use ironrdp_input::{MouseButton, MousePosition, Operation, Scancode, WheelRotations};
 use winit::event::{ElementState, KeyEvent, MouseButton as WinitButton, MouseScrollDelta};
 use winit::keyboard::PhysicalKey;
 

@@ -229,9 +229,9 @@ impl App {
     }
 
     /// Mouse moves coalesce: a move still waiting in the backlog is replaced by the newer one.
-    fn send_move(&mut self, op: ironrdp::input::Operation) {
+    fn send_move(&mut self, op: ironrdp_input::Operation) {
         if let Some(Command::Input(last)) = self.backlog.back_mut() {
-            if let [ironrdp::input::Operation::MouseMove(_)] = last.as_slice() {
+            if let [ironrdp_input::Operation::MouseMove(_)] = last.as_slice() {
                 *last = vec![op];
                 return;
             }

@@ -1,18 +1,16 @@
-//! In-process RDP server for integration tests, built on `ironrdp-server`.
+//! In-process RDP server for integration tests, built on `ironrdp-acceptor` (the connection
+//! sequence) and `ironrdp-pdu` (the updates), so it shares the client's crate family.
 //!
 //! [`TestServer::start`] listens on an ephemeral loopback port with a freshly generated
 //! self-signed certificate and serves a deterministic desktop (see
-//! [`TestServer::expected_pixel`]). It sends one full-screen frame each time a client
-//! is activated. [`TestServer::request_resize`] drives a server-side resize. The server
-//! then sends a Deactivate All PDU, reactivates the client and repaints the whole desktop
-//! at the new size. The server records every keyboard and mouse event it receives in an
-//! [`InputLog`].
+//! [`TestServer::expected_pixel`]) as uncompressed 32 bpp bitmap updates (TS_BITMAP_DATA), so
+//! the client can be checked pixel for pixel. It repaints the whole desktop each time a client
+//! is activated. [`TestServer::request_resize`] drives a server-side resize: Deactivate All, a
+//! reactivation at the new size, a full repaint. Every keyboard and mouse event the server
+//! receives is recorded in an [`InputLog`].
 //!
-//! No bitmap codec is advertised, so frames are sent uncompressed (surface bits with
-//! `CODEC_ID_NONE`). The client can check every pixel exactly.
-//!
-//! `ironrdp-server` runs a connection as a `!Send` future, so the server runs on its own
-//! thread with a current-thread runtime. The test's runtime is left alone.
+//! The acceptor's futures are `!Send`, so the server runs on its own thread with a
+//! current-thread runtime; the test's runtime is left alone.
 
 #![allow(
     dead_code,
@@ -20,31 +18,38 @@
 )]
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::num::{NonZeroU16, NonZeroUsize};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use ironrdp::pdu::rdp::capability_sets::BitmapCodecs;
-use ironrdp::server::tokio_rustls::rustls;
-use ironrdp::server::tokio_rustls::rustls::pki_types::{
-    CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer,
-};
-use ironrdp::server::tokio_rustls::TlsAcceptor;
-use ironrdp::server::{
-    BitmapUpdate, Credentials, DesktopSize, DisplayUpdate, KeyboardEvent, MouseEvent, PixelFormat,
-    RdpServer, RdpServerDisplay, RdpServerDisplayUpdates, RdpServerInputHandler,
-};
-use tokio::net::TcpListener;
+use ironrdp_acceptor::{accept_begin, accept_credssp, accept_finalize, Acceptor, BeginResult};
+use ironrdp_connector::sspi::generator::NetworkRequest;
+use ironrdp_connector::{ConnectorError, ConnectorErrorExt as _, ConnectorResult, DesktopSize};
+use ironrdp_pdu::bitmap::{BitmapData, BitmapUpdateData, Compression};
+use ironrdp_pdu::fast_path::{FastPathHeader, FastPathUpdatePdu, Fragmentation, UpdateCode};
+use ironrdp_pdu::geometry::InclusiveRectangle;
+use ironrdp_pdu::input::fast_path::{FastPathInput, FastPathInputEvent, KeyboardFlags};
+use ironrdp_pdu::input::mouse::PointerFlags;
+use ironrdp_pdu::mcs::SendDataIndication;
+use ironrdp_pdu::nego::SecurityProtocol;
+use ironrdp_pdu::rdp::capability_sets::{self as caps, CapabilitySet};
+use ironrdp_pdu::rdp::client_info::Credentials;
+use ironrdp_pdu::rdp::headers::{ServerDeactivateAll, ShareControlHeader, ShareControlPdu};
+use ironrdp_pdu::x224::X224;
+use ironrdp_pdu::Action;
+use ironrdp_tokio::{FramedWrite as _, TokioFramed};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::TlsAcceptor;
 
-/// Layout of the served frames: bytes `[b, g, r, 0xFF]`, which is what an `IronRDP` client
-/// assumes for 32 bpp `CODEC_ID_NONE` surface bits.
-const FRAME_FORMAT: PixelFormat = PixelFormat::BgrX32;
-
-/// How long the server thread waits for blocking tasks (bitmap encoding) when it stops.
+/// How long the server thread waits for its tasks when it stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// The most bitmap data one fast-path update carries: its length is a 15-bit field.
+const MAX_UPDATE_DATA: usize = 16_000;
 
 /// The security protocol the server accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,19 +66,11 @@ pub struct TestServerOptions {
     pub security: Security,
     pub user: String,
     pub password: String,
-    /// Initial desktop width. Prefer a multiple of 4: `ironrdp-server` can't send
-    /// other widths to a client that doesn't support surface commands.
     pub width: u16,
     pub height: u16,
 }
 
-/// One input event as the server saw it.
-///
-/// What `ironrdp-server` 0.13 passes on limits what this log can show. A fast-path or
-/// slow-path mouse PDU with the middle-button or horizontal-wheel flag becomes a
-/// `MouseMove`. X1 and X2 in an extended mouse PDU become left and right.
-/// `MouseButton { button: 3..=5 }` and horizontal `Wheel` events only come from the
-/// relative-mouse PDU and the ainput channel.
+/// One input event as the server saw it, decoded from the client's fast-path input PDUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputEvent {
     Key {
@@ -85,10 +82,7 @@ pub enum InputEvent {
         x: u16,
         y: u16,
     },
-    /// `button`: 1 left, 2 right, 3 middle, 4 X1, 5 X2.
-    ///
-    /// `ironrdp-server` doesn't pass on the pointer position of button events. `x` and
-    /// `y` come from the last [`InputEvent::MouseMove`] instead.
+    /// `button`: 1 left, 2 right, 3 middle. The position is the one the PDU carries.
     MouseButton {
         button: u8,
         down: bool,
@@ -127,14 +121,18 @@ pub struct TestServer {
     thread: thread::JoinHandle<()>,
 }
 
+/// What every connection of one server shares.
+#[derive(Clone)]
+struct Shared {
+    security: Security,
+    credentials: Credentials,
+    identity: Arc<Identity>,
+    input: InputLog,
+    requested: watch::Receiver<DesktopSize>,
+}
+
 impl TestServer {
-    /// Binds `127.0.0.1:0` and starts serving on a dedicated thread.
-    ///
-    /// Connections are served one at a time.
-    ///
-    /// # Panics
-    ///
-    /// Panics if the desktop is empty or the server can't be set up.
+    /// Binds `127.0.0.1:0` and starts serving on a dedicated thread, one connection at a time.
     pub async fn start(opts: TestServerOptions) -> TestServer {
         assert!(
             opts.width > 0 && opts.height > 0,
@@ -142,7 +140,6 @@ impl TestServer {
             opts.width,
             opts.height
         );
-
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .expect("bind the test server to a loopback port");
@@ -152,61 +149,39 @@ impl TestServer {
             .into_std()
             .expect("detach the test server listener");
 
-        let identity = Identity::generate();
-        let acceptor = identity.tls_acceptor();
-
-        let initial_size = DesktopSize {
+        let identity = Arc::new(Identity::generate());
+        let cert_der = identity.cert_der.clone();
+        let (resize, requested) = watch::channel(DesktopSize {
             width: opts.width,
             height: opts.height,
-        };
-        let (resize, requested_size) = watch::channel(initial_size);
+        });
         let (shutdown, shutdown_requested) = oneshot::channel();
-
         let input = InputLog::default();
-        let input_handler = RecordingInput {
-            log: input.clone(),
-            position: (0, 0),
+        let shared = Shared {
+            security: opts.security,
+            credentials: Credentials {
+                username: opts.user,
+                password: opts.password,
+                domain: None,
+            },
+            identity,
+            input: input.clone(),
+            requested,
         };
-        let display = PatternDisplay {
-            active: Arc::new(Mutex::new(initial_size)),
-            requested: requested_size,
-        };
-        let credentials = Credentials {
-            username: opts.user,
-            password: opts.password,
-            domain: None,
-        };
-        let security = opts.security;
-        let public_key = identity.public_key.clone();
 
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("build the test server runtime");
-
-        let server_thread = thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("rdp-test-server".to_owned())
             .spawn(move || {
                 runtime.block_on(async move {
                     let listener =
                         TcpListener::from_std(listener).expect("register the test server listener");
-
-                    let builder = RdpServer::builder().with_addr(addr);
-                    let builder = match security {
-                        Security::Tls => builder.with_tls(acceptor),
-                        Security::Hybrid => builder.with_hybrid(acceptor, public_key),
-                    };
-                    let mut server = builder
-                        .with_input_handler(input_handler)
-                        .with_display_handler(display)
-                        // No codecs: the client gets uncompressed, exact pixels.
-                        .with_bitmap_codecs(BitmapCodecs(Vec::new()))
-                        .build();
-                    server.set_credentials(Some(credentials));
-
                     tokio::select! {
                         _ = shutdown_requested => {}
-                        () = serve(&mut server, listener) => {}
+                        () = serve(listener, shared) => {}
                     }
                 });
                 runtime.shutdown_timeout(SHUTDOWN_GRACE);
@@ -216,10 +191,10 @@ impl TestServer {
         TestServer {
             addr,
             input,
-            cert_der: identity.cert_der,
+            cert_der,
             resize,
             shutdown,
-            thread: server_thread,
+            thread,
         }
     }
 
@@ -234,15 +209,8 @@ impl TestServer {
         [blue, green, red, 0xFF]
     }
 
-    /// Resizes the server desktop.
-    ///
-    /// The connected client gets a Deactivate All PDU, is reactivated at the new size
-    /// and then gets a full frame. With no client connected, the next client is
-    /// reactivated at the new size right after it connects.
-    ///
-    /// # Panics
-    ///
-    /// Panics if the new desktop is empty.
+    /// Resizes the server desktop: the connected client is deactivated, reactivated at the new
+    /// size and repainted; a later client starts at the new size.
     pub fn request_resize(&self, width: u16, height: u16) {
         assert!(
             width > 0 && height > 0,
@@ -258,19 +226,12 @@ impl TestServer {
     }
 
     /// Stops the server, drops any open connection and waits for the server thread.
-    ///
-    /// # Panics
-    ///
-    /// Panics if the server thread panicked.
     pub async fn stop(self) {
         let TestServer {
-            shutdown,
-            thread: server_thread,
-            ..
+            shutdown, thread, ..
         } = self;
         drop(shutdown);
-
-        let joined = tokio::task::spawn_blocking(move || server_thread.join())
+        let joined = tokio::task::spawn_blocking(move || thread.join())
             .await
             .expect("wait for the test server thread");
         if let Err(panic) = joined {
@@ -279,19 +240,262 @@ impl TestServer {
     }
 }
 
-async fn serve(server: &mut RdpServer, listener: TcpListener) {
+async fn serve(listener: TcpListener, shared: Shared) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _peer)) => stream,
+        let tcp = match listener.accept().await {
+            Ok((tcp, _peer)) => tcp,
             Err(error) => {
                 eprintln!("rdp test server: accept failed: {error}");
                 return;
             }
         };
-
-        if let Err(error) = server.run_connection(stream).await {
+        if let Err(error) = serve_connection(tcp, shared.clone()).await {
             eprintln!("rdp test server: connection failed: {error:#}");
         }
+    }
+}
+
+type Framed = TokioFramed<tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// One client, from X.224 to hang-up: accept, paint, record input, follow resizes.
+async fn serve_connection(tcp: TcpStream, mut shared: Shared) -> anyhow::Result<()> {
+    let mut size = *shared.requested.borrow_and_update();
+    let security = match shared.security {
+        Security::Tls => SecurityProtocol::SSL,
+        Security::Hybrid => SecurityProtocol::HYBRID | SecurityProtocol::HYBRID_EX,
+    };
+    let mut acceptor = Acceptor::new(
+        security,
+        size,
+        capabilities(size),
+        Some(shared.credentials.clone()),
+    );
+    let BeginResult::ShouldUpgrade(tcp) =
+        accept_begin(TokioFramed::new(tcp), &mut acceptor).await?
+    else {
+        anyhow::bail!("the client did not ask for TLS");
+    };
+    let tls = shared.identity.tls_acceptor().accept(tcp).await?;
+    acceptor.mark_security_upgrade_as_done();
+    let mut framed = TokioFramed::new(tls);
+    accept_credssp(
+        &mut framed,
+        &mut acceptor,
+        &mut NoNetwork,
+        ironrdp_connector::ServerName::new("ecsrdp-test-client"),
+        shared.identity.public_key.clone(),
+        None,
+    )
+    .await?;
+    let (mut framed, mut result) = accept_finalize(framed, &mut acceptor).await?;
+
+    loop {
+        for frame in result.input_events.drain(..) {
+            record_input(&shared.input, &frame);
+        }
+        send_pattern(&mut framed, size).await?;
+        // Serve input until the client leaves or a resize is asked for.
+        loop {
+            tokio::select! {
+                pdu = framed.read_pdu() => {
+                    let Ok((action, bytes)) = pdu else {
+                        return Ok(());
+                    };
+                    if action == Action::FastPath {
+                        record_input(&shared.input, &bytes);
+                    }
+                }
+                changed = shared.requested.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    break;
+                }
+            }
+        }
+        size = *shared.requested.borrow_and_update();
+        deactivate_all(&mut framed, result.user_channel_id, result.io_channel_id).await?;
+        acceptor = Acceptor::new_deactivation_reactivation(acceptor, result.static_channels, size)?;
+        let (reactivated, next) = accept_finalize(framed, &mut acceptor).await?;
+        framed = reactivated;
+        result = next;
+    }
+}
+
+/// Capability sets of a plain desktop server: fast-path output, 32 bpp, no bitmap codecs (so
+/// the client is sent uncompressed bitmaps), fast-path input.
+fn capabilities(size: DesktopSize) -> Vec<CapabilitySet> {
+    vec![
+        CapabilitySet::General(caps::General {
+            extra_flags: caps::GeneralExtraFlags::FASTPATH_OUTPUT_SUPPORTED,
+            ..Default::default()
+        }),
+        CapabilitySet::Bitmap(caps::Bitmap {
+            pref_bits_per_pix: 32,
+            desktop_width: size.width,
+            desktop_height: size.height,
+            desktop_resize_flag: true,
+            drawing_flags: caps::BitmapDrawingFlags::empty(),
+        }),
+        CapabilitySet::Order(caps::Order::new(
+            caps::OrderFlags::empty(),
+            caps::OrderSupportExFlags::empty(),
+            2048,
+            224,
+        )),
+        CapabilitySet::Pointer(caps::Pointer {
+            color_pointer_cache_size: 2048,
+            pointer_cache_size: 2048,
+        }),
+        CapabilitySet::Input(caps::Input {
+            input_flags: caps::InputFlags::SCANCODES
+                | caps::InputFlags::MOUSEX
+                | caps::InputFlags::FASTPATH_INPUT
+                | caps::InputFlags::UNICODE
+                | caps::InputFlags::FASTPATH_INPUT_2,
+            keyboard_layout: 0,
+            keyboard_type: None,
+            keyboard_subtype: 0,
+            keyboard_function_key: 128,
+            keyboard_ime_filename: String::new(),
+        }),
+        CapabilitySet::VirtualChannel(caps::VirtualChannel {
+            flags: caps::VirtualChannelFlags::NO_COMPRESSION,
+            chunk_size: None,
+        }),
+        CapabilitySet::MultiFragmentUpdate(caps::MultifragmentUpdate {
+            max_request_size: 8 * 1024 * 1024,
+        }),
+    ]
+}
+
+/// Paints the whole desktop with the test pattern, in bands that fit one fast-path update each
+/// (MS-RDPBCGR 2.2.9.1.2.1.2: uncompressed 32 bpp rows, bottom-up).
+async fn send_pattern(framed: &mut Framed, size: DesktopSize) -> anyhow::Result<()> {
+    let row_bytes = usize::from(size.width) * 4;
+    let band = u16::try_from((MAX_UPDATE_DATA / row_bytes).max(1)).unwrap_or(u16::MAX);
+    let mut top = 0;
+    while top < size.height {
+        let rows = band.min(size.height - top);
+        let mut pixels = Vec::with_capacity(row_bytes * usize::from(rows));
+        for y in (top..top + rows).rev() {
+            for x in 0..size.width {
+                pixels.extend_from_slice(&TestServer::expected_pixel(x, y));
+            }
+        }
+        let update = BitmapUpdateData {
+            rectangles: vec![BitmapData {
+                rectangle: InclusiveRectangle {
+                    left: 0,
+                    top,
+                    right: size.width - 1,
+                    bottom: top + rows - 1,
+                },
+                width: size.width,
+                height: rows,
+                bits_per_pixel: 32,
+                compression_flags: Compression::empty(),
+                compressed_data_header: None,
+                bitmap_data: &pixels,
+            }],
+        };
+        let data = ironrdp_core::encode_vec(&update).context("encode a bitmap update")?;
+        let pdu = FastPathUpdatePdu {
+            fragmentation: Fragmentation::Single,
+            update_code: UpdateCode::Bitmap,
+            compression_flags: None,
+            compression_type: None,
+            data: &data,
+        };
+        let header = FastPathHeader::new(
+            ironrdp_pdu::fast_path::EncryptionFlags::empty(),
+            ironrdp_core::Encode::size(&pdu),
+        );
+        let mut frame = ironrdp_core::encode_vec(&header).context("encode a fast-path header")?;
+        frame.extend(ironrdp_core::encode_vec(&pdu).context("encode a fast-path update")?);
+        framed.write_all(&frame).await?;
+        top += rows;
+    }
+    Ok(())
+}
+
+/// Deactivate All (MS-RDPBCGR 2.2.3.1): the client drops the share and waits to be
+/// reactivated.
+async fn deactivate_all(framed: &mut Framed, user: u16, io: u16) -> anyhow::Result<()> {
+    let header = ShareControlHeader {
+        share_control_pdu: ShareControlPdu::ServerDeactivateAll(ServerDeactivateAll),
+        pdu_source: io,
+        share_id: 0,
+    };
+    let user_data = ironrdp_core::encode_vec(&header).context("encode Deactivate All")?;
+    let pdu = X224(SendDataIndication {
+        initiator_id: user,
+        channel_id: io,
+        user_data: user_data.into(),
+    });
+    let frame = ironrdp_core::encode_vec(&pdu).context("encode Deactivate All")?;
+    framed.write_all(&frame).await?;
+    Ok(())
+}
+
+/// Records the events of one fast-path input PDU; anything else is not input and is ignored.
+fn record_input(log: &InputLog, frame: &[u8]) {
+    let Ok(input) = ironrdp_core::decode::<FastPathInput>(frame) else {
+        return;
+    };
+    for event in input.input_events() {
+        match event {
+            FastPathInputEvent::KeyboardEvent(flags, code) => log.push(InputEvent::Key {
+                code: *code,
+                extended: flags.contains(KeyboardFlags::EXTENDED),
+                down: !flags.contains(KeyboardFlags::RELEASE),
+            }),
+            FastPathInputEvent::MouseEvent(mouse) => {
+                let (x, y) = (mouse.x_position, mouse.y_position);
+                let flags = mouse.flags;
+                let wheel = i32::from(mouse.number_of_wheel_rotation_units);
+                if flags.contains(PointerFlags::VERTICAL_WHEEL) {
+                    log.push(InputEvent::Wheel {
+                        vertical: true,
+                        amount: wheel,
+                    });
+                } else if flags.contains(PointerFlags::HORIZONTAL_WHEEL) {
+                    log.push(InputEvent::Wheel {
+                        vertical: false,
+                        amount: wheel,
+                    });
+                } else if flags.contains(PointerFlags::MOVE) {
+                    log.push(InputEvent::MouseMove { x, y });
+                } else {
+                    let button = [
+                        (PointerFlags::LEFT_BUTTON, 1),
+                        (PointerFlags::RIGHT_BUTTON, 2),
+                        (PointerFlags::MIDDLE_BUTTON_OR_WHEEL, 3),
+                    ]
+                    .into_iter()
+                    .find(|(flag, _)| flags.contains(*flag));
+                    if let Some((_, button)) = button {
+                        log.push(InputEvent::MouseButton {
+                            button,
+                            down: flags.contains(PointerFlags::DOWN),
+                            x,
+                            y,
+                        });
+                    }
+                }
+            }
+            // Not recorded: extended buttons, relative motion, Unicode, lock-key sync.
+            _ => {}
+        }
+    }
+}
+
+/// CredSSP only needs the network for Kerberos; NTLM never calls it.
+struct NoNetwork;
+
+impl ironrdp_tokio::NetworkClient for NoNetwork {
+    async fn send(&mut self, _request: &NetworkRequest) -> ConnectorResult<Vec<u8>> {
+        Err(ConnectorError::general("the test server does no Kerberos"))
     }
 }
 
@@ -307,7 +511,6 @@ struct Identity {
 
 impl Identity {
     /// Generates a self-signed ECDSA P-256 certificate for `localhost` and `127.0.0.1`.
-    ///
     /// CredSSP only hashes the public key bytes, so the key doesn't have to be RSA.
     fn generate() -> Self {
         let rcgen::CertifiedKey { cert, key_pair } = rcgen::generate_simple_self_signed(vec![
@@ -315,7 +518,6 @@ impl Identity {
             "127.0.0.1".to_owned(),
         ])
         .expect("generate a self-signed certificate");
-
         Self {
             cert_der: cert.der().to_vec(),
             key_der: key_pair.serialize_der(),
@@ -337,166 +539,7 @@ impl Identity {
             .expect("load the test server certificate");
         // RDP clients never resume TLS sessions, so send no session tickets.
         config.send_tls13_tickets = 0;
-
         TlsAcceptor::from(Arc::new(config))
-    }
-}
-
-/// Serves the pattern of [`TestServer::expected_pixel`] at the current desktop size.
-struct PatternDisplay {
-    /// The size the client was last activated with. The display and its update
-    /// streams share it.
-    active: Arc<Mutex<DesktopSize>>,
-    /// The size asked for by [`TestServer::request_resize`].
-    requested: watch::Receiver<DesktopSize>,
-}
-
-#[async_trait::async_trait]
-impl RdpServerDisplay for PatternDisplay {
-    async fn size(&mut self) -> DesktopSize {
-        *lock(&self.active)
-    }
-
-    /// Called on every activation, including each reactivation after a resize.
-    async fn updates(&mut self) -> anyhow::Result<Box<dyn RdpServerDisplayUpdates>> {
-        let size = *lock(&self.active);
-
-        Ok(Box::new(PatternUpdates {
-            active: Arc::clone(&self.active),
-            requested: self.requested.clone(),
-            full_frame: Some(pattern_frame(size)?),
-        }))
-    }
-}
-
-/// The updates of one activation: a pending resize first, then one full frame.
-struct PatternUpdates {
-    active: Arc<Mutex<DesktopSize>>,
-    requested: watch::Receiver<DesktopSize>,
-    full_frame: Option<BitmapUpdate>,
-}
-
-#[async_trait::async_trait]
-impl RdpServerDisplayUpdates for PatternUpdates {
-    // Cancellation safe: the only await is `watch::Receiver::changed`, and no state
-    // changes before it.
-    async fn next_update(&mut self) -> anyhow::Result<Option<DisplayUpdate>> {
-        loop {
-            let requested = *self.requested.borrow_and_update();
-
-            let resized = {
-                let mut active = lock(&self.active);
-                let resized = *active != requested;
-                *active = requested;
-                resized
-            };
-            if resized {
-                // The server now reactivates the client and asks for a new update stream
-                // that paints the new size. This one won't be polled again.
-                return Ok(Some(DisplayUpdate::Resize(requested)));
-            }
-
-            if let Some(frame) = self.full_frame.take() {
-                return Ok(Some(DisplayUpdate::Bitmap(frame)));
-            }
-
-            if self.requested.changed().await.is_err() {
-                // The `TestServer` is gone.
-                return Ok(None);
-            }
-        }
-    }
-}
-
-/// A full-desktop frame of the test pattern.
-fn pattern_frame(size: DesktopSize) -> anyhow::Result<BitmapUpdate> {
-    let width = NonZeroU16::new(size.width).context("desktop width is zero")?;
-    let height = NonZeroU16::new(size.height).context("desktop height is zero")?;
-    let stride = usize::from(size.width) * usize::from(FRAME_FORMAT.bytes_per_pixel());
-    let stride = NonZeroUsize::new(stride).context("frame stride is zero")?;
-
-    let data: Vec<u8> = (0..size.height)
-        .flat_map(|y| (0..size.width).flat_map(move |x| TestServer::expected_pixel(x, y)))
-        .collect();
-
-    Ok(BitmapUpdate {
-        x: 0,
-        y: 0,
-        width,
-        height,
-        format: FRAME_FORMAT,
-        data: data.into(),
-        stride,
-    })
-}
-
-/// Records input into an [`InputLog`].
-struct RecordingInput {
-    log: InputLog,
-    /// The last pointer position the client sent.
-    position: (u16, u16),
-}
-
-impl RecordingInput {
-    fn button(&self, button: u8, down: bool) {
-        let (x, y) = self.position;
-        self.log
-            .push(InputEvent::MouseButton { button, down, x, y });
-    }
-
-    fn wheel(&self, vertical: bool, amount: i32) {
-        self.log.push(InputEvent::Wheel { vertical, amount });
-    }
-}
-
-impl RdpServerInputHandler for RecordingInput {
-    fn keyboard(&mut self, event: KeyboardEvent) {
-        let (code, extended, down) = match event {
-            KeyboardEvent::Pressed { code, extended } => (code, extended, true),
-            KeyboardEvent::Released { code, extended } => (code, extended, false),
-            // Not recorded: the client's lock-key sync and Unicode input.
-            KeyboardEvent::UnicodePressed(_)
-            | KeyboardEvent::UnicodeReleased(_)
-            | KeyboardEvent::Synchronize(_) => {
-                return;
-            }
-        };
-        self.log.push(InputEvent::Key {
-            code,
-            extended,
-            down,
-        });
-    }
-
-    fn mouse(&mut self, event: MouseEvent) {
-        match event {
-            MouseEvent::Move { x, y } => {
-                self.position = (x, y);
-                self.log.push(InputEvent::MouseMove { x, y });
-            }
-            MouseEvent::LeftPressed => self.button(1, true),
-            MouseEvent::LeftReleased => self.button(1, false),
-            MouseEvent::RightPressed => self.button(2, true),
-            MouseEvent::RightReleased => self.button(2, false),
-            MouseEvent::MiddlePressed => self.button(3, true),
-            MouseEvent::MiddleReleased => self.button(3, false),
-            MouseEvent::Button4Pressed => self.button(4, true),
-            MouseEvent::Button4Released => self.button(4, false),
-            MouseEvent::Button5Pressed => self.button(5, true),
-            MouseEvent::Button5Released => self.button(5, false),
-            MouseEvent::VerticalScroll { value } => self.wheel(true, i32::from(value)),
-            // Only sent over the ainput dynamic channel.
-            MouseEvent::Scroll { x, y } => {
-                if y != 0 {
-                    self.wheel(true, y);
-                }
-                if x != 0 {
-                    self.wheel(false, x);
-                }
-            }
-            // Not recorded: relative motion.
-            MouseEvent::RelMove { .. } => {}
-        }
     }
 }
 
