@@ -163,8 +163,12 @@ pub struct SessionArgs {
     /// certificate is still refused
     #[arg(long)]
     pub trust_new: bool,
-    /// Advertise no lossy codec (no RemoteFX), so every pixel arrives exactly as the server
-    /// has it; uses more bandwidth
+    /// Which codecs to offer: `h264` (the graphics pipeline with H.264 and its other codecs,
+    /// RemoteFX and bitmaps for servers without it), `rfx` (no graphics pipeline), `lossless`
+    #[arg(long, value_enum, default_value_t = CodecChoice::H264)]
+    pub codec: CodecChoice,
+    /// Offer no lossy codec, so every pixel arrives exactly as the server has it (the same as
+    /// --codec lossless); uses more bandwidth
     #[arg(long)]
     pub lossless: bool,
     /// Stop at the server's own login screen instead of logging on with the password (to log
@@ -178,6 +182,13 @@ pub struct SessionArgs {
     /// accepts a server that offers only TLS, and says so (the default for `direct`)
     #[arg(long, value_enum, value_name = "nla|tls")]
     pub security: Option<SecurityChoice>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CodecChoice {
+    H264,
+    Rfx,
+    Lossless,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

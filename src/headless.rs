@@ -39,7 +39,7 @@ pub async fn run(session: Session, options: HeadlessOptions) -> Result<Outcome, 
     let outcome = session.run(sink).await;
     // Write what was seen even when the session failed, but report the failure first.
     let snapshot = match &options.snapshot {
-        Some(path) => write_png(&frame.lock().image, path),
+        Some(path) => write_png(&frame.lock(), path),
         None => Ok(()),
     };
     let outcome = outcome?;

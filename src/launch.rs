@@ -8,11 +8,12 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::cli::{Scale as ScaleArg, SecurityChoice, SessionArgs};
+use crate::cli::{CodecChoice, Scale as ScaleArg, SecurityChoice, SessionArgs};
 use crate::error::Error;
 use crate::headless::HeadlessOptions;
 use crate::rdp::{
-    connect, ConnectOptions, Endpoint, Handshake, Outcome, RdpError, Security, Session, TrustStore,
+    connect, Codecs, ConnectOptions, Endpoint, Handshake, Outcome, RdpError, Security, Session,
+    TrustStore,
 };
 use crate::window::{Display, Scale, WindowOptions};
 
@@ -96,7 +97,12 @@ fn connect_options(args: &SessionArgs, desktop: (u16, u16)) -> ConnectOptions {
         desktop,
         // The window sends its real factor once it exists.
         scale_percent: 100,
-        lossless: args.lossless,
+        codecs: match args.codec {
+            _ if args.lossless => Codecs::Lossless,
+            CodecChoice::H264 => Codecs::H264,
+            CodecChoice::Rfx => Codecs::RemoteFx,
+            CodecChoice::Lossless => Codecs::Lossless,
+        },
         login_screen: args.login_screen,
         connect_timeout: args.connect_timeout,
     }

@@ -14,6 +14,19 @@ use ironrdp_session::image::DecodedImage;
 /// The pixel format every image is decoded into.
 pub const PIXEL_FORMAT: PixelFormat = PixelFormat::BgrX32;
 
+/// The image is allocated this much larger than the desktop, rounded up on each side: servers
+/// send bitmap tiles that reach past the desktop's right and bottom edges (FreeRDP's shadow
+/// server sends 64x64 tiles; Windows pads widths to 4), and IronRDP drops a tile whose
+/// destination does not fit the image instead of clipping it, leaving black edges. On the
+/// larger canvas every tile lands; only the desktop's part is ever shown.
+const TILE: u16 = 64;
+
+/// The image size for a desktop: each side rounded up to whole tiles.
+fn canvas(width: u16, height: u16) -> (u16, u16) {
+    let up = |side: u16| side.div_ceil(TILE).saturating_mul(TILE).max(side);
+    (up(width), up(height))
+}
+
 /// What the window shows outside the desktop (letterbox bars).
 pub const BACKGROUND: u32 = 0x0020_2020;
 
@@ -155,18 +168,24 @@ impl Damage {
 
 /// The session's image plus what changed since the window last looked.
 pub struct Frame {
+    /// At least as large as the desktop (see [`canvas`]); rows are `image.width()` long.
     pub image: DecodedImage,
+    /// The desktop's size: the part of `image` that is shown.
+    desktop: (u16, u16),
     damage: Damage,
     /// Bumped when the image is replaced (new size), so the window lays out again.
     generation: u64,
 }
 
 impl Frame {
+    /// The desktop's size.
     pub fn size(&self) -> (u32, u32) {
-        (
-            u32::from(self.image.width()),
-            u32::from(self.image.height()),
-        )
+        (u32::from(self.desktop.0), u32::from(self.desktop.1))
+    }
+
+    /// The image's own size, which the session may change in place (EGFX ResetGraphics).
+    pub fn image_size(&self) -> (u16, u16) {
+        (self.image.width(), self.image.height())
     }
 
     pub fn generation(&self) -> u64 {
@@ -182,9 +201,20 @@ impl Frame {
         std::mem::take(&mut self.damage)
     }
 
+    /// The session changed the image's size in place (an EGFX ResetGraphics): everything is
+    /// new, and the window must lay out again.
+    pub fn resized_in_place(&mut self) {
+        self.desktop = self.image_size();
+        let (w, h) = self.size();
+        self.damage = Damage::full(w, h);
+        self.generation += 1;
+    }
+
     /// A new, black image of another size (server-side resize, reactivation).
     pub fn replace(&mut self, width: u16, height: u16) {
-        self.image = DecodedImage::new(PIXEL_FORMAT, width, height);
+        let (w, h) = canvas(width, height);
+        self.image = DecodedImage::new(PIXEL_FORMAT, w, h);
+        self.desktop = (width, height);
         self.damage = Damage::full(u32::from(width), u32::from(height));
         self.generation += 1;
     }
@@ -196,8 +226,10 @@ pub struct SharedFrame(Mutex<Frame>);
 
 impl SharedFrame {
     pub fn new(width: u16, height: u16) -> Self {
+        let (w, h) = canvas(width, height);
         SharedFrame(Mutex::new(Frame {
-            image: DecodedImage::new(PIXEL_FORMAT, width, height),
+            image: DecodedImage::new(PIXEL_FORMAT, w, h),
+            desktop: (width, height),
             damage: Damage::default(),
             generation: 0,
         }))
@@ -368,17 +400,19 @@ impl Placement {
 }
 
 /// Copies desktop `rect` into the window buffer at the layout's place, scaling when the layout
-/// does. Touches only the rows and columns `rect` covers, and allocates nothing.
+/// does. Touches only the rows and columns `rect` covers, and allocates nothing. The image may
+/// be larger than the layout's desktop (see [`canvas`]); only the desktop's part is read.
 pub fn blit(image: &DecodedImage, placement: &Placement, rect: Rect, dst: &mut [u32]) {
     let layout = &placement.layout;
-    let (w, h) = (u32::from(image.width()), u32::from(image.height()));
+    let (w, h) = layout.desktop;
     let rect = rect.clip(w, h);
     let window_pixels = layout.window.0 as usize * layout.window.1 as usize;
-    if rect.is_empty() || layout.desktop != (w, h) || dst.len() < window_pixels {
+    let fits = u32::from(image.width()) >= w && u32::from(image.height()) >= h;
+    if rect.is_empty() || !fits || dst.len() < window_pixels {
         return;
     }
     let src = image.data();
-    let src_stride = w as usize * 4;
+    let src_stride = usize::from(image.width()) * 4;
     let dst_stride = layout.window.0 as usize;
     if !layout.is_scaled() {
         let target = layout.to_window(rect);
@@ -435,6 +469,33 @@ pub fn blit_all(image: &DecodedImage, placement: &Placement, dst: &mut [u32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_canvas_holds_whole_tiles_and_shows_only_the_desktop() {
+        let frame = SharedFrame::new(1022, 766);
+        let mut frame = frame.lock();
+        assert_eq!(frame.image_size(), (1024, 768));
+        assert_eq!(frame.size(), (1022, 766));
+        assert_eq!(canvas(1024, 768), (1024, 768));
+        // The blit reads the desktop's part of each padded row, and fills the window exactly.
+        let placement = Placement::new(Layout::unscaled((1022, 766), (1022, 766)));
+        let mut window = vec![1u32; 1022 * 766];
+        blit(
+            &frame.image,
+            &placement,
+            Rect::new(0, 0, 1022, 766),
+            &mut window,
+        );
+        assert!(
+            window.iter().all(|&p| p == 0),
+            "every window pixel was written"
+        );
+        frame.replace(998, 702);
+        assert_eq!(
+            (frame.image_size(), frame.size()),
+            ((1024, 704), (998, 702))
+        );
+    }
 
     #[test]
     fn damage_merges_touching_and_keeps_apart_the_rest() {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ironrdp_session::image::DecodedImage;
+use crate::render::Frame;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write the snapshot {}: {detail}", .path.display())]
@@ -12,23 +12,25 @@ pub struct SnapshotError {
     pub detail: String,
 }
 
-/// Writes the image as an 8-bit RGB PNG.
-pub fn write_png(image: &DecodedImage, path: &Path) -> Result<(), SnapshotError> {
+/// Writes the frame's desktop as an 8-bit RGB PNG.
+pub fn write_png(frame: &Frame, path: &Path) -> Result<(), SnapshotError> {
     let error = |detail: String| SnapshotError {
         path: path.to_owned(),
         detail,
     };
     let file = std::fs::File::create(path).map_err(|e| error(e.to_string()))?;
-    let mut encoder = png::Encoder::new(
-        std::io::BufWriter::new(file),
-        u32::from(image.width()),
-        u32::from(image.height()),
-    );
+    let (width, height) = frame.size();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    let rgb: Vec<u8> = image
+    // The image may be wider than the desktop: take each row's desktop part.
+    let stride = usize::from(frame.image.width()) * 4;
+    let rgb: Vec<u8> = frame
+        .image
         .data()
-        .chunks_exact(4)
+        .chunks_exact(stride)
+        .take(height as usize)
+        .flat_map(|row| row[..width as usize * 4].chunks_exact(4))
         .flat_map(|bgrx| [bgrx[2], bgrx[1], bgrx[0]])
         .collect();
     encoder

@@ -179,7 +179,7 @@ async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
         security: rdp::Security::Nla,
         desktop: (320, 200),
         scale_percent: 100,
-        lossless: true,
+        codecs: rdp::Codecs::Lossless,
         login_screen: false,
         connect_timeout: Duration::from_secs(3),
     };

@@ -20,6 +20,18 @@ pub enum Security {
     NlaOrTls,
 }
 
+/// Which ways of sending pixels the client offers (MS-RDPBCGR 2.2.7.2.10, MS-RDPEGFX).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codecs {
+    /// The graphics pipeline with H.264 (AVC420/AVC444), progressive RemoteFX, ClearCodec and
+    /// planar, what Windows Server prefers; RemoteFX and bitmaps for a server without it.
+    H264,
+    /// No graphics pipeline: RemoteFX surface commands, else bitmaps.
+    RemoteFx,
+    /// Only lossless bitmaps: every pixel exactly as the server has it, more bandwidth.
+    Lossless,
+}
+
 /// Choices that shape the connection, beyond where and who.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectOptions {
@@ -27,8 +39,7 @@ pub struct ConnectOptions {
     pub desktop: (u16, u16),
     /// The window's scale factor in percent (100 = 1.0), sent so the server sizes text for it.
     pub scale_percent: u32,
-    /// Advertise no lossy codec, so every pixel arrives exactly (tests, screenshots).
-    pub lossless: bool,
+    pub codecs: Codecs,
     /// Let the server show its own login screen instead of logging on automatically.
     pub login_screen: bool,
     pub connect_timeout: std::time::Duration,
@@ -37,7 +48,8 @@ pub struct ConnectOptions {
 pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) -> Config {
     // With no codec listed the server falls back to lossless bitmaps (planar, interleaved RLE
     // or raw); RemoteFX is faster on real Windows but lossy.
-    let codecs = if options.lossless {
+    let lossless = options.codecs == Codecs::Lossless;
+    let codecs = if lossless {
         BitmapCodecs(Vec::new())
     } else {
         client_codecs_capabilities(&[]).unwrap_or(BitmapCodecs(Vec::new()))
@@ -73,7 +85,7 @@ pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) ->
         ime_file_name: String::new(),
         connection_type: ironrdp_pdu::gcc::ConnectionType::Lan,
         bitmap: Some(BitmapConfig {
-            lossy_compression: !options.lossless,
+            lossy_compression: !lossless,
             color_depth: 32,
             codecs,
         }),
@@ -100,7 +112,8 @@ pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) ->
         enable_server_pointer: true,
         pointer_software_rendering: false,
         multitransport_flags: None,
-        support_dyn_vc_gfx_protocol: false,
+        // Without this flag Windows never opens the graphics pipeline channel.
+        support_dyn_vc_gfx_protocol: options.codecs == Codecs::H264,
     }
 }
 

@@ -24,7 +24,8 @@ use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 pub use super::config::ConnectOptions;
-use super::config::{connector_config, Security};
+use super::config::{connector_config, Codecs, Security};
+use super::graphics;
 pub(super) use super::tls::Stream;
 use super::tls::{self, UpgradeError};
 use super::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};
@@ -77,9 +78,13 @@ pub async fn connect(
         port: endpoint.port,
         detail: e.to_string(),
     })?;
-    // Display Control (MS-RDPEDISP) lets the window ask the server to resize the desktop.
-    let drdynvc =
+    // Display Control (MS-RDPEDISP) lets the window ask the server to resize the desktop; the
+    // graphics pipeline (MS-RDPEGFX) carries H.264 and the other EGFX codecs.
+    let mut drdynvc =
         DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())));
+    if options.codecs == Codecs::H264 {
+        drdynvc = drdynvc.with_dynamic_channel(graphics::pipeline());
+    }
     let mut connector = WipingConnector(
         ClientConnector::new(connector_config(endpoint, options), client_addr)
             .with_static_channel(drdynvc),

@@ -8,13 +8,14 @@
 mod config;
 mod connect;
 mod error;
+mod graphics;
 mod session;
 mod tls;
 mod trust;
 
 use std::io::{BufRead as _, IsTerminal as _};
 
-pub use self::config::Security;
+pub use self::config::{Codecs, Security};
 pub use self::connect::{connect, ConnectOptions, Connected, Handshake};
 pub use self::error::RdpError;
 pub use self::session::{run_session, Command, FrameSink, Outcome, PointerShape, Session};

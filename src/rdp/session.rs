@@ -177,6 +177,7 @@ pub async fn run_session(
                 let received_at = reader.last_read_at();
                 let outputs = {
                     let mut frame = frame.lock();
+                    let size = frame.image_size();
                     let outputs = stage
                         .process(&mut frame.image, action, &payload, received_at)
                         .map_err(|e| RdpError::Protocol {
@@ -184,6 +185,9 @@ pub async fn run_session(
                             stage: "the session",
                             detail: e.report().to_string(),
                         })?;
+                    if frame.image_size() != size {
+                        frame.resized_in_place();
+                    }
                     // The exact rectangles each update touched, not their union.
                     let damage = stage.take_damage_regions();
                     for rect in &damage {

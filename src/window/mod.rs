@@ -134,7 +134,7 @@ pub fn run(
     // A session stuck on a dead network must not keep the process alive after the window.
     runtime.shutdown_timeout(CLOSE_GRACE);
     if let Some(path) = &options.snapshot {
-        write_png(&app.frame.lock().image, path)?;
+        write_png(&app.frame.lock(), path)?;
     }
     if let Some(error) = app.window_error {
         return Err(Error::NoWindow(error));

@@ -347,7 +347,8 @@ impl Xvfb {
 pub struct Shadow {
     pub port: u16,
     _server: Daemon,
-    _sam: tempfile::TempDir,
+    /// Holds the SAM file and the server's log.
+    dir: tempfile::TempDir,
 }
 
 impl Shadow {
@@ -362,6 +363,8 @@ impl Shadow {
         assert!(hash.status.success());
         std::fs::write(&sam, &hash.stdout).expect("write sam");
         let port = free_port();
+        // FreeRDP logs to stdout, its libx264 encoder to stderr: both go to one file.
+        let log = std::fs::File::create(dir.path().join("log")).expect("shadow log");
         let child = Command::new("freerdp-shadow-cli")
             .arg(format!("/port:{port}"))
             .arg("/bind-address:127.0.0.1")
@@ -369,8 +372,8 @@ impl Shadow {
             .arg(format!("/sam-file:{}", sam.display()))
             .arg("-auth")
             .env("DISPLAY", &xvfb.display)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().expect("shadow log"))
+            .stderr(log)
             .spawn()
             .expect("freerdp-shadow-cli (apt-get install freerdp2-shadow-x11)");
         let server = Daemon(child);
@@ -378,8 +381,13 @@ impl Shadow {
         Shadow {
             port,
             _server: server,
-            _sam: dir,
+            dir,
         }
+    }
+
+    /// What the server logged so far (its encoders among it: libx264 lines mean H.264).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }
 }
 

@@ -1,0 +1,163 @@
+//! Exact pixels at every size, as the README's "Codecs and fidelity" section promises: FreeRDP's
+//! shadow server shows a desktop painted with gradients and text on an Xvfb display, and the
+//! client's snapshot is compared with that display's own framebuffer (`import -window root`),
+//! the ground truth. Lossless codecs must match it exactly, also at widths that are not a
+//! multiple of 4 (servers pad bitmap widths there); the lossy ones (H.264 through the graphics
+//! pipeline, RemoteFX) must stay above a PSNR that keeps text readable.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::{read_png, Run, Shadow, Xvfb};
+
+const USER: &str = "Administrator";
+const PASSWORD: &str = "Conformance-pw-1!";
+
+/// The lowest PSNR a lossy codec may show against the server's framebuffer. 30 dB is where
+/// compression artefacts around 12-pixel text start to be seen; the shadow server's encoders
+/// measured well above it here (see the README).
+const MIN_PSNR_DB: f64 = 30.0;
+
+/// Paints the display with something codecs find hard: gradients, hard edges and small text.
+fn paint(xvfb: &Xvfb, width: u32, height: u32, dir: &Path) {
+    let image = dir.join("wallpaper.png");
+    let font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+    let status = Command::new("convert")
+        .args([
+            "-size",
+            &format!("{width}x{height}"),
+            "gradient:#1e3c72-#f0a040",
+        ])
+        .args(["-font", font, "-fill", "white", "-pointsize", "12"])
+        .args([
+            "-annotate",
+            "+13+37",
+            "The quick brown fox jumps over the lazy dog 0123456789",
+        ])
+        .args([
+            "-fill",
+            "#ff00ff",
+            "-draw",
+            &format!("rectangle {} 5 {} 60", width - 7, width - 1),
+        ])
+        .args([
+            "-fill",
+            "#00ff00",
+            "-draw",
+            &format!("rectangle 5 {} 90 {}", height - 5, height - 1),
+        ])
+        .arg(&image)
+        .status()
+        .expect("convert (apt-get install imagemagick)");
+    assert!(status.success());
+    // `display -window root` paints the root window and exits 1 (no window of its own).
+    Command::new("display")
+        .args(["-window", "root"])
+        .arg(&image)
+        .env("DISPLAY", &xvfb.display)
+        .status()
+        .expect("display");
+}
+
+/// Connects with `codec` and returns (snapshot, server framebuffer) as RGB.
+fn snapshot_and_truth(width: u32, height: u32, codec: &str) -> (Vec<u8>, Vec<u8>, String) {
+    let xvfb = Xvfb::start(width, height);
+    let shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+    paint(&xvfb, width, height, dir.path());
+    let truth = dir.path().join("truth.png");
+    xvfb.run("import", &["-window", "root", truth.to_str().unwrap()]);
+    let png = dir.path().join("snapshot.png");
+    let mut command = support::ecsrdp(dir.path());
+    command
+        .args([
+            "direct",
+            &format!("127.0.0.1:{}", shadow.port),
+            "--user",
+            USER,
+        ])
+        .args(["--password-stdin", "--headless", "--trust-new", "-v"])
+        .args(["--codec", codec, "--exit-after", "3s"])
+        .args(["--snapshot", png.to_str().unwrap()]);
+    let run = Run::with_stdin(&mut command, Some(&format!("{PASSWORD}\n")));
+    run.succeeds();
+    let (w, h, snapshot) = read_png(&png);
+    assert_eq!(
+        (w, h),
+        (width, height),
+        "the desktop size the server offered"
+    );
+    let (_, _, truth) = read_png(&truth);
+    (snapshot, truth, format!("{}\n{}", run.stderr, shadow.log()))
+}
+
+fn differing_pixels(a: &[u8], b: &[u8]) -> usize {
+    a.chunks_exact(3)
+        .zip(b.chunks_exact(3))
+        .filter(|(p, q)| p != q)
+        .count()
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&p, &q)| (f64::from(p) - f64::from(q)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+fn lossless_is_exact(width: u32, height: u32) {
+    let (snapshot, truth, _) = snapshot_and_truth(width, height, "lossless");
+    let wrong = differing_pixels(&snapshot, &truth);
+    assert_eq!(
+        wrong,
+        0,
+        "{wrong} of {} pixels differ from the server's framebuffer at {width}x{height}",
+        width * height
+    );
+}
+
+#[test]
+fn lossless_is_exact_at_1024x768() {
+    lossless_is_exact(1024, 768);
+}
+
+/// 1022 is not a multiple of 4: the server pads the right-hand bitmaps.
+#[test]
+fn lossless_is_exact_at_1022x766() {
+    lossless_is_exact(1022, 766);
+}
+
+#[test]
+fn lossless_is_exact_at_998x702() {
+    lossless_is_exact(998, 702);
+}
+
+#[test]
+fn h264_is_the_default_and_close_to_the_server() {
+    let (snapshot, truth, logs) = snapshot_and_truth(1022, 766, "h264");
+    assert!(logs.contains("libx264"), "the server encoded H.264: {logs}");
+    assert!(
+        logs.contains("graphics pipeline codec in use") && logs.contains("Avc4"),
+        "the client decoded H.264: {logs}"
+    );
+    let db = psnr(&snapshot, &truth);
+    eprintln!("H.264 at 1022x766: PSNR {db:.1} dB");
+    assert!(db >= MIN_PSNR_DB, "PSNR {db:.1} dB");
+}
+
+#[test]
+fn remotefx_is_close_to_the_server() {
+    let (snapshot, truth, _) = snapshot_and_truth(998, 702, "rfx");
+    let db = psnr(&snapshot, &truth);
+    eprintln!("RemoteFX at 998x702: PSNR {db:.1} dB");
+    assert!(db >= MIN_PSNR_DB, "PSNR {db:.1} dB");
+}
