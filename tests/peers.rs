@@ -226,3 +226,76 @@ extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
 }
+
+/// Weston's RDP backend (Debian `weston`): a real Wayland compositor on FreeRDP's server library,
+/// TLS only, no authentication. It follows the client's desktop size, here one whose width is
+/// not a multiple of 4, and shows its panel over a patterned grey background.
+#[test]
+fn weston_shows_its_desktop_at_the_clients_odd_size() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=weston", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(made.status.success());
+    let port = support::free_port();
+    let _weston = support::Daemon(
+        std::process::Command::new("weston")
+            .arg("--backend=rdp-backend.so")
+            .arg(format!("--rdp-tls-cert={}", cert.display()))
+            .arg(format!("--rdp-tls-key={}", key.display()))
+            .args([&format!("--port={port}"), "--address=127.0.0.1"])
+            .args(["--width=1024", "--height=768"])
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("weston (apt-get install weston)"),
+    );
+    support::wait_for_port(port, std::time::Duration::from_secs(15));
+    // Weston fades its desktop in over its first seconds: look once it has.
+    let png = dir.path().join("out.png");
+    let mut command = support::ecsrdp(dir.path());
+    command
+        .args(["direct", &format!("127.0.0.1:{port}"), "--user", USER])
+        .args(["--password-stdin", "--headless", "--trust-new"])
+        .args(["--size", "1022x766", "--exit-after", "7s"])
+        .args(["--snapshot", png.to_str().unwrap()]);
+    let run = Run::with_stdin(&mut command, Some("unused\n"));
+    run.succeeds();
+    let (w, h, pixels) = read_png(&png);
+    assert_eq!((w, h), (1022, 766), "Weston follows the client's size");
+    let at = |x: u32, y: u32| {
+        let i = ((y * w + x) * 3) as usize;
+        [pixels[i], pixels[i + 1], pixels[i + 2]]
+    };
+    // The panel: a dark bar across the top; the background: mid grey, down to the last column.
+    let dark = |p: [u8; 3]| p.iter().all(|&c| c < 70);
+    let grey = |p: [u8; 3]| p.iter().all(|&c| (90..170).contains(&c));
+    assert!(dark(at(500, 5)), "panel: {:?}", at(500, 5));
+    let background = (40..h)
+        .step_by(7)
+        .flat_map(|y| (0..w).step_by(5).map(move |x| (x, y)))
+        .filter(|&(x, y)| grey(at(x, y)))
+        .count();
+    let samples = (40..h).step_by(7).count() * (0..w).step_by(5).count();
+    assert!(
+        background * 10 > samples * 9,
+        "{background} of {samples} samples grey"
+    );
+    assert!(
+        grey(at(w - 1, h / 2)) && grey(at(w / 2, h - 1)),
+        "no black edge"
+    );
+}
