@@ -324,6 +324,16 @@ async fn a_changed_certificate_is_refused_until_forgotten() {
 
 // ---- Failures -----------------------------------------------------------------------------
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_desktop_larger_than_any_screen_is_refused() {
+    let server = server(Security::Hybrid, 8200, 64).await;
+    let home = tempfile::tempdir().unwrap();
+    run_direct(home.path(), server.addr.port(), &["--trust-new"], PASSWORD)
+        .await
+        .fails(5, "at most 8192x8192 is accepted");
+    server.stop().await;
+}
+
 #[test]
 fn no_display_is_a_local_failure_before_any_connection() {
     let home = tempfile::tempdir().unwrap();

@@ -230,6 +230,7 @@ impl Handshake {
             result.user_channel_id,
         );
         let desktop = (result.desktop_size.width, result.desktop_size.height);
+        super::session::check_desktop(&addr, desktop.0, desktop.1)?;
         info!(%addr, width = desktop.0, height = desktop.1, "connected");
         Ok(Connected {
             framed,

@@ -74,6 +74,13 @@ const RESIZE_DEBOUNCE: Duration = Duration::from_millis(400);
 /// conclude it has none.
 const DISPLAY_CONTROL_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a session that should end may take to say goodbye to the server.
+const GOODBYE_GRACE: Duration = Duration::from_secs(2);
+
+/// The largest desktop side a server may grant (MS-RDPBCGR allows up to 32766, MS-RDPEDISP up
+/// to 8192): anything larger is refused rather than allocated.
+pub(super) const MAX_DESKTOP_SIDE: u16 = 8192;
+
 /// What became of a resize request.
 enum Resize {
     Sent,
@@ -132,7 +139,13 @@ impl Session {
             exit_after,
             ..
         } = self;
-        run_session(connected, frame, receiver, sink, exit_after).await
+        // `--exit-after` holds even when the session is stuck in a write to a peer that stopped
+        // reading: past the goodbye's grace, the connection is simply dropped.
+        let hard_stop = exit_after.map(|after| Instant::now() + after + GOODBYE_GRACE);
+        tokio::select! {
+            outcome = run_session(connected, frame, receiver, sink, exit_after) => outcome,
+            () = sleep_until(hard_stop) => Ok(Outcome::TimeUp),
+        }
     }
 }
 
@@ -186,6 +199,8 @@ pub async fn run_session(
                             detail: e.report().to_string(),
                         })?;
                     if frame.image_size() != size {
+                        let (width, height) = frame.image_size();
+                        check_desktop(&addr, width, height)?;
                         frame.resized_in_place();
                     }
                     // The exact rectangles each update touched, not their union.
@@ -283,6 +298,22 @@ pub async fn run_session(
     }
 }
 
+/// Refuses a desktop size no real screen has: a hostile server must not make us allocate
+/// gigabytes.
+pub(super) fn check_desktop(addr: &str, width: u16, height: u16) -> Result<(), RdpError> {
+    if width == 0 || height == 0 || width > MAX_DESKTOP_SIDE || height > MAX_DESKTOP_SIDE {
+        return Err(RdpError::Protocol {
+            addr: addr.to_owned(),
+            stage: "the session",
+            detail: format!(
+                "the server granted a {width}x{height} desktop; at most \
+                 {MAX_DESKTOP_SIDE}x{MAX_DESKTOP_SIDE} is accepted"
+            ),
+        });
+    }
+    Ok(())
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -340,6 +371,7 @@ async fn reactivate(
                 window_support_level,
                 ..
             } => {
+                check_desktop(addr, desktop_size.width, desktop_size.height)?;
                 info!(
                     width = desktop_size.width,
                     height = desktop_size.height,
