@@ -71,6 +71,9 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
         std::fs::copy(&shot, keep).unwrap();
     }
 
+    // No auto-repeat: on a loaded machine a key held for 500 ms between xdotool's press and
+    // release would otherwise repeat, and the server would rightly see it twice.
+    xvfb.run("xset", &["r", "off"]);
     xvfb.run("xdotool", &["windowfocus", "--sync", &window]);
     xvfb.run(
         "xdotool",

@@ -52,8 +52,11 @@ pub trait FrameSink: Send + 'static {
     /// sink's job.
     fn frame_ready(&self);
     fn pointer(&self, shape: PointerShape);
-    /// The server cannot follow a resize (no Display Control channel): scale instead.
+    /// The server cannot follow a resize (no Display Control channel, or not yet): scale
+    /// instead.
     fn resize_refused(&self) {}
+    /// Display Control opened after all: follow the window's size again.
+    fn resize_resumed(&self) {}
 }
 
 /// How a session ended, when it ended well.
@@ -73,6 +76,9 @@ const RESIZE_DEBOUNCE: Duration = Duration::from_millis(400);
 /// How long after the session starts a server may take to open Display Control before we
 /// conclude it has none.
 const DISPLAY_CONTROL_GRACE: Duration = Duration::from_secs(5);
+
+/// How often a resize waiting for Display Control checks whether the channel has opened.
+const DISPLAY_CONTROL_POLL: Duration = Duration::from_millis(500);
 
 /// How long a session that should end may take to say goodbye to the server.
 const GOODBYE_GRACE: Duration = Duration::from_secs(2);
@@ -168,6 +174,8 @@ pub async fn run_session(
     let mut stage = active_stage(result);
     let mut input = Database::new();
     let mut pending_resize: Option<(Instant, u32, u32, u32)> = None;
+    // The window scales the desktop because the server cannot (yet) follow its size.
+    let mut fitting = false;
     let started = Instant::now();
     let deadline = exit_after.map(|d| started + d);
     let lost = |e: &dyn std::fmt::Display| RdpError::SessionLost {
@@ -281,12 +289,27 @@ pub async fn run_session(
                         .await
                         .map_err(|e| lost(&e))?;
                     match sent {
-                        Resize::Sent => {}
-                        // The channel opens a moment after the session starts: try again soon.
-                        Resize::NotYet if started.elapsed() < DISPLAY_CONTROL_GRACE => {
-                            pending_resize = Some((Instant::now() + RESIZE_DEBOUNCE, width, height, scale));
+                        Resize::Sent if fitting => {
+                            // The channel opened late (a first logon can take a minute): back
+                            // to following the window.
+                            fitting = false;
+                            sink.resize_resumed();
                         }
-                        Resize::NotYet | Resize::Refused => sink.resize_refused(),
+                        Resize::Sent => {}
+                        // Display Control opens when the server is ready, which the channel
+                        // itself tells; until then keep asking, and let the window scale the
+                        // desktop meanwhile rather than cut it off.
+                        Resize::NotYet => {
+                            pending_resize = Some((Instant::now() + DISPLAY_CONTROL_POLL, width, height, scale));
+                            if !fitting && started.elapsed() >= DISPLAY_CONTROL_GRACE {
+                                fitting = true;
+                                sink.resize_refused();
+                            }
+                        }
+                        Resize::Refused => {
+                            fitting = true;
+                            sink.resize_refused();
+                        }
                     }
                 }
             }
@@ -435,8 +458,10 @@ async fn request_resize(
             warn!(error = %e.report(), "cannot encode a resize request");
             Ok(Resize::Refused)
         }
+        // Not registered at all: this server will never resize.
+        None if stage.display_control_ready().is_none() => Ok(Resize::Refused),
         None => {
-            debug!("display control is not open");
+            debug!("display control is not open yet");
             Ok(Resize::NotYet)
         }
     }

@@ -42,6 +42,7 @@ enum UserEvent {
     FrameReady,
     Pointer(PointerShape),
     ResizeRefused,
+    ResizeResumed,
     Ended(Result<Outcome, RdpError>),
 }
 
@@ -117,6 +118,7 @@ pub fn run(
     let mut app = App {
         title: options.title,
         scale: options.scale,
+        chosen_scale: options.scale,
         desktop: options.desktop,
         frame,
         pending,
@@ -178,6 +180,10 @@ impl FrameSink for ProxySink {
     fn resize_refused(&self) {
         let _ = self.proxy.send_event(UserEvent::ResizeRefused);
     }
+
+    fn resize_resumed(&self) {
+        let _ = self.proxy.send_event(UserEvent::ResizeResumed);
+    }
 }
 
 /// The window, its surface, and what it last showed.
@@ -195,7 +201,10 @@ struct View {
 
 struct App {
     title: String,
+    /// How the desktop fits the window now.
     scale: Scale,
+    /// What the user asked for; `scale` returns to it when the server can resize again.
+    chosen_scale: Scale,
     desktop: (u16, u16),
     frame: Arc<SharedFrame>,
     pending: Arc<AtomicBool>,
@@ -339,6 +348,15 @@ impl App {
         }
     }
 
+    /// Everything must be drawn again (the layout changed).
+    fn repaint(&mut self) {
+        if let Some(view) = self.view.as_mut() {
+            view.full = true;
+            view.requested = true;
+            view.window.request_redraw();
+        }
+    }
+
     fn set_pointer(&self, event_loop: &ActiveEventLoop, shape: PointerShape) {
         let Some(view) = &self.view else { return };
         match shape {
@@ -387,7 +405,7 @@ impl App {
         view.window.request_redraw();
         let scale_percent = (view.window.scale_factor() * 100.0).round() as u32;
         let same = self.frame.lock().size() == (size.width, size.height);
-        if self.scale == Scale::None && size.width > 0 && size.height > 0 && !same {
+        if self.chosen_scale == Scale::None && size.width > 0 && size.height > 0 && !same {
             self.send(Command::Resize {
                 width: size.width,
                 height: size.height,
@@ -450,7 +468,7 @@ impl ApplicationHandler<UserEvent> for App {
                 // The connection announced 100 %, before any window existed; on a HiDPI screen
                 // tell the server the real factor so it sizes text for it.
                 let scale_percent = (window_scale(&self.view) * 100.0).round() as u32;
-                if scale_percent != 100 && self.scale == Scale::None {
+                if scale_percent != 100 && self.chosen_scale == Scale::None {
                     self.send(Command::Resize {
                         width: size.width,
                         height: size.height,
@@ -481,11 +499,12 @@ impl ApplicationHandler<UserEvent> for App {
                     info!("the server cannot resize its desktop; scaling it to the window");
                     self.scale = Scale::Fit;
                 }
-                if let Some(view) = self.view.as_mut() {
-                    view.full = true;
-                    view.requested = true;
-                    view.window.request_redraw();
-                }
+                self.repaint();
+            }
+            UserEvent::ResizeResumed => {
+                info!("the server follows the window's size again");
+                self.scale = self.chosen_scale;
+                self.repaint();
             }
             UserEvent::Ended(outcome) => {
                 self.outcome = Some(outcome);
