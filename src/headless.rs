@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::info;
 
@@ -22,21 +22,31 @@ pub struct HeadlessOptions {
     pub started: Instant,
 }
 
-/// Runs the session to its end. Ctrl-C ends it cleanly, so the snapshot is still written.
+/// How long Ctrl-C waits for the session to say goodbye before dropping the connection.
+const CTRL_C_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs the session to its end. Ctrl-C ends it cleanly, so the snapshot is still written; a
+/// session stuck writing to a peer that stopped reading is dropped after a short grace.
 pub async fn run(session: Session, options: HeadlessOptions) -> Result<Outcome, Error> {
     let frame = session.frame();
     let commands = session.commands();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            // The session may have ended already; then there is nobody left to tell.
-            let _ = commands.send(Command::Close).await;
+    let interrupted = async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handling here: only the session itself can end the run.
+            return std::future::pending().await;
         }
-    });
+        // The session may have ended already; then there is nobody left to tell.
+        let _ = commands.try_send(Command::Close);
+        tokio::time::sleep(CTRL_C_GRACE).await;
+    };
     let sink = QuietSink {
         started: options.started,
         seen: AtomicBool::new(false),
     };
-    let outcome = session.run(sink).await;
+    let outcome = tokio::select! {
+        outcome = session.run(sink) => outcome,
+        () = interrupted => Ok(Outcome::Closed),
+    };
     // Write what was seen even when the session failed, but report the failure first.
     let snapshot = match &options.snapshot {
         Some(path) => write_png(&frame.lock(), path),
