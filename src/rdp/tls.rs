@@ -32,7 +32,7 @@ pub(super) enum UpgradeError {
     PinMismatch { presented: String },
     /// The peer presented this certificate but could not sign the handshake with its key.
     NoProofOfPossession { presented: String },
-    /// Anything else: the handshake itself failed (an impostor's signature lands here).
+    /// Anything else: no common protocol or cipher, a broken or closed connection.
     Handshake(std::io::Error),
 }
 
@@ -50,7 +50,7 @@ pub(super) async fn upgrade(
         pin,
         seen: Mutex::new(Seen::default()),
     });
-    let config = ClientConfig::builder_with_provider(Arc::clone(&verifier.provider))
+    let mut config = ClientConfig::builder_with_provider(Arc::clone(&verifier.provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| UpgradeError::Handshake(std::io::Error::other(e)))?
         .dangerous()
@@ -58,7 +58,6 @@ pub(super) async fn upgrade(
         .with_no_client_auth();
     // `key_log` stays rustls's default, which writes nothing: SSLKEYLOGFILE must not put this
     // session's secrets on disk. Resumption is off: CredSSP does not support it (MS-CSSP 3.1.5).
-    let mut config = config;
     config.resumption = rustls::client::Resumption::disabled();
     // The name is only sent as SNI; the verifier does not match it (self-signed certificates
     // name the machine, not the address we dial, which may be a tunnel).
