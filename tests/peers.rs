@@ -299,3 +299,93 @@ fn weston_shows_its_desktop_at_the_clients_odd_size() {
         "no black edge"
     );
 }
+
+// ---- Session health -----------------------------------------------------------------------
+
+/// `ecsrdp direct` to `port` on loopback, headless and lossless, as a thread to act beside.
+fn session_in_background(
+    home: &std::path::Path,
+    port: u16,
+    exit_after: &str,
+    debug_log: bool,
+) -> std::thread::JoinHandle<(Run, std::time::Instant)> {
+    let mut command = support::ecsrdp(home);
+    command
+        .args(["direct", &format!("127.0.0.1:{port}"), "--user", USER])
+        .args([
+            "--password-stdin",
+            "--headless",
+            "--trust-new",
+            "--lossless",
+        ])
+        .args(["--exit-after", exit_after]);
+    if debug_log {
+        command.env("RUST_LOG", "ecsrdp=debug");
+    }
+    std::thread::spawn(move || {
+        let run = Run::with_stdin(&mut command, Some(&format!("{PASSWORD}\n")));
+        (run, std::time::Instant::now())
+    })
+}
+
+/// A still desktop sends nothing for as long as it stays still; the session must tell that
+/// from a dead server by asking for redraws, which FreeRDP answers.
+#[test]
+fn an_idle_session_stays_up() {
+    let xvfb = Xvfb::start(640, 480);
+    let shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
+    let home = tempfile::tempdir().unwrap();
+    let (run, _) = session_in_background(home.path(), shadow.port, "35s", true)
+        .join()
+        .unwrap();
+    run.succeeds();
+    assert!(
+        run.stderr.contains("asking for a redraw"),
+        "the desktop never went quiet, so nothing was tested: {}",
+        run.stderr
+    );
+}
+
+/// The server stops answering with the socket still open (a proxy that stalls, as a tunnel
+/// does when the instance behind it stops): exit 5 within the liveness bound, not a hang.
+#[test]
+fn a_server_that_stops_answering_ends_the_session() {
+    let xvfb = Xvfb::start(640, 480);
+    let shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
+    let proxy = support::proxy::Proxy::start(shadow.port);
+    let home = tempfile::tempdir().unwrap();
+    let session = session_in_background(home.path(), proxy.port, "120s", false);
+    // The whole desktop, then silence from the server's side.
+    proxy.wait_downstream(20_000, std::time::Duration::from_secs(30));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let stalled = std::time::Instant::now();
+    proxy.stall();
+    let (run, ended) = session.join().unwrap();
+    run.fails(5, "stopped answering");
+    let took = ended - stalled;
+    assert!(
+        took <= std::time::Duration::from_secs(35),
+        "took {took:?} to notice"
+    );
+}
+
+/// The server process dies mid-session, and the connection is then cut: exit 5 at once, with
+/// a message that says the session was under way.
+#[test]
+fn a_server_killed_mid_session_ends_the_session() {
+    let xvfb = Xvfb::start(640, 480);
+    let mut shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
+    let proxy = support::proxy::Proxy::start(shadow.port);
+    let home = tempfile::tempdir().unwrap();
+    let session = session_in_background(home.path(), proxy.port, "120s", false);
+    proxy.wait_downstream(20_000, std::time::Duration::from_secs(30));
+    let killed = std::time::Instant::now();
+    shadow.kill();
+    let (run, ended) = session.join().unwrap();
+    run.fails(5, "during the session");
+    let took = ended - killed;
+    assert!(
+        took <= std::time::Duration::from_secs(5),
+        "took {took:?} to notice"
+    );
+}

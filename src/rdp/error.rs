@@ -83,6 +83,12 @@ pub enum RdpError {
         stage: &'static str,
         detail: String,
     },
+    #[error(
+        "{addr} stopped answering: nothing arrived for {seconds} s, not even the redraws ecsrdp \
+         asked for. The instance may have stopped or rebooted, or something on the path (NAT, \
+         VPN, tunnel) dropped the connection; connect again once it is back"
+    )]
+    Unresponsive { addr: String, seconds: u64 },
     #[error("the session with {addr} ended: {detail}")]
     SessionLost { addr: String, detail: String },
 }

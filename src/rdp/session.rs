@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, trace, warn};
 
 use super::connect::{is_disconnect, Connected, Stream};
+use super::liveness::{Due, Liveness, Probe};
 use super::RdpError;
 use crate::render::{Rect, SharedFrame};
 
@@ -86,6 +87,10 @@ const GOODBYE_GRACE: Duration = Duration::from_secs(2);
 /// The largest desktop side a server may grant (MS-RDPBCGR allows up to 32766, MS-RDPEDISP up
 /// to 8192): anything larger is refused rather than allocated.
 pub(super) const MAX_DESKTOP_SIDE: u16 = 8192;
+
+/// How long a write may wait for a server that stopped reading before the session counts as
+/// lost (TCP's user timeout covers a dead network; this covers a live socket nobody drains).
+const WRITE_LIMIT: Duration = Duration::from_secs(30);
 
 /// What became of a resize request.
 enum Resize {
@@ -171,6 +176,11 @@ pub async fn run_session(
     } = connected;
     let (mut reader, mut writer) = split_tokio_framed(framed);
     let activation = result.activation_factory.clone();
+    let redraws = Redraws {
+        refresh_rect: result.refresh_rect_support,
+        suppress_output: result.suppress_output_support,
+    };
+    let mut liveness = Liveness::new(Instant::now(), redraws.any());
     let mut stage = active_stage(result);
     let mut input = Database::new();
     let mut pending_resize: Option<(Instant, u32, u32, u32)> = None;
@@ -185,6 +195,7 @@ pub async fn run_session(
 
     loop {
         let resize_at = pending_resize.map(|(at, ..)| at);
+        let check_at = liveness.next_check();
         tokio::select! {
             pdu = reader.read_pdu() => {
                 let (action, payload) = pdu.map_err(|e| {
@@ -195,6 +206,7 @@ pub async fn run_session(
                     }
                 })?;
                 trace!(?action, len = payload.len(), "pdu");
+                liveness.heard(Instant::now());
                 let received_at = reader.last_read_at();
                 let outputs = {
                     let mut frame = frame.lock();
@@ -226,7 +238,7 @@ pub async fn run_session(
                         ActiveStageOutput::GraphicsUpdate(_) => {}
                         ActiveStageOutput::ResponseFrame(bytes) => {
                             if !bytes.is_empty() {
-                                writer.write_all(&bytes).await.map_err(|e| lost(&e))?;
+                                send(&mut writer, &bytes, &addr).await?;
                             }
                         }
                         ActiveStageOutput::ServerRedirection(_) => {
@@ -279,8 +291,24 @@ pub async fn run_session(
                 .map_err(|e| lost(&e.report()))?;
                 for output in outputs {
                     if let ActiveStageOutput::ResponseFrame(bytes) = output {
-                        writer.write_all(&bytes).await.map_err(|e| lost(&e))?;
+                        send(&mut writer, &bytes, &addr).await?;
                     }
+                }
+            }
+            () = sleep_until(check_at), if check_at.is_some() => {
+                match liveness.due(Instant::now()) {
+                    Some(Due::Probe(probe)) => {
+                        let desktop = frame.lock().size();
+                        debug!(?probe, "the server is quiet: asking for a redraw");
+                        let requests = redraws.encode(&stage, probe, desktop).map_err(|e| lost(&e.report()))?;
+                        for bytes in requests {
+                            send(&mut writer, &bytes, &addr).await?;
+                        }
+                    }
+                    Some(Due::Dead(silence)) => {
+                        return Err(RdpError::Unresponsive { addr: addr.clone(), seconds: silence.as_secs() });
+                    }
+                    None => {}
                 }
             }
             () = sleep_until(resize_at), if resize_at.is_some() => {
@@ -318,6 +346,67 @@ pub async fn run_session(
                 return Ok(Outcome::TimeUp);
             }
         }
+    }
+}
+
+/// Writes one PDU, or gives up on a server that has not read anything for [`WRITE_LIMIT`].
+async fn send(writer: &mut Writer, bytes: &[u8], addr: &str) -> Result<(), RdpError> {
+    match tokio::time::timeout(WRITE_LIMIT, writer.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(RdpError::SessionLost {
+            addr: addr.to_owned(),
+            detail: e.to_string(),
+        }),
+        Err(_) => Err(RdpError::Unresponsive {
+            addr: addr.to_owned(),
+            seconds: WRITE_LIMIT.as_secs(),
+        }),
+    }
+}
+
+/// The redraw requests a server accepts (its General capability set), used to probe liveness.
+#[derive(Clone, Copy, Debug)]
+struct Redraws {
+    refresh_rect: bool,
+    suppress_output: bool,
+}
+
+impl Redraws {
+    fn any(self) -> bool {
+        self.refresh_rect || self.suppress_output
+    }
+
+    /// The PDUs that ask for `probe`, within a `desktop`-sized screen.
+    fn encode(
+        self,
+        stage: &ActiveStage,
+        probe: Probe,
+        desktop: (u32, u32),
+    ) -> ironrdp_session::SessionResult<Vec<Vec<u8>>> {
+        use ironrdp_pdu::geometry::InclusiveRectangle;
+        use ironrdp_pdu::rdp::headers::ShareDataPdu;
+        use ironrdp_pdu::rdp::refresh_rectangle::RefreshRectanglePdu;
+
+        // The session never accepts a desktop beyond MAX_DESKTOP_SIDE, so these fit.
+        let side = |n: u32| u16::try_from(n.max(1)).unwrap_or(MAX_DESKTOP_SIDE);
+        let (width, height) = (side(desktop.0), side(desktop.1));
+        if probe == Probe::Tile && self.refresh_rect {
+            let tile = InclusiveRectangle {
+                left: 0,
+                top: 0,
+                right: width.min(64).saturating_sub(1),
+                bottom: height.min(64).saturating_sub(1),
+            };
+            let mut buf = ironrdp_core::WriteBuf::new();
+            stage.encode_static(
+                &mut buf,
+                ShareDataPdu::RefreshRectangle(RefreshRectanglePdu {
+                    areas_to_refresh: vec![tile],
+                }),
+            )?;
+            return Ok(vec![buf.into_inner()]);
+        }
+        stage.request_full_redraw(width, height, self.refresh_rect, self.suppress_output)
     }
 }
 

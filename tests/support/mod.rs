@@ -2,6 +2,7 @@
 //! clean environment, an Xvfb display, FreeRDP's shadow server, and the in-process RDP server.
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
+pub mod proxy;
 pub mod rdp_server;
 
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -383,6 +384,12 @@ impl Shadow {
             _server: server,
             dir,
         }
+    }
+
+    /// Kills the server process, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self._server.0.kill();
+        let _ = self._server.0.wait();
     }
 
     /// What the server logged so far (its encoders among it: libx264 lines mean H.264).

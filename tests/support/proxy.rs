@@ -1,0 +1,124 @@
+//! A TCP proxy the test controls, between the client and a real server: it forwards bytes until
+//! told to stall (the sockets stay open but nothing moves, like a peer whose instance stopped or
+//! whose NAT mapping vanished behind a tunnel that still acknowledges) or to cut the connection.
+
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// How often an idle pump looks at its orders.
+const TICK: Duration = Duration::from_millis(50);
+
+#[derive(Default)]
+struct Orders {
+    stalled: AtomicBool,
+    cut: AtomicBool,
+    /// Bytes forwarded from the server to the client so far.
+    downstream: AtomicU64,
+}
+
+pub struct Proxy {
+    pub port: u16,
+    orders: Arc<Orders>,
+}
+
+impl Proxy {
+    /// Listens on a port of its own (bound to port 0) and forwards every connection to
+    /// `upstream` on loopback.
+    pub fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let orders = Arc::new(Orders::default());
+        let shared = Arc::clone(&orders);
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                if shared.cut.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                pump(&client, &server, &shared, false);
+                pump(&server, &client, &shared, true);
+            }
+        });
+        Proxy { port, orders }
+    }
+
+    /// Stops forwarding in both directions, keeping every socket open.
+    pub fn stall(&self) {
+        self.orders.stalled.store(true, Ordering::SeqCst);
+    }
+
+    /// Closes both sides of every connection.
+    pub fn cut(&self) {
+        self.orders.cut.store(true, Ordering::SeqCst);
+    }
+
+    /// Bytes the server has sent the client through the proxy.
+    pub fn downstream(&self) -> u64 {
+        self.orders.downstream.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the server has sent at least `bytes`.
+    pub fn wait_downstream(&self, bytes: u64, limit: Duration) {
+        let started = std::time::Instant::now();
+        while self.downstream() < bytes {
+            assert!(
+                started.elapsed() < limit,
+                "only {} bytes came from the server",
+                self.downstream()
+            );
+            thread::sleep(TICK);
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        // Wakes the accept loop so that it sees the order and ends.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Copies `from` to `to` on a thread of its own while the orders allow.
+fn pump(from: &TcpStream, to: &TcpStream, orders: &Arc<Orders>, downstream: bool) {
+    let (mut from, mut to) = (
+        from.try_clone().expect("clone socket"),
+        to.try_clone().expect("clone socket"),
+    );
+    let orders = Arc::clone(orders);
+    from.set_read_timeout(Some(TICK)).expect("read timeout");
+    thread::spawn(move || {
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            if orders.cut.load(Ordering::SeqCst) {
+                break;
+            }
+            if orders.stalled.load(Ordering::SeqCst) {
+                thread::sleep(TICK);
+                continue;
+            }
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    if downstream {
+                        orders.downstream.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+        }
+        let _ = from.shutdown(Shutdown::Both);
+        let _ = to.shutdown(Shutdown::Both);
+    });
+}
