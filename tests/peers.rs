@@ -264,13 +264,14 @@ fn weston_shows_its_desktop_at_the_clients_odd_size() {
             .expect("weston (apt-get install weston)"),
     );
     support::wait_for_port(port, std::time::Duration::from_secs(15));
-    // Weston fades its desktop in over its first seconds: look once it has.
+    // Weston fades its desktop in over its first seconds: look once it has. It answers no
+    // redraw request, so the long run also shows that its silence is not taken for death.
     let png = dir.path().join("out.png");
     let mut command = support::ecsrdp(dir.path());
     command
         .args(["direct", &format!("127.0.0.1:{port}"), "--user", USER])
         .args(["--password-stdin", "--headless", "--trust-new"])
-        .args(["--size", "1022x766", "--exit-after", "7s"])
+        .args(["--size", "1022x766", "--exit-after", "40s"])
         .args(["--snapshot", png.to_str().unwrap()]);
     let run = Run::with_stdin(&mut command, Some("unused\n"));
     run.succeeds();
@@ -355,8 +356,12 @@ fn a_server_that_stops_answering_ends_the_session() {
     let proxy = support::proxy::Proxy::start(shadow.port);
     let home = tempfile::tempdir().unwrap();
     let session = session_in_background(home.path(), proxy.port, "120s", false);
-    // The whole desktop, then silence from the server's side.
+    // The whole desktop; then a quiet spell, whose redraw request the server answers (only a
+    // server known to answer is judged by its silence); then silence from the server's side.
     proxy.wait_downstream(20_000, std::time::Duration::from_secs(30));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let desktop = proxy.downstream();
+    proxy.wait_downstream(desktop + 1, std::time::Duration::from_secs(15));
     std::thread::sleep(std::time::Duration::from_secs(1));
     let stalled = std::time::Instant::now();
     proxy.stall();
