@@ -133,60 +133,67 @@ fn xrdp_over_tls_shows_its_login_screen() {
 }
 
 /// xrdp 0.9 from Debian over TLS, logged on for real: the domain field picks its Xvnc backend,
-/// xrdp-sesman starts an Xvnc session for a local account whose `~/.xsession` paints the root
-/// window a colour chosen for this run, and that colour is what the snapshot must show.
+/// xrdp-sesman starts an Xvnc session at the client's odd size (1022×766) for a local account
+/// whose `~/.xsession` paints the root window a colour chosen for this run and shows a window
+/// 301 pixels wide (not a multiple of 4) holding a checkerboard, then keeps a screenshot of its
+/// own display. The snapshot must equal that screenshot, pixel for pixel.
 #[test]
-fn xrdp_xvnc_session_shows_the_session_colour() {
+fn xrdp_xvnc_session_matches_its_display_exactly() {
     const USER: &str = "ecsrdp-xrdp";
-    const PASSWORD: &str = "Xrdp-pw-1!";
     // The account is the machine's (PAM): only root may make it.
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
-        unsafe { libc_geteuid() },
+        unsafe { geteuid() },
         0,
         "this test makes a local account for xrdp and must run as root (CI does)"
     );
-    let shell = |script: &str| {
-        let status = std::process::Command::new("sh")
-            .args(["-c", script])
-            .status()
-            .expect("sh");
-        assert!(status.success(), "{script}");
-    };
+    // A password of this run's own, and an account removed with its processes at the end.
+    let password = format!("Xrdp-{}-{:x}!", std::process::id(), rand_u64());
+    let account = Account::create(USER, &password);
+    let home = account.home.clone();
     let colour = [0x40 + (std::process::id() % 0x80) as u8, 0x90, 0x30];
     let hex = format!("#{:02x}{:02x}{:02x}", colour[0], colour[1], colour[2]);
-    shell(&format!(
-        "id {USER} >/dev/null 2>&1 || useradd -m -s /bin/sh {USER}; \
-         echo '{USER}:{PASSWORD}' | chpasswd; \
-         echo '{hex}' > /home/{USER}/colour; \
-         printf '#!/bin/sh\\nwhile :; do xsetroot -solid \"$(cat ~/colour)\"; sleep 0.5; done\\n' \
-           > /home/{USER}/.xsession; \
-         chmod 755 /home/{USER}/.xsession; chown {USER} /home/{USER}/.xsession /home/{USER}/colour"
-    ));
+    std::fs::write(home.join("colour"), &hex).unwrap();
+    let made = std::process::Command::new("convert")
+        .args([
+            "-size",
+            "301x203",
+            "pattern:checkerboard",
+            "-fill",
+            "#c02060",
+        ])
+        .args(["-draw", "line 0,0 300,202"])
+        .arg(home.join("pattern.png"))
+        .status()
+        .expect("convert (apt-get install imagemagick)");
+    assert!(made.success());
+    std::fs::write(
+        home.join(".xsession"),
+        "#!/bin/sh\n\
+         exec >~/session.log 2>&1\n\
+         xsetroot -solid \"$(cat ~/colour)\"\n\
+         display -geometry +37+41 ~/pattern.png &\n\
+         sleep 2\n\
+         while :; do import -window root ~/truth.tmp.png && mv ~/truth.tmp.png ~/truth.png; \
+         sleep 1; done\n",
+    )
+    .unwrap();
+    account.chown_home();
     // The session's own processes (chansrv, as the account) make sockets here: the mode is the
     // one xrdp's service unit gives it. A root-only directory leaves xrdp with one black frame.
-    shell("mkdir -p /run/xrdp/sockdir && chmod 3777 /run/xrdp/sockdir");
-    let daemon = |program: &str, args: &[&str]| {
-        support::Daemon(
-            std::process::Command::new(program)
-                .args(args)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{program}: {e} (apt-get install xrdp)")),
-        )
-    };
-    let sesman = daemon("xrdp-sesman", &["--nodaemon"]);
+    std::fs::create_dir_all("/run/xrdp/sockdir").unwrap();
+    set_mode("/run/xrdp/sockdir", 0o3777);
+    let sesman = ProcessGroup::start("xrdp-sesman", &["--nodaemon"]);
     let port = support::free_port();
-    let xrdp = daemon(
+    let xrdp = ProcessGroup::start(
         "xrdp",
         &["--nodaemon", "--port", &format!("tcp://127.0.0.1:{port}")],
     );
     support::wait_for_port(port, std::time::Duration::from_secs(10));
 
-    let home = tempfile::tempdir().unwrap();
-    let png = home.path().join("out.png");
-    let mut command = support::ecsrdp(home.path());
+    let out = tempfile::tempdir().unwrap();
+    let png = out.path().join("out.png");
+    let mut command = support::ecsrdp(out.path());
     command
         .args([
             "direct",
@@ -202,29 +209,159 @@ fn xrdp_xvnc_session_shows_the_session_colour() {
             "--trust-new",
             "--lossless",
         ])
-        .args(["--size", "1024x768", "--exit-after", "10s"])
+        .args(["--size", "1022x766", "--exit-after", "12s"])
         .args(["--snapshot", png.to_str().unwrap()]);
-    Run::with_stdin(&mut command, Some(&format!("{PASSWORD}\n"))).succeeds();
-    drop(xrdp);
-    drop(sesman);
-    // xrdp forks a process per connection, and the session runs as the account: end them all.
-    shell(&format!(
-        "pkill -f 'tcp://127[.]0[.]0[.]1:{port}'; pkill -f 'xrdp-sesman --[n]odaemon'; \
-         pkill -u {USER}; true"
-    ));
+    Run::with_stdin(&mut command, Some(&format!("{password}\n"))).succeeds();
+    let truth = home.join("truth.png");
+    assert!(
+        truth.exists(),
+        "the session took no screenshot; its log: {}",
+        std::fs::read_to_string(home.join("session.log")).unwrap_or_default()
+    );
+    let truth = read_png(&truth);
+    drop((xrdp, sesman, account));
+
     let (w, h, pixels) = read_png(&png);
-    assert_eq!((w, h), (1024, 768));
+    assert_eq!((w, h), (1022, 766), "the session follows the client's size");
+    assert_eq!((truth.0, truth.1), (w, h), "the Xvnc display's size");
     let painted = pixels.chunks_exact(3).filter(|p| *p == colour).count();
     assert!(
-        painted * 10 > pixels.len() / 3 * 9,
+        painted * 10 > pixels.len() / 3 * 8,
         "{painted} of {} pixels are the session's {hex}",
         pixels.len() / 3
     );
+    // The odd-width window is there: its (antialiased) red diagonal, and a checkerboard of
+    // two greys.
+    let diagonal = pixels
+        .chunks_exact(3)
+        .filter(|p| p[0] > p[1].saturating_add(40) && p[2] > p[1])
+        .count();
+    assert!(
+        diagonal >= 250,
+        "{diagonal} pixels of the window's diagonal"
+    );
+    let pattern = pixels
+        .chunks_exact(3)
+        .filter(|p| p[0] == p[1] && p[1] == p[2])
+        .count();
+    assert!(
+        pattern >= 50_000,
+        "{pattern} pixels of the window's checkerboard"
+    );
+    let wrong = pixels
+        .chunks_exact(3)
+        .zip(truth.2.chunks_exact(3))
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(wrong, 0, "{wrong} pixels differ from the Xvnc display");
+}
+
+/// A local account for one test, removed with everything it runs and owns when dropped.
+struct Account {
+    name: &'static str,
+    home: std::path::PathBuf,
+}
+
+impl Account {
+    fn create(name: &'static str, password: &str) -> Account {
+        let sh = |script: &str| {
+            let status = std::process::Command::new("sh")
+                .args(["-c", script])
+                .status()
+                .expect("sh");
+            assert!(status.success(), "{script}");
+        };
+        // Left over by a run that was killed before it could clean up.
+        sh(&format!(
+            "if id {name} >/dev/null 2>&1; then pkill -KILL -u {name}; userdel -r {name} 2>/dev/null; true; fi"
+        ));
+        sh(&format!("useradd -m -s /bin/sh {name}"));
+        // chpasswd reads the password on stdin: never on a command line.
+        let mut chpasswd = std::process::Command::new("chpasswd")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("chpasswd");
+        use std::io::Write as _;
+        writeln!(chpasswd.stdin.take().unwrap(), "{name}:{password}").unwrap();
+        assert!(chpasswd.wait().unwrap().success());
+        Account {
+            name,
+            home: std::path::PathBuf::from(format!("/home/{name}")),
+        }
+    }
+
+    fn chown_home(&self) {
+        let status = std::process::Command::new("chown")
+            .args(["-R", self.name])
+            .arg(&self.home)
+            .status()
+            .expect("chown");
+        assert!(status.success());
+        set_mode(&self.home.join(".xsession"), 0o755);
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        // The account's own processes (its Xvnc session) by user id, then the account.
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-u", self.name])
+            .status();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let _ = std::process::Command::new("userdel")
+            .args(["-r", self.name])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// A daemon in a process group of its own, so that it and every child it forks (xrdp forks
+/// one per connection) end together, without matching processes by name.
+struct ProcessGroup(std::process::Child);
+
+impl ProcessGroup {
+    fn start(program: &str, args: &[&str]) -> ProcessGroup {
+        use std::os::unix::process::CommandExt as _;
+        let child = std::process::Command::new(program)
+            .args(args)
+            .process_group(0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program}: {e} (apt-get install xrdp)"));
+        ProcessGroup(child)
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let group = self.0.id() as i32;
+        // SAFETY: kill has no memory preconditions; a negative pid names our own group.
+        unsafe { kill(-group, 15) };
+        let _ = self.0.wait();
+    }
+}
+
+fn set_mode(path: impl AsRef<std::path::Path>, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .elapsed()
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    hasher.finish()
 }
 
 extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
+    fn geteuid() -> u32;
+    fn kill(pid: i32, signal: i32) -> i32;
 }
 
 /// Weston's RDP backend (Debian `weston`): a real Wayland compositor on FreeRDP's server library,

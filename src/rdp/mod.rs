@@ -9,6 +9,7 @@ mod config;
 mod connect;
 mod error;
 mod graphics;
+mod ignorable;
 mod liveness;
 mod session;
 mod tls;

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, trace, warn};
 
 use super::connect::{is_disconnect, Connected, Stream};
+use super::ignorable::ignorable;
 use super::liveness::{Due, Liveness, Probe};
 use super::RdpError;
 use crate::render::{Rect, SharedFrame};
@@ -176,6 +177,8 @@ pub async fn run_session(
     } = connected;
     let (mut reader, mut writer) = split_tokio_framed(framed);
     let activation = result.activation_factory.clone();
+    // The MCS channels stay those of the connection through any reactivation.
+    let io_channel = result.io_channel_id;
     let redraws = Redraws {
         refresh_rect: result.refresh_rect_support,
         suppress_output: result.suppress_output_support,
@@ -207,6 +210,12 @@ pub async fn run_session(
                 })?;
                 trace!(?action, len = payload.len(), "pdu");
                 liveness.heard(Instant::now());
+                if action == ironrdp_pdu::Action::X224 {
+                    if let Some(name) = ignorable(&payload, io_channel) {
+                        debug!(pdu = name, "passed over");
+                        continue;
+                    }
+                }
                 let received_at = reader.last_read_at();
                 let outputs = {
                     let mut frame = frame.lock();

@@ -400,7 +400,9 @@ impl Shadow {
 
 /// Reads a PNG as (width, height, RGB bytes).
 pub fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
-    let decoder = png::Decoder::new(std::fs::File::open(path).expect("open png"));
+    let mut decoder = png::Decoder::new(std::fs::File::open(path).expect("open png"));
+    // ImageMagick writes palette PNGs when few colours are used: expand them to RGB.
+    decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().expect("png header");
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).expect("png frame");
