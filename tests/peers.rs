@@ -297,7 +297,7 @@ impl Account {
             .status()
             .expect("chown");
         assert!(status.success());
-        set_mode(&self.home.join(".xsession"), 0o755);
+        set_mode(self.home.join(".xsession"), 0o755);
     }
 }
 
