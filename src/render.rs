@@ -425,6 +425,7 @@ pub fn blit(image: &DecodedImage, placement: &Placement, rect: Rect, dst: &mut [
                 *d = pixel(s);
             }
         }
+        extend_edges(layout, target, dst);
         return;
     }
     // Scaled: each window pixel takes the desktop pixel under its centre.
@@ -440,6 +441,56 @@ pub fn blit(image: &DecodedImage, placement: &Placement, rect: Rect, dst: &mut [
         for (d, &offset) in dst_row.iter_mut().zip(columns) {
             *d = pixel(&src_row[offset..offset + 4]);
         }
+    }
+    extend_edges(layout, target, dst);
+}
+
+/// The widest bar that is drawn as more desktop rather than as a bar. Windows of odd size meet
+/// desktops of even size (Display Control asks for even widths) and aspect ratios round, which
+/// leaves bars of a pixel or two: shown as background they look like a black edge.
+const THIN_BAR: u32 = 2;
+
+/// Continues the desktop's edge pixels over the thin bars beside `target` (window pixels just
+/// written), so that the desktop reaches the window's edge.
+fn extend_edges(layout: &Layout, target: Rect, dst: &mut [u32]) {
+    let view = layout.view;
+    let thin = |bar: u32| if bar <= THIN_BAR { bar } else { 0 };
+    let left = if target.x == view.x { thin(view.x) } else { 0 };
+    let right = if target.right() == view.right() {
+        thin(layout.window.0.saturating_sub(view.right()))
+    } else {
+        0
+    };
+    let top = if target.y == view.y { thin(view.y) } else { 0 };
+    let bottom = if target.bottom() == view.bottom() {
+        thin(layout.window.1.saturating_sub(view.bottom()))
+    } else {
+        0
+    };
+    if target.is_empty() || left + right + top + bottom == 0 {
+        return;
+    }
+    let stride = layout.window.0 as usize;
+    let (x0, x1) = (target.x as usize, target.right() as usize);
+    for y in target.y as usize..target.bottom() as usize {
+        let row = &mut dst[y * stride..][..stride];
+        let (first, last) = (row[x0], row[x1 - 1]);
+        row[x0 - left as usize..x0].fill(first);
+        row[x1..x1 + right as usize].fill(last);
+    }
+    // Whole rows, corners included, from the first and last rows written.
+    let (from, to) = (x0 - left as usize, x1 + right as usize);
+    let copy_row = |dst: &mut [u32], source: usize, y: usize| {
+        dst.copy_within(
+            source * stride + from..source * stride + to,
+            y * stride + from,
+        );
+    };
+    for y in view.y - top..view.y {
+        copy_row(dst, target.y as usize, y as usize);
+    }
+    for y in view.bottom()..view.bottom() + bottom {
+        copy_row(dst, target.bottom() as usize - 1, y as usize);
     }
 }
 
@@ -561,6 +612,38 @@ mod tests {
         assert!(Placement::new(Layout::unscaled((8, 4), (4, 2)))
             .columns
             .is_empty());
+    }
+
+    #[test]
+    fn thin_bars_continue_the_desktop_edge() {
+        // IronRDP's image starts black (0 once the X byte is cleared); bars are BACKGROUND.
+        let image = DecodedImage::new(PIXEL_FORMAT, 4, 2);
+        // An odd window one pixel wider and taller than the even desktop.
+        let placement = Placement::new(Layout::unscaled((4, 2), (5, 3)));
+        let mut dst = vec![BACKGROUND; 15];
+        blit_all(&image, &placement, &mut dst);
+        assert_eq!(dst, [0; 15], "the desktop reaches the window's edge");
+        // An update of the bottom right pixel alone reaches into both bars and the corner.
+        let mut dst = vec![7; 15];
+        blit(&image, &placement, Rect::new(3, 1, 1, 1), &mut dst);
+        assert_eq!([dst[8], dst[9], dst[13], dst[14]], [0; 4]);
+        assert_eq!(dst.iter().filter(|&&p| p == 7).count(), 11);
+        // A wide bar is a bar.
+        let placement = Placement::new(Layout::unscaled((4, 2), (8, 2)));
+        let mut dst = vec![0; 16];
+        blit_all(&image, &placement, &mut dst);
+        assert_eq!(dst[4..8], [BACKGROUND; 4]);
+    }
+
+    #[test]
+    fn a_fitted_desktop_fills_a_window_one_pixel_off_its_aspect() {
+        let image = DecodedImage::new(PIXEL_FORMAT, 8, 6);
+        // 8x6 into 9x7: fitted at 9x6, and the 1-pixel bar below is drawn as the last row.
+        let placement = Placement::new(Layout::fit((8, 6), (9, 7)));
+        assert_eq!(placement.layout.view, Rect::new(0, 0, 9, 6));
+        let mut dst = vec![BACKGROUND; 63];
+        blit_all(&image, &placement, &mut dst);
+        assert_eq!(dst, [0; 63]);
     }
 
     #[test]

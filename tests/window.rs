@@ -191,6 +191,107 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
     server.stop().await;
 }
 
+/// The window resized to an odd size, as a person dragging its corner does: the server here
+/// cannot follow (no Display Control), so the window scales the desktop to fit, and the
+/// desktop still reaches the last column and row: no black edge.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_resized_to_an_odd_size_has_no_black_edge() {
+    let (width, height) = (640u16, 480u16);
+    let server = TestServer::start(TestServerOptions {
+        security: Security::Hybrid,
+        user: "Administrator".into(),
+        password: "Window-pw-2".into(),
+        width,
+        height,
+    })
+    .await;
+    let xvfb = Xvfb::start(1024, 768);
+    let home = tempfile::tempdir().unwrap();
+    let mut command = support::ecsrdp(home.path());
+    command
+        .env("DISPLAY", &xvfb.display)
+        .env("ECSRDP_PASSWORD", "Window-pw-2")
+        .args(["direct", &format!("127.0.0.1:{}", server.addr.port())])
+        .args(["--trust-new", "--lossless", "--size", "640x480"])
+        .args(["--exit-after", "10s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _client = Daemon(command.spawn().expect("start ecsrdp"));
+    let window = tokio::task::spawn_blocking({
+        let display = xvfb.display.clone();
+        move || find_window(&display)
+    })
+    .await
+    .unwrap();
+    let (odd_w, odd_h) = (641u32, 481u32);
+    xvfb.run(
+        "xdotool",
+        &[
+            "windowsize",
+            "--sync",
+            &window,
+            &odd_w.to_string(),
+            &odd_h.to_string(),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("screen.png");
+    // The window repaints once the session has the new size: look until it has (or give up).
+    let started = Instant::now();
+    let wrong = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        xvfb.run("import", &["-window", "root", shot.to_str().unwrap()]);
+        let wrong = odd_window_errors(&shot, odd_w, odd_h, width, height);
+        if wrong.is_empty() || started.elapsed() > Duration::from_secs(6) {
+            break wrong;
+        }
+    };
+    if let Ok(keep) = std::env::var("ECSRDP_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} window pixels are wrong, first (x, y, seen, wanted): {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+    server.stop().await;
+}
+
+/// Window pixels that are not the desktop pixel under them. The aspect is kept, so a
+/// `w`×`h` window over a `dw`×`dh` desktop shows it `w` wide and `w·dh/dw` tall, each window
+/// pixel sampling the desktop under its centre; rows left below it (at most two) continue the
+/// last row.
+fn odd_window_errors(
+    shot: &std::path::Path,
+    w: u32,
+    h: u32,
+    dw: u16,
+    dh: u16,
+) -> Vec<(u32, u32, [u8; 3], [u8; 3])> {
+    let (sw, _, rgb) = read_png(shot);
+    let (dw, dh) = (u32::from(dw), u32::from(dh));
+    let view_h = w * dh / dw;
+    assert!(
+        view_h <= h && h - view_h <= 2,
+        "this check is for thin bars"
+    );
+    let under = |i: u32, len: u32, size: u32| ((2 * i + 1) * size / (2 * len)).min(size - 1);
+    let mut wrong = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            let (sx, sy) = (under(x, w, dw), under(y.min(view_h - 1), view_h, dh));
+            let [b, g, r, _] = TestServer::expected_pixel(sx as u16, sy as u16);
+            let i = ((y * sw + x) * 3) as usize;
+            let seen = [rgb[i], rgb[i + 1], rgb[i + 2]];
+            if seen != [r, g, b] {
+                wrong.push((x, y, seen, [r, g, b]));
+            }
+        }
+    }
+    wrong
+}
+
 /// Waits for the ecsrdp window and returns its X id.
 fn find_window(display: &str) -> String {
     let started = Instant::now();
