@@ -16,6 +16,7 @@ pub mod rdp;
 pub mod render;
 pub mod snapshot;
 pub mod target;
+pub mod tunnel;
 pub mod window;
 
 pub use error::Error;
