@@ -8,12 +8,13 @@ use std::process::ExitCode;
 use tracing::info;
 
 use crate::aws::{self, AddressChoice, Aws, PasswordData, Resolved};
-use crate::cli::{host_port, Args, AwsArgs, Command, SecurityChoice, TrustCommand};
+use crate::cli::{host_port, Args, AwsArgs, Command, SecurityChoice, TrustCommand, TunnelChoice};
 use crate::error::Error;
 use crate::keyfile::{readable_by_others, KeyFileError, KeySearch};
 use crate::keys::{KeyError, Password};
 use crate::rdp::{self, Endpoint, TrustKey, TrustStore};
 use crate::target::Target;
+use crate::tunnel;
 
 /// Runs the parsed command line.
 pub fn run(args: Args) -> Result<ExitCode, Error> {
@@ -50,7 +51,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 domain,
                 password,
             };
-            crate::launch::run(runtime, endpoint, &session)
+            crate::launch::run(runtime, endpoint, None, &session)
         }
         Some(Command::Trust { command }) => trust(command),
         None => match args.target {
@@ -61,11 +62,13 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 runtime.block_on(list(&target.cluster, &args.aws))
             }
             Some(target) => {
-                let endpoint = runtime.block_on(aws_endpoint(&target, &args.aws))?;
+                let timeout = args.session.connect_timeout;
+                let (endpoint, tunnel) =
+                    runtime.block_on(aws_endpoint(&target, &args.aws, timeout))?;
                 // Windows AMIs have NLA on: anything less is refused unless asked for.
                 let mut session = args.session;
                 session.security.get_or_insert(SecurityChoice::Nla);
-                crate::launch::run(runtime, endpoint, &session)
+                crate::launch::run(runtime, endpoint, tunnel, &session)
             }
         },
     }
@@ -122,10 +125,77 @@ async fn locate(
     ))
 }
 
+/// How the session reaches the instance.
+enum Path {
+    /// Its own address (or `--via`'s).
+    Direct,
+    /// Through an EC2 Instance Connect Endpoint, to its private address.
+    Eice(tunnel::Endpoint),
+}
+
+/// Picks the path: `--via` and `--tunnel direct` as told; otherwise the public address when
+/// TCP 3389 is open to it, else an EC2 Instance Connect Endpoint of the instance's VPC. The
+/// chosen path's own prerequisites replace the address checks.
+async fn choose_path(aws: &Aws, resolved: &mut Resolved, args: &AwsArgs) -> Result<Path, Error> {
+    let forced = match args.tunnel {
+        _ if args.via.is_some() => return Ok(Path::Direct),
+        TunnelChoice::Direct => return Ok(Path::Direct),
+        TunnelChoice::Auto if args.private => return Ok(Path::Direct),
+        TunnelChoice::Eice => true,
+        TunnelChoice::Auto => false,
+    };
+    let open_to_us = |r: &Resolved| {
+        r.address.is_some() && r.checks.iter().all(|c| c.name != "rdp_port" || c.ok)
+    };
+    if !forced && open_to_us(resolved) {
+        return Ok(Path::Direct);
+    }
+    let id = resolved.ec2_instance_id.clone();
+    let Some(vpc_id) = resolved.vpc_id.clone() else {
+        return if forced {
+            Err(Error::Prerequisite(format!(
+                "instance {id} is in no VPC, so no EC2 Instance Connect Endpoint can reach it"
+            )))
+        } else {
+            Ok(Path::Direct)
+        };
+    };
+    let found = match aws::find_endpoint(aws, &vpc_id, resolved.subnet_id.as_deref()).await {
+        Ok(found) => found,
+        // Looking was a courtesy: with an address of its own, go direct and say why.
+        Err(e) if !forced && resolved.address.is_some() => {
+            eprintln!("ecsrdp: warning: could not look for an EC2 Instance Connect Endpoint: {e}");
+            return Ok(Path::Direct);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some(endpoint) = found else {
+        if !forced && resolved.address.is_some() {
+            return Ok(Path::Direct);
+        }
+        let subnet = resolved.subnet_id.as_deref().unwrap_or("<subnet-id>");
+        return Err(Error::Prerequisite(format!(
+            "instance {id} has no public address {}and its VPC {vpc_id} has no EC2 Instance              Connect Endpoint. Create one (free) with `aws ec2 create-instance-connect-endpoint              --subnet-id {subnet} --security-group-ids <sg-id>` and let that security group reach              the instance on TCP 3389, or come through your own tunnel with --via",
+            if resolved.address.is_some() { "open to TCP 3389 " } else { "" }
+        )));
+    };
+    let Some(private_ip) = resolved.private_ip.clone() else {
+        return Err(Error::Prerequisite(format!(
+            "instance {id} has no private IP address for the EC2 Instance Connect Endpoint to reach"
+        )));
+    };
+    resolved.address = Some(private_ip);
+    resolved.tunnel = Some(endpoint.clone());
+    resolved.checks.retain(|c| c.name != "address" && c.name != "rdp_port");
+    resolved.checks.push(aws::eice_reaches_instance(&id, &endpoint, &resolved.security_groups));
+    Ok(Path::Eice(endpoint))
+}
+
 /// `ecsrdp resolve`: print what was found; exit 3 if a required prerequisite fails.
 async fn resolve(target: &Target, args: &AwsArgs, json: bool) -> Result<ExitCode, Error> {
-    let (_, located) = locate(target, args, false).await?;
-    let resolved = located.resolved;
+    let (aws, located) = locate(target, args, false).await?;
+    let mut resolved = located.resolved;
+    choose_path(&aws, &mut resolved, args).await?;
     let mut text = Vec::new();
     let written = if json {
         serde_json::to_writer_pretty(&mut text, &resolved)
@@ -173,6 +243,13 @@ fn write_resolved(out: &mut impl std::io::Write, r: &Resolved) -> std::io::Resul
         r.address.as_deref().unwrap_or(none),
         r.port
     )?;
+    if let Some(endpoint) = &r.tunnel {
+        writeln!(
+            out,
+            "through             EC2 Instance Connect Endpoint {} ({})",
+            endpoint.id, endpoint.dns_name
+        )?;
+    }
     writeln!(
         out,
         "key pair            {}",
@@ -271,9 +348,15 @@ async fn decrypt(aws: &Aws, located: Located, args: &AwsArgs) -> Result<Password
     })
 }
 
-/// `ecsrdp <cluster>/<instance>`: resolve, decrypt, and say where to connect.
-async fn aws_endpoint(target: &Target, args: &AwsArgs) -> Result<Endpoint, Error> {
-    let (aws, located) = locate(target, args, true).await?;
+/// `ecsrdp <cluster>/<instance>`: resolve, pick the path, decrypt, and open the tunnel when the
+/// path needs one.
+async fn aws_endpoint(
+    target: &Target,
+    args: &AwsArgs,
+    timeout: std::time::Duration,
+) -> Result<(Endpoint, Option<tunnel::Tunnel>), Error> {
+    let (aws, mut located) = locate(target, args, true).await?;
+    let path = choose_path(&aws, &mut located.resolved, args).await?;
     let resolved = located.resolved.clone();
     // A security group does not stand between a tunnel and the instance's own loopback.
     if args.via.is_none() {
@@ -289,7 +372,21 @@ async fn aws_endpoint(target: &Target, args: &AwsArgs) -> Result<Endpoint, Error
     };
     let port = resolved.port;
     let password = decrypt(&aws, located, args).await?;
-    Ok(Endpoint {
+    let tunnel = match path {
+        Path::Direct => None,
+        Path::Eice(endpoint) => {
+            info!(endpoint = %endpoint.id, %host, "opening a tunnel through the EC2 Instance Connect Endpoint");
+            let request = tunnel::TunnelRequest {
+                endpoint_id: endpoint.id.clone(),
+                private_ip: host.clone(),
+                remote_port: port,
+                max_duration: None,
+            };
+            let credentials = aws.credentials().await?;
+            Some(tunnel::open(&endpoint, &request, &credentials, &aws.region(), timeout).await?)
+        }
+    };
+    let endpoint = Endpoint {
         title: target.to_string(),
         // Keyed by instance, not address: a tunnel's localhost:port must not collide.
         trust_key: TrustKey::new(resolved.ec2_instance_id.clone()),
@@ -298,7 +395,8 @@ async fn aws_endpoint(target: &Target, args: &AwsArgs) -> Result<Endpoint, Error
         user: args.user.clone(),
         domain: None,
         password,
-    })
+    };
+    Ok((endpoint, tunnel))
 }
 
 /// `ecsrdp <cluster>`: a table of the cluster's container instances.

@@ -122,8 +122,12 @@ pub struct AwsArgs {
     pub private: bool,
     /// Connect through a tunnel you run (e.g. an SSM port forward) at HOST:PORT instead of the
     /// instance's address; the instance is still resolved and its password decrypted
-    #[arg(long, value_name = "HOST[:PORT]")]
+    #[arg(long, value_name = "HOST[:PORT]", conflicts_with = "tunnel")]
     pub via: Option<String>,
+    /// How to reach the instance: `auto` takes its public address when TCP 3389 is open to it,
+    /// else an EC2 Instance Connect Endpoint of its VPC; `eice` and `direct` force one
+    #[arg(long, value_enum, default_value_t = TunnelChoice::Auto)]
+    pub tunnel: TunnelChoice,
     /// Wait until the password is ready (AWS takes up to 15 minutes after launch); an optional
     /// duration such as 20m limits the wait
     #[arg(
@@ -138,6 +142,16 @@ pub struct AwsArgs {
     /// How often --wait asks AWS
     #[arg(long, hide = true, default_value = "10s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
+}
+
+/// The path to the instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TunnelChoice {
+    Auto,
+    /// Through an EC2 Instance Connect Endpoint (no public address needed)
+    Eice,
+    /// To the instance's own address (public, or private with --private)
+    Direct,
 }
 
 /// How the RDP session runs and shows itself.

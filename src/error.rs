@@ -12,6 +12,7 @@ use crate::keyfile::KeyFileError;
 use crate::rdp::RdpError;
 use crate::snapshot::SnapshotError;
 use crate::target::TargetError;
+use crate::tunnel::TunnelError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -47,6 +48,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Rdp(#[from] RdpError),
+    #[error(transparent)]
+    Tunnel(#[from] TunnelError),
     #[error(
         "cannot open a window: {0}. Without a display, use --headless (with --snapshot FILE.png)"
     )]
@@ -68,7 +71,7 @@ impl Error {
             Error::PasswordNotReady { .. } | Error::KeyFile(_) | Error::WrongKey { .. } => 4,
             // No password for `direct` is a password problem, like the AWS side's.
             Error::Rdp(RdpError::NoPassword) => 4,
-            Error::Rdp(_) => 5,
+            Error::Rdp(_) | Error::Tunnel(_) => 5,
             Error::NoWindow(_) | Error::Snapshot(_) | Error::Io { .. } => 6,
         })
     }

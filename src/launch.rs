@@ -12,9 +12,10 @@ use crate::cli::{CodecChoice, Scale as ScaleArg, SecurityChoice, SessionArgs};
 use crate::error::Error;
 use crate::headless::HeadlessOptions;
 use crate::rdp::{
-    connect, Codecs, ConnectOptions, Endpoint, Handshake, Outcome, RdpError, Security, Session,
-    TrustStore,
+    connect, connect_over, Codecs, ConnectOptions, Endpoint, Handshake, Outcome, RdpError,
+    Security, Session, Transport, TrustStore,
 };
+use crate::tunnel::{Ended, Tunnel};
 use crate::window::{Display, Scale, WindowOptions};
 
 /// The desktop size when neither `--size` nor a window says otherwise.
@@ -24,6 +25,22 @@ pub const DEFAULT_DESKTOP: (u16, u16) = (1280, 800);
 pub fn run(
     runtime: tokio::runtime::Runtime,
     endpoint: Endpoint,
+    tunnel: Option<Tunnel>,
+    args: &SessionArgs,
+) -> Result<ExitCode, Error> {
+    // A session through a tunnel that failed reports the tunnel's reason, not the RDP symptom.
+    let ended = tunnel.as_ref().map(|t| t.ended.clone());
+    let blame_tunnel = |error: Error| match (&error, ended.as_ref().and_then(Ended::failure)) {
+        (Error::Rdp(_), Some(cause)) => Error::Tunnel(cause),
+        _ => error,
+    };
+    run_session(runtime, endpoint, tunnel, args).map_err(blame_tunnel)
+}
+
+fn run_session(
+    runtime: tokio::runtime::Runtime,
+    endpoint: Endpoint,
+    tunnel: Option<Tunnel>,
     args: &SessionArgs,
 ) -> Result<ExitCode, Error> {
     let started = Instant::now();
@@ -31,7 +48,7 @@ pub fn run(
     let desktop = args.size.unwrap_or(DEFAULT_DESKTOP);
     let title = format!("ecsrdp — {}", endpoint.title);
     let outcome = if args.headless {
-        let session = establish(&runtime, endpoint, args, desktop, &store)?;
+        let session = establish(&runtime, endpoint, tunnel, args, desktop, &store)?;
         let options = HeadlessOptions {
             snapshot: args.snapshot.clone(),
             started,
@@ -40,7 +57,7 @@ pub fn run(
     } else {
         // Open the display first: without one, fail before asking anything of the server.
         let display = Display::open()?;
-        let session = establish(&runtime, endpoint, args, desktop, &store)?;
+        let session = establish(&runtime, endpoint, tunnel, args, desktop, &store)?;
         let options = WindowOptions {
             title,
             scale: match args.scale {
@@ -64,12 +81,20 @@ pub fn run(
 fn establish(
     runtime: &tokio::runtime::Runtime,
     endpoint: Endpoint,
+    tunnel: Option<Tunnel>,
     args: &SessionArgs,
     desktop: (u16, u16),
     store: &TrustStore,
 ) -> Result<Session, Error> {
     let options = connect_options(args, desktop);
-    let handshake = runtime.block_on(connect(&endpoint, &options, store))?;
+    let handshake = runtime.block_on(async {
+        match tunnel {
+            Some(tunnel) => {
+                connect_over(Transport::Pipe(tunnel.pipe), &endpoint, &options, store).await
+            }
+            None => connect(&endpoint, &options, store).await,
+        }
+    })?;
     // Outside any time bound: a person may be reading the fingerprint.
     let accept_new = handshake.is_new() && (args.trust_new || ask_about(&handshake)?);
     if !handshake.nla() {

@@ -194,6 +194,35 @@ fn is_inside_vpc(source: &str) -> bool {
     }
 }
 
+/// Through an EC2 Instance Connect Endpoint, the instance sees the endpoint's own address in its
+/// subnet: a rule must admit TCP 3389 from the endpoint's security group, or from an address
+/// range inside the VPC. A warning, not a refusal: rules may be wider than this can tell.
+pub fn eice_reaches_instance(
+    id: &str,
+    endpoint: &crate::tunnel::Endpoint,
+    groups: &[SecurityGroup],
+) -> Check {
+    let admitted = groups.iter().flat_map(|g| &g.rdp_sources).any(|source| {
+        endpoint.security_group_ids.contains(source) || is_inside_vpc(source) || source == "0.0.0.0/0"
+    });
+    if admitted {
+        return Check::pass("eice_port", false);
+    }
+    let instance_group = groups.first().map_or("<instance-sg>", |g| g.id.as_str());
+    let endpoint_group = endpoint
+        .security_group_ids
+        .first()
+        .map_or("<endpoint-sg>", String::as_str);
+    Check::fail(
+        "eice_port",
+        false,
+        format!(
+            "no security group of instance {id} admits TCP {RDP_PORT} from EC2 Instance Connect              Endpoint {} (security group {endpoint_group}); add a rule with `aws ec2              authorize-security-group-ingress --group-id {instance_group} --protocol tcp --port              {RDP_PORT} --source-group {endpoint_group}`",
+            endpoint.id
+        ),
+    )
+}
+
 /// The sources an inbound rule admits, if it covers TCP 3389.
 pub(super) fn rdp_sources(rule: &aws_sdk_ec2::types::IpPermission) -> Vec<String> {
     let protocol = rule.ip_protocol().unwrap_or_default();

@@ -5,6 +5,7 @@
 //! (`--profile`, `--region`, `AWS_*`, SSO), so `AWS_ENDPOINT_URL` points every call elsewhere.
 
 mod checks;
+mod eice;
 mod error;
 mod list;
 mod password;
@@ -12,7 +13,8 @@ mod resolve;
 
 use aws_config::BehaviorVersion;
 
-pub use self::checks::{Check, SecurityGroup, RDP_PORT};
+pub use self::checks::{eice_reaches_instance, Check, SecurityGroup, RDP_PORT};
+pub use self::eice::find_endpoint;
 pub use self::error::AwsError;
 pub use self::list::{list, Listed};
 pub use self::password::{fetch_password_data, wait_for_password_data, PasswordData};
@@ -23,6 +25,7 @@ pub use self::resolve::{ec2_instance_id, resolve, AddressChoice, Resolved};
 pub struct Aws {
     ecs: aws_sdk_ecs::Client,
     ec2: aws_sdk_ec2::Client,
+    config: aws_config::SdkConfig,
 }
 
 impl Aws {
@@ -42,6 +45,35 @@ impl Aws {
         Ok(Aws {
             ecs: aws_sdk_ecs::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
+            config,
         })
+    }
+
+    /// The region every call goes to.
+    pub fn region(&self) -> String {
+        self.config
+            .region()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    /// Credentials from the same chain the service clients use, for signing a tunnel.
+    pub async fn credentials(&self) -> Result<aws_credential_types::Credentials, AwsError> {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        let provider = self
+            .config
+            .credentials_provider()
+            .ok_or(AwsError::NoCredentials)?;
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| match e {
+                aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_) => {
+                    AwsError::NoCredentials
+                }
+                other => AwsError::BadCredentials(
+                    aws_smithy_types::error::display::DisplayErrorContext(&other).to_string(),
+                ),
+            })
     }
 }

@@ -24,12 +24,17 @@ pub struct Resolved {
     pub public_ip: Option<String>,
     pub public_dns: Option<String>,
     pub private_ip: Option<String>,
+    pub vpc_id: Option<String>,
+    pub subnet_id: Option<String>,
     /// The address ecsrdp connects to (before any `--via`).
     pub address: Option<String>,
     pub port: u16,
     pub key_name: Option<String>,
     pub name: Option<String>,
     pub security_groups: Vec<SecurityGroup>,
+    /// The EC2 Instance Connect Endpoint the session goes through, when it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<crate::tunnel::Endpoint>,
     pub checks: Vec<Check>,
 }
 
@@ -216,6 +221,8 @@ pub async fn resolve(
     let public_ip = owned(instance.public_ip_address());
     let public_dns = owned(instance.public_dns_name());
     let private_ip = owned(instance.private_ip_address());
+    let vpc_id = owned(instance.vpc_id());
+    let subnet_id = owned(instance.subnet_id());
     let address = match choice {
         AddressChoice::Public => public_ip.clone().or_else(|| public_dns.clone()),
         AddressChoice::Private => private_ip.clone(),
@@ -255,11 +262,14 @@ pub async fn resolve(
         public_ip,
         public_dns,
         private_ip,
+        vpc_id,
+        subnet_id,
         address,
         port: RDP_PORT,
         key_name,
         name,
         security_groups,
+        tunnel: None,
         checks,
     })
 }

@@ -27,6 +27,7 @@ pub use super::config::ConnectOptions;
 use super::config::{connector_config, Codecs, Security};
 use super::graphics;
 pub(super) use super::tls::Stream;
+use super::transport::Transport;
 use super::tls::{self, UpgradeError};
 use super::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};
 use super::{Endpoint, RdpError};
@@ -73,11 +74,26 @@ pub async fn connect(
 ) -> Result<Handshake, RdpError> {
     let addr = format_addr(&endpoint.host, endpoint.port);
     let stream = dial(endpoint, &addr, options.connect_timeout).await?;
-    let client_addr = stream.local_addr().map_err(|e| RdpError::Unreachable {
-        addr: addr.clone(),
-        port: endpoint.port,
-        detail: e.to_string(),
-    })?;
+    connect_over(Transport::Tcp(stream), endpoint, options, store).await
+}
+
+/// [`connect`] over a transport someone else opened (a tunnel's pipe).
+pub async fn connect_over(
+    stream: Transport,
+    endpoint: &Endpoint,
+    options: &ConnectOptions,
+    store: &TrustStore,
+) -> Result<Handshake, RdpError> {
+    let addr = format_addr(&endpoint.host, endpoint.port);
+    // The Client Info PDU's address is informational; a pipe has none.
+    let client_addr = match &stream {
+        Transport::Tcp(tcp) => tcp.local_addr().map_err(|e| RdpError::Unreachable {
+            addr: addr.clone(),
+            port: endpoint.port,
+            detail: e.to_string(),
+        })?,
+        Transport::Pipe(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
     // Display Control (MS-RDPEDISP) lets the window ask the server to resize the desktop; the
     // graphics pipeline (MS-RDPEGFX) carries H.264 and the other EGFX codecs.
     let mut drdynvc =

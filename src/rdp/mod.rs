@@ -13,12 +13,14 @@ mod ignorable;
 mod liveness;
 mod session;
 mod tls;
+mod transport;
 mod trust;
 
 use std::io::{BufRead as _, IsTerminal as _};
 
 pub use self::config::{Codecs, Security};
-pub use self::connect::{connect, ConnectOptions, Connected, Handshake};
+pub use self::connect::{connect, connect_over, ConnectOptions, Connected, Handshake};
+pub use self::transport::Transport;
 pub use self::error::RdpError;
 pub use self::session::{run_session, Command, FrameSink, Outcome, PointerShape, Session};
 pub use self::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};

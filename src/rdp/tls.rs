@@ -10,7 +10,6 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::net::TcpStream;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
@@ -20,10 +19,11 @@ use tokio_rustls::rustls::{
     self, CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme,
 };
 
+use super::transport::Transport;
 use super::trust::fingerprint;
 
 /// The TLS stream a session runs over.
-pub(super) type Stream = tokio_rustls::client::TlsStream<TcpStream>;
+pub(super) type Stream = tokio_rustls::client::TlsStream<Transport>;
 
 /// What went wrong in the TLS handshake, split by who is at fault.
 #[derive(Debug)]
@@ -41,7 +41,7 @@ pub(super) enum UpgradeError {
 /// about the returned certificate. Either way the peer has proved it holds the certificate's
 /// key before this returns, and not one byte of application data has been sent.
 pub(super) async fn upgrade(
-    stream: TcpStream,
+    stream: Transport,
     host: &str,
     pin: Option<String>,
 ) -> Result<(Stream, CertificateDer<'static>), UpgradeError> {

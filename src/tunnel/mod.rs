@@ -1,7 +1,90 @@
 //! Tunnels in this process: an EC2 Instance Connect Endpoint (EICE) turned into a byte pipe the
 //! RDP session runs over, so that a private instance needs no public address, no local port and
 //! no other tool.
+//!
+//! Knows SigV4 and WebSockets, never ECS or RDP: it gets an endpoint, an address and
+//! credentials, and hands back a pipe.
 
 mod presign;
+mod websocket;
 
-pub use self::presign::{presigned_url, TunnelRequest};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use tokio::io::DuplexStream;
+
+pub use self::presign::{presigned_url, PresignError, TunnelRequest};
+pub use self::websocket::Ended;
+
+/// Where a test (or a proxy) puts the endpoint instead of `wss://<DnsName>`: the SDKs' own
+/// per-service endpoint variable, for service ID "EC2 Instance Connect".
+pub const ENDPOINT_OVERRIDE: &str = "AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT";
+
+/// An EC2 Instance Connect Endpoint, as `DescribeInstanceConnectEndpoints` describes it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub dns_name: String,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+}
+
+/// What can go wrong with the tunnel itself, apart from the RDP inside it.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum TunnelError {
+    #[error("cannot reach the EC2 Instance Connect Endpoint at {host}: {detail}")]
+    Unreachable { host: String, detail: String },
+    #[error(
+        "the EC2 Instance Connect Endpoint refused the tunnel (HTTP {status}{}); check that your \
+         credentials allow `ec2-instance-connect:OpenTunnel` on the endpoint for port 3389 and \
+         that your clock is right",
+        if detail.is_empty() { String::new() } else { format!(": {detail}") }
+    )]
+    Refused { status: u16, detail: String },
+    #[error(
+        "the EC2 Instance Connect Endpoint closed the tunnel (code {code}): {reason}; if it cannot \
+         reach the instance, check that the instance's security group admits TCP 3389 from the \
+         endpoint's security group"
+    )]
+    Closed { code: u16, reason: String },
+    #[error("the EC2 Instance Connect Endpoint broke the protocol: {0}")]
+    Protocol(String),
+    #[error("the tunnel through the EC2 Instance Connect Endpoint broke: {0}")]
+    Broken(String),
+    #[error("cannot get AWS credentials to sign the tunnel: {0}")]
+    Credentials(String),
+    #[error(transparent)]
+    Presign(#[from] PresignError),
+}
+
+/// An open tunnel: the pipe the session runs over, and where its ending is told.
+pub struct Tunnel {
+    pub pipe: DuplexStream,
+    pub ended: Ended,
+}
+
+/// Opens a tunnel through `endpoint` to `request`'s private address, signed with `credentials`
+/// for `region`.
+pub async fn open(
+    endpoint: &Endpoint,
+    request: &TunnelRequest,
+    credentials: &Credentials,
+    region: &str,
+    timeout: Duration,
+) -> Result<Tunnel, TunnelError> {
+    let (scheme, host) = match std::env::var(ENDPOINT_OVERRIDE) {
+        Ok(url) => split_url(&url),
+        Err(_) => ("wss".to_owned(), endpoint.dns_name.clone()),
+    };
+    let url = presigned_url(&scheme, &host, request, credentials, region, SystemTime::now())?;
+    let secure = scheme == "wss";
+    let (pipe, ended) = websocket::open(&url, &host, secure, timeout).await?;
+    Ok(Tunnel { pipe, ended })
+}
+
+/// `ws://host:port/…` → (`ws`, `host:port`).
+fn split_url(url: &str) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("wss", url));
+    let host = rest.split('/').next().unwrap_or(rest);
+    (scheme.to_ascii_lowercase(), host.to_owned())
+}

@@ -19,7 +19,7 @@ const SERVICE: &str = "ec2-instance-connect";
 const VALID_FOR: Duration = Duration::from_secs(60);
 
 /// The request could not be signed (a malformed host or region).
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("cannot sign the tunnel request: {0}")]
 pub struct PresignError(String);
 

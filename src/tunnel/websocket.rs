@@ -1,0 +1,218 @@
+//! The EICE tunnel's wire: a WebSocket (TLS for `wss://`, verified against the system's roots)
+//! whose BINARY frames carry the TCP bytes, at most 65,000 to a frame. A TEXT frame is a protocol
+//! error, a close code other than 1000 carries the service's reason.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tracing::{debug, warn};
+
+use super::TunnelError;
+
+/// The largest BINARY frame the service takes (aws-cli sends no more).
+const MAX_FRAME: usize = 65_000;
+
+/// How many bytes may wait in the pipe between the session and the WebSocket.
+const PIPE_BUFFER: usize = 256 * 1024;
+
+/// Why the pump stopped, once it has; read after the session ended to say why.
+#[derive(Clone, Default)]
+pub struct Ended(Arc<Mutex<Option<TunnelError>>>);
+
+impl Ended {
+    /// The tunnel's own failure, if it failed.
+    pub fn failure(&self) -> Option<TunnelError> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn record(&self, error: TunnelError) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+}
+
+/// Opens the WebSocket at `url` (for `host`, as signed) and returns the session's end of a
+/// byte pipe whose other end the tunnel carries, and where its ending will be told.
+pub async fn open(
+    url: &str,
+    host: &str,
+    secure: bool,
+    timeout: Duration,
+) -> Result<(DuplexStream, Ended), TunnelError> {
+    let unreachable = |detail: String| TunnelError::Unreachable {
+        host: host.to_owned(),
+        detail,
+    };
+    let opened = tokio::time::timeout(timeout, async {
+        let tcp = TcpStream::connect(with_default_port(host, secure))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        tcp.set_nodelay(true).ok();
+        if secure {
+            let name = host.split(':').next().unwrap_or(host).to_owned();
+            let tls = tls_connector()
+                .connect(
+                    ServerName::try_from(name).map_err(|e| unreachable(e.to_string()))?,
+                    tcp,
+                )
+                .await
+                .map_err(|e| unreachable(format!("TLS: {e}")))?;
+            let ws = handshake(url, tls).await?;
+            Ok(spawn(ws))
+        } else {
+            let ws = handshake(url, tcp).await?;
+            Ok(spawn(ws))
+        }
+    })
+    .await;
+    opened.unwrap_or_else(|_| {
+        Err(unreachable(format!(
+            "no answer within {}",
+            humantime::format_duration(timeout)
+        )))
+    })
+}
+
+fn with_default_port(host: &str, secure: bool) -> String {
+    if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:{}", if secure { 443 } else { 80 })
+    }
+}
+
+/// The system's root certificates: the endpoint has a public Amazon certificate.
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    let mut roots = RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        debug!(%error, "a system certificate could not be loaded");
+    }
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        warn!("no system root certificates found; the endpoint's certificate cannot be verified");
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc-rs supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+async fn handshake<S>(
+    url: &str,
+    stream: S,
+) -> Result<tokio_tungstenite::WebSocketStream<S>, TunnelError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match tokio_tungstenite::client_async(url, stream).await {
+        Ok((ws, response)) => {
+            let request_id = response
+                .headers()
+                .get("x-amzn-requestid")
+                .and_then(|v| v.to_str().ok());
+            debug!(?request_id, "tunnel open");
+            Ok(ws)
+        }
+        Err(tungstenite::Error::Http(response)) => Err(TunnelError::Refused {
+            status: response.status().as_u16(),
+            detail: response
+                .body()
+                .as_deref()
+                .map(|body| String::from_utf8_lossy(body).trim().to_owned())
+                .unwrap_or_default(),
+        }),
+        Err(e) => Err(TunnelError::Broken(e.to_string())),
+    }
+}
+
+/// Starts the pump between the WebSocket and a new pipe; returns the pipe's other end.
+fn spawn<S>(ws: tokio_tungstenite::WebSocketStream<S>) -> (DuplexStream, Ended)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (session_end, tunnel_end) = tokio::io::duplex(PIPE_BUFFER);
+    let ended = Ended::default();
+    let told = ended.clone();
+    tokio::spawn(async move {
+        let mut tunnel_end = tunnel_end;
+        match pump(ws, &mut tunnel_end).await {
+            Ok(()) => debug!("tunnel closed"),
+            Err(error) => {
+                debug!(%error, "tunnel failed");
+                told.record(error);
+            }
+        }
+        // Only now does the session see the pipe end: the reason is already there to read.
+        drop(tunnel_end);
+    });
+    (session_end, ended)
+}
+
+/// Carries bytes both ways until either side ends. Dropping the pipe on return tells the
+/// session.
+async fn pump<S>(
+    mut ws: tokio_tungstenite::WebSocketStream<S>,
+    pipe: &mut DuplexStream,
+) -> Result<(), TunnelError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = vec![0; MAX_FRAME];
+    loop {
+        tokio::select! {
+            read = pipe.read(&mut buf) => {
+                let n = read.map_err(|e| TunnelError::Broken(e.to_string()))?;
+                if n == 0 {
+                    // The session is done: a clean close.
+                    let _ = ws
+                        .close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))
+                        .await;
+                    return Ok(());
+                }
+                ws.send(Message::binary(buf[..n].to_vec()))
+                    .await
+                    .map_err(|e| TunnelError::Broken(e.to_string()))?;
+            }
+            message = ws.next() => match message {
+                Some(Ok(Message::Binary(data))) => {
+                    if pipe.write_all(&data).await.is_err() {
+                        // The session has gone; close our side cleanly.
+                        let _ = ws.close(None).await;
+                        return Ok(());
+                    }
+                }
+                Some(Ok(Message::Text(text))) => {
+                    return Err(TunnelError::Protocol(format!(
+                        "a text frame instead of data ({})",
+                        text.as_str().chars().take(200).collect::<String>()
+                    )));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return match frame {
+                        None => Ok(()),
+                        Some(frame) if frame.code == CloseCode::Normal => Ok(()),
+                        Some(frame) => Err(TunnelError::Closed {
+                            code: u16::from(frame.code),
+                            reason: frame.reason.as_str().to_owned(),
+                        }),
+                    };
+                }
+                // Pings are answered by the WebSocket layer itself.
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(TunnelError::Broken(e.to_string())),
+                None => return Err(TunnelError::Broken("the connection ended without a close".into())),
+            },
+        }
+    }
+}
