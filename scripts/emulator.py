@@ -13,10 +13,16 @@ instance without an entry yields "" (AWS: "password not available yet"), as do
 instances without a key pair, non-Windows instances and non-RSA (ed25519) keys,
 which cannot be encrypted to (real EC2 refuses ed25519 keys for Windows AMIs).
 
-Usage: python scripts/emulator.py --passwords FILE [--port N] [--verbose]
-                                  [--exit-with-stdin]
+It also emulates EC2 Instance Connect Endpoints (scripts/eice.py): the two
+API actions moto lacks, and a WebSocket tunnel service that checks each
+presigned URL with botocore's SigV4 and forwards to the servers the --routes
+file names ({"private IP": "127.0.0.1:PORT"}).
+
+Usage: python scripts/emulator.py --passwords FILE [--routes FILE] [--port N]
+                                  [--verbose] [--exit-with-stdin]
 Prints `ecsrdp-emulator listening on http://127.0.0.1:PORT` once ready, then
-serves until SIGTERM/SIGINT.  Request logging is off unless --verbose, so a
+`ecsrdp-emulator eice on ws://127.0.0.1:PORT` (point the client there with
+AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT), then serves until SIGTERM/SIGINT.  Request logging is off unless --verbose, so a
 parent that never drains our stderr can't block the server on a full pipe.
 """
 
@@ -32,6 +38,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from moto.ec2.models.windows import WindowsBackend
 from moto.server import ThreadedMotoServer
+
+import eice
 
 PASSWORDS_FILE = None  # set from --passwords in main()
 
@@ -71,6 +79,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passwords", required=True,
                         help="JSON file of instance ID -> password, written by seed.py")
+    parser.add_argument("--routes", default="/dev/null/none",
+                        help="JSON file of private IP -> host:port for EICE tunnels")
+    parser.add_argument("--tunnel-secret", action="append", default=["testing=testing"],
+                        metavar="KEY=SECRET",
+                        help="an access key the tunnel service accepts, with its secret")
     parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
     parser.add_argument(
@@ -84,6 +97,7 @@ def main() -> None:
     PASSWORDS_FILE = args.passwords
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.ERROR)
     WindowsBackend.get_password_data = get_password_data
+    eice.install_api()
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -95,6 +109,9 @@ def main() -> None:
     server.start()
     host, port = server.get_host_and_port()
     print(f"ecsrdp-emulator listening on http://{host}:{port}", flush=True)
+    secrets = dict(item.split("=", 1) for item in args.tunnel_secret)
+    tunnel_port = eice.start_tunnel_server(args.routes, secrets)
+    print(f"ecsrdp-emulator eice on ws://127.0.0.1:{tunnel_port}", flush=True)
     while not stop.wait(3600):
         pass
     server.stop()

@@ -45,6 +45,10 @@ INSTANCES = {
     "win-nokey": (WINDOWS_AMI, None, "rdp-open", "default"),
     "win-stopped": (WINDOWS_AMI, "kp-pkcs1", "rdp-open", "default"),
     "linux": (LINUX_AMI, "kp-pkcs1", "rdp-open", None),
+    # No public address: reached through the EC2 Instance Connect Endpoint of its VPC.
+    "win-private": (WINDOWS_AMI, "kp-pkcs1", "rdp-from-eice", "default"),
+    # No public address, and no endpoint in its VPC.
+    "win-isolated": (WINDOWS_AMI, "kp-pkcs1", "rdp-isolated", "default"),
 }
 
 
@@ -103,6 +107,39 @@ def create_security_groups(ec2) -> dict[str, str]:
     return groups
 
 
+# Instances in a VPC of their own, by the subnet they are launched in.
+PRIVATE_SUBNETS = {"win-private": "private", "win-isolated": "isolated"}
+
+
+def create_private_networks(ec2, groups: dict[str, str]) -> dict[str, str]:
+    """Two VPCs whose subnets give no public addresses: `private` with an EC2 Instance Connect
+    Endpoint whose security group the instance admits on 3389, `isolated` with none."""
+    subnets = {}
+    for name, cidr in (("private", "10.20"), ("isolated", "10.30")):
+        vpc = ec2.create_vpc(CidrBlock=f"{cidr}.0.0/16")["Vpc"]["VpcId"]
+        subnets[name] = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr}.1.0/24")["Subnet"]["SubnetId"]
+        if name == "private":
+            endpoint_group = ec2.create_security_group(
+                GroupName="eice-endpoint", Description="EC2 Instance Connect Endpoint",
+                VpcId=vpc)["GroupId"]
+            gid = ec2.create_security_group(GroupName="rdp-from-eice", VpcId=vpc,
+                                            Description="TCP 3389 from the endpoint")["GroupId"]
+            ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[{
+                "IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389,
+                "UserIdGroupPairs": [{"GroupId": endpoint_group}]}])
+            groups["rdp-from-eice"] = gid
+            ec2.create_instance_connect_endpoint(SubnetId=subnets[name],
+                                                 SecurityGroupIds=[endpoint_group])
+        else:
+            gid = ec2.create_security_group(GroupName="rdp-isolated", VpcId=vpc,
+                                            Description="TCP 3389 from the VPC")["GroupId"]
+            ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[{
+                "IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389,
+                "IpRanges": [{"CidrIp": f"{cidr}.0.0/16"}]}])
+            groups["rdp-isolated"] = gid
+    return subnets
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", required=True, help="emulator URL")
@@ -131,6 +168,7 @@ def main() -> None:
     args.keys_dir.mkdir(parents=True, exist_ok=True)
     cluster_arn = ecs.create_cluster(clusterName=CLUSTER)["cluster"]["clusterArn"]
     groups = create_security_groups(ec2)
+    subnets = create_private_networks(ec2, groups)
     key_files = create_key_pairs(ec2, args.keys_dir)
 
     passwords, ids = {}, {}
@@ -143,6 +181,8 @@ def main() -> None:
                    TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
         if key_name:
             run["KeyName"] = key_name
+        if name in PRIVATE_SUBNETS:
+            run["SubnetId"] = subnets[PRIVATE_SUBNETS[name]]
         reservation = ec2.run_instances(**run)
         instance = reservation["Instances"][0]
         ids[name] = instance["InstanceId"]

@@ -144,9 +144,8 @@ async fn choose_path(aws: &Aws, resolved: &mut Resolved, args: &AwsArgs) -> Resu
         TunnelChoice::Eice => true,
         TunnelChoice::Auto => false,
     };
-    let open_to_us = |r: &Resolved| {
-        r.address.is_some() && r.checks.iter().all(|c| c.name != "rdp_port" || c.ok)
-    };
+    let open_to_us =
+        |r: &Resolved| r.address.is_some() && r.checks.iter().all(|c| c.name != "rdp_port" || c.ok);
     if !forced && open_to_us(resolved) {
         return Ok(Path::Direct);
     }
@@ -175,8 +174,15 @@ async fn choose_path(aws: &Aws, resolved: &mut Resolved, args: &AwsArgs) -> Resu
         }
         let subnet = resolved.subnet_id.as_deref().unwrap_or("<subnet-id>");
         return Err(Error::Prerequisite(format!(
-            "instance {id} has no public address {}and its VPC {vpc_id} has no EC2 Instance              Connect Endpoint. Create one (free) with `aws ec2 create-instance-connect-endpoint              --subnet-id {subnet} --security-group-ids <sg-id>` and let that security group reach              the instance on TCP 3389, or come through your own tunnel with --via",
-            if resolved.address.is_some() { "open to TCP 3389 " } else { "" }
+            "instance {id} has no public address {}and its VPC {vpc_id} has no EC2 Instance \
+             Connect Endpoint. Create one (free) with `aws ec2 create-instance-connect-endpoint \
+             --subnet-id {subnet} --security-group-ids <sg-id>` and let that security group reach \
+             the instance on TCP 3389, or come through your own tunnel with --via",
+            if resolved.address.is_some() {
+                "open to TCP 3389 "
+            } else {
+                ""
+            }
         )));
     };
     let Some(private_ip) = resolved.private_ip.clone() else {
@@ -186,8 +192,14 @@ async fn choose_path(aws: &Aws, resolved: &mut Resolved, args: &AwsArgs) -> Resu
     };
     resolved.address = Some(private_ip);
     resolved.tunnel = Some(endpoint.clone());
-    resolved.checks.retain(|c| c.name != "address" && c.name != "rdp_port");
-    resolved.checks.push(aws::eice_reaches_instance(&id, &endpoint, &resolved.security_groups));
+    resolved
+        .checks
+        .retain(|c| c.name != "address" && c.name != "rdp_port");
+    resolved.checks.push(aws::eice_reaches_instance(
+        &id,
+        &endpoint,
+        &resolved.security_groups,
+    ));
     Ok(Path::Eice(endpoint))
 }
 

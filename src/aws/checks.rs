@@ -203,7 +203,9 @@ pub fn eice_reaches_instance(
     groups: &[SecurityGroup],
 ) -> Check {
     let admitted = groups.iter().flat_map(|g| &g.rdp_sources).any(|source| {
-        endpoint.security_group_ids.contains(source) || is_inside_vpc(source) || source == "0.0.0.0/0"
+        endpoint.security_group_ids.contains(source)
+            || is_inside_vpc(source)
+            || source == "0.0.0.0/0"
     });
     if admitted {
         return Check::pass("eice_port", false);
@@ -217,7 +219,10 @@ pub fn eice_reaches_instance(
         "eice_port",
         false,
         format!(
-            "no security group of instance {id} admits TCP {RDP_PORT} from EC2 Instance Connect              Endpoint {} (security group {endpoint_group}); add a rule with `aws ec2              authorize-security-group-ingress --group-id {instance_group} --protocol tcp --port              {RDP_PORT} --source-group {endpoint_group}`",
+            "no security group of instance {id} admits TCP {RDP_PORT} from EC2 Instance Connect \
+             Endpoint {} (security group {endpoint_group}); add a rule with `aws ec2 \
+             authorize-security-group-ingress --group-id {instance_group} --protocol tcp --port \
+             {RDP_PORT} --source-group {endpoint_group}`",
             endpoint.id
         ),
     )

@@ -64,16 +64,13 @@ impl Aws {
             .config
             .credentials_provider()
             .ok_or(AwsError::NoCredentials)?;
-        provider
-            .provide_credentials()
-            .await
-            .map_err(|e| match e {
-                aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_) => {
-                    AwsError::NoCredentials
-                }
-                other => AwsError::BadCredentials(
-                    aws_smithy_types::error::display::DisplayErrorContext(&other).to_string(),
-                ),
-            })
+        provider.provide_credentials().await.map_err(|e| match e {
+            aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_) => {
+                AwsError::NoCredentials
+            }
+            other => AwsError::BadCredentials(
+                aws_smithy_types::error::display::DisplayErrorContext(&other).to_string(),
+            ),
+        })
     }
 }

@@ -27,8 +27,8 @@ pub use super::config::ConnectOptions;
 use super::config::{connector_config, Codecs, Security};
 use super::graphics;
 pub(super) use super::tls::Stream;
-use super::transport::Transport;
 use super::tls::{self, UpgradeError};
+use super::transport::Transport;
 use super::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};
 use super::{Endpoint, RdpError};
 

@@ -76,7 +76,14 @@ pub async fn open(
         Ok(url) => split_url(&url),
         Err(_) => ("wss".to_owned(), endpoint.dns_name.clone()),
     };
-    let url = presigned_url(&scheme, &host, request, credentials, region, SystemTime::now())?;
+    let url = presigned_url(
+        &scheme,
+        &host,
+        request,
+        credentials,
+        region,
+        SystemTime::now(),
+    )?;
     let secure = scheme == "wss";
     let (pipe, ended) = websocket::open(&url, &host, secure, timeout).await?;
     Ok(Tunnel { pipe, ended })

@@ -30,7 +30,10 @@ pub struct Ended(Arc<Mutex<Option<TunnelError>>>);
 impl Ended {
     /// The tunnel's own failure, if it failed.
     pub fn failure(&self) -> Option<TunnelError> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn record(&self, error: TunnelError) {
@@ -126,13 +129,28 @@ where
         }
         Err(tungstenite::Error::Http(response)) => Err(TunnelError::Refused {
             status: response.status().as_u16(),
-            detail: response
-                .body()
-                .as_deref()
-                .map(|body| String::from_utf8_lossy(body).trim().to_owned())
-                .unwrap_or_default(),
+            detail: response.body().as_deref().map(refusal).unwrap_or_default(),
         }),
         Err(e) => Err(TunnelError::Broken(e.to_string())),
+    }
+}
+
+/// The service's reason for a refusal: `{"ErrorCode": …, "Message": …}` as "code: message",
+/// anything else as it came (cut short).
+fn refusal(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Reason {
+        error_code: String,
+        message: String,
+    }
+    match serde_json::from_slice::<Reason>(body) {
+        Ok(reason) => format!("{}: {}", reason.error_code, reason.message),
+        Err(_) => String::from_utf8_lossy(body)
+            .trim()
+            .chars()
+            .take(300)
+            .collect(),
     }
 }
 
