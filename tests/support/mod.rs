@@ -28,6 +28,10 @@ pub fn python() -> PathBuf {
 /// A running emulator, seeded; it exits when this process does (its stdin closes).
 pub struct Emulator {
     pub endpoint: String,
+    /// Its EC2 Instance Connect Endpoint tunnel service (`ws://…`).
+    pub eice: String,
+    /// Private IP -> `127.0.0.1:port` for tunnels, in `keys`.
+    pub routes: PathBuf,
     /// The emulator's out-of-band passwords (instance ID -> password), in `keys`.
     pub passwords: PathBuf,
     pub seed: Value,
@@ -47,28 +51,35 @@ impl Emulator {
     pub fn start() -> Emulator {
         let keys = tempfile::tempdir().expect("keys dir");
         let passwords = keys.path().join("passwords.json");
+        let routes = keys.path().join("routes.json");
         let mut child = Command::new(python())
             .arg(repo().join("scripts/emulator.py"))
             .arg("--exit-with-stdin")
             .arg("--passwords")
             .arg(&passwords)
+            .arg("--routes")
+            .arg(&routes)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start scripts/emulator.py (run .ci/run or scripts/setup to make .venv)");
         let stdin = child.stdin.take().expect("piped stdin");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("emulator banner");
-        let endpoint = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .expect("endpoint in banner")
-            .to_owned();
-        assert!(endpoint.starts_with("http://127.0.0.1:"), "banner: {line}");
+        let mut banner = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut read_url = |scheme: &str| {
+            let mut line = String::new();
+            banner.read_line(&mut line).expect("emulator banner");
+            let url = line
+                .trim()
+                .rsplit(' ')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(url.starts_with(scheme), "banner: {line}");
+            url
+        };
+        let endpoint = read_url("http://127.0.0.1:");
+        let eice = read_url("ws://127.0.0.1:");
         let output = Command::new(python())
             .arg(repo().join("scripts/seed.py"))
             .args(["--endpoint", &endpoint, "--keys-dir"])
@@ -85,6 +96,8 @@ impl Emulator {
         let seed = serde_json::from_slice(&output.stdout).expect("seed JSON");
         Emulator {
             endpoint,
+            eice,
+            routes,
             passwords,
             seed,
             keys,
@@ -102,6 +115,21 @@ impl Emulator {
         let temp = self.passwords.with_extension("new");
         std::fs::write(&temp, serde_json::to_vec(&stored).unwrap()).expect("write passwords");
         std::fs::rename(&temp, &self.passwords).expect("replace passwords");
+    }
+
+    /// Sends tunnels to instance `name`'s private address on to `port` on this machine.
+    pub fn set_route(&self, name: &str, port: u16) {
+        let mut stored: serde_json::Map<String, Value> = std::fs::read(&self.routes)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        stored.insert(
+            self.field(name, "private_ip"),
+            format!("127.0.0.1:{port}").into(),
+        );
+        let temp = self.routes.with_extension("new");
+        std::fs::write(&temp, serde_json::to_vec(&stored).unwrap()).expect("write routes");
+        std::fs::rename(&temp, &self.routes).expect("replace routes");
     }
 
     pub fn instance(&self, name: &str) -> &Value {
@@ -123,7 +151,9 @@ impl Emulator {
     /// The `ecsrdp` binary pointed at this emulator, with an empty home and trust store.
     pub fn ecsrdp(&self, home: &Path) -> Command {
         let mut command = ecsrdp(home);
-        command.env("AWS_ENDPOINT_URL", &self.endpoint);
+        command
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT", &self.eice);
         command
     }
 

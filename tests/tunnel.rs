@@ -1,0 +1,126 @@
+//! Private instances through an EC2 Instance Connect Endpoint, as the README describes: the
+//! emulator holds an instance with no public address in a VPC with an endpoint, and answers
+//! `DescribeInstanceConnectEndpoints`; its tunnel service checks each presigned URL with
+//! botocore's SigV4 and forwards to FreeRDP's shadow server standing in for the instance.
+//! `ecsrdp <cluster>/<instance>` and nothing else reaches the desktop.
+
+mod support;
+
+use support::{read_png, Emulator, Run, Shadow, Xvfb};
+
+const PRIVATE: &str = "win-private";
+
+/// `ecsrdp demo/<instance>` with the instance's key, headless.
+fn ecsrdp(emu: &Emulator, home: &std::path::Path, name: &str) -> std::process::Command {
+    let mut command = emu.ecsrdp(home);
+    command
+        .arg(emu.target(name))
+        .args(["--key", &emu.field(name, "key_file")])
+        .args(["--headless", "--trust-new", "--exit-after", "2s"]);
+    command
+}
+
+#[test]
+fn a_private_instance_is_reached_through_its_vpc_endpoint() {
+    let emu = Emulator::shared();
+    let xvfb = Xvfb::start(800, 600);
+    let password = emu.field(PRIVATE, "password");
+    let shadow = Shadow::start(&xvfb, "nla", "Administrator", &password);
+    xvfb.run("xsetroot", &["-solid", "#2060c0"]);
+    emu.set_route(PRIVATE, shadow.port);
+    let home = tempfile::tempdir().unwrap();
+    let png = home.path().join("out.png");
+    let run = Run::of(
+        ecsrdp(emu, home.path(), PRIVATE)
+            .args(["--snapshot", png.to_str().unwrap()])
+            .env("RUST_LOG", "ecsrdp=info"),
+    );
+    run.succeeds();
+    assert!(
+        run.stderr
+            .contains("opening a tunnel through the EC2 Instance Connect Endpoint"),
+        "{}",
+        run.stderr
+    );
+    let (w, h, pixels) = read_png(&png);
+    assert_eq!((w, h), (800, 600));
+    let blue = pixels
+        .chunks_exact(3)
+        .filter(|p| {
+            p.iter()
+                .zip([0x20u8, 0x60, 0xc0])
+                .all(|(&a, b)| a.abs_diff(b) <= 8)
+        })
+        .count();
+    assert!(
+        blue * 100 > pixels.len() / 3 * 99,
+        "{blue} pixels of the instance's desktop"
+    );
+}
+
+#[test]
+fn resolve_shows_the_endpoint_and_its_checks() {
+    let emu = Emulator::shared();
+    let home = tempfile::tempdir().unwrap();
+    let run = Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", &emu.target(PRIVATE)]),
+    );
+    run.succeeds();
+    let private_ip = emu.field(PRIVATE, "private_ip");
+    assert!(
+        run.stdout
+            .contains(&format!("connects to         {private_ip}:3389")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("through             EC2 Instance Connect Endpoint eice-"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("ok   eice_port"), "{}", run.stdout);
+}
+
+#[test]
+fn a_private_instance_without_an_endpoint_says_how_to_make_one() {
+    let emu = Emulator::shared();
+    let home = tempfile::tempdir().unwrap();
+    Run::of(&mut ecsrdp(emu, home.path(), "win-isolated")).fails(
+        3,
+        "aws ec2 create-instance-connect-endpoint --subnet-id subnet-",
+    );
+}
+
+#[test]
+fn forcing_the_endpoint_path_where_the_vpc_has_none_is_refused() {
+    let emu = Emulator::shared();
+    let home = tempfile::tempdir().unwrap();
+    Run::of(ecsrdp(emu, home.path(), "win-pkcs1").args(["--tunnel", "eice"]))
+        .fails(3, "has no EC2 Instance Connect Endpoint");
+}
+
+/// Credentials the tunnel service does not accept (here a wrong secret; AWS also refuses an
+/// expired URL or a caller without `ec2-instance-connect:OpenTunnel`): refused before the
+/// upgrade, and the service's reason is shown.
+#[test]
+fn a_refused_signature_is_a_clear_network_error() {
+    let emu = Emulator::shared();
+    let home = tempfile::tempdir().unwrap();
+    Run::of(ecsrdp(emu, home.path(), PRIVATE).env("AWS_SECRET_ACCESS_KEY", "not-the-secret"))
+        .fails(5, "refused the tunnel (HTTP 403: SignatureDoesNotMatch");
+}
+
+/// The endpoint cannot reach the instance (stopped, or a security group in the way): the
+/// service accepts the tunnel, then closes it with its reason.
+#[test]
+fn an_endpoint_that_cannot_reach_the_instance_says_so() {
+    let emu = Emulator::start();
+    let home = tempfile::tempdir().unwrap();
+    // No route: the service's connection to the private address fails.
+    Run::of(&mut ecsrdp(&emu, home.path(), PRIVATE)).fails(
+        5,
+        "closed the tunnel (code 1011): Unable to connect to target",
+    );
+}
