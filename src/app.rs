@@ -31,6 +31,14 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             runtime.block_on(resolve(&target, &aws, json))
         }
         Some(Command::Password { target, aws }) => runtime.block_on(password(&target, &aws)),
+        Some(Command::Tunnel {
+            target,
+            local_port,
+            mut aws,
+        }) => {
+            aws.tunnel = TunnelChoice::Eice;
+            runtime.block_on(serve_tunnel(&target, &aws, local_port))
+        }
         Some(Command::Direct {
             server,
             user,
@@ -292,6 +300,70 @@ fn write_resolved(out: &mut impl std::io::Write, r: &Resolved) -> std::io::Resul
         }
     }
     Ok(())
+}
+
+/// `ecsrdp tunnel`: the instance's EICE tunnel on a local port. Every connection to the port
+/// gets a tunnel of its own, signed afresh (a presigned URL lives 60 s).
+async fn serve_tunnel(target: &Target, args: &AwsArgs, local_port: u16) -> Result<ExitCode, Error> {
+    let (aws, mut located) = locate(target, args, false).await?;
+    let Path::Eice(endpoint) = choose_path(&aws, &mut located.resolved, args).await? else {
+        return Err(Error::Usage(
+            "`ecsrdp tunnel` opens an EC2 Instance Connect Endpoint tunnel; --via names a              tunnel of your own, so there is nothing to open"
+                .into(),
+        ));
+    };
+    let resolved = located.resolved;
+    for warning in resolved.warnings() {
+        eprintln!("ecsrdp: warning: {warning}");
+    }
+    let request = tunnel::TunnelRequest {
+        endpoint_id: endpoint.id.clone(),
+        private_ip: resolved.address.clone().unwrap_or_default(),
+        remote_port: resolved.port,
+        max_duration: None,
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", local_port))
+        .await
+        .map_err(|source| Error::Io {
+            what: format!("cannot listen on 127.0.0.1:{local_port}"),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| Error::Io {
+        what: "cannot read the local address".into(),
+        source,
+    })?;
+    write_stdout(&format!(
+        "Tunnel to {} ({}:{}) through EC2 Instance Connect Endpoint {} is open.
+         Connect your RDP client to {local} as {}; the password: `ecsrdp password {target}`.
+         Press Ctrl-C to close it.
+",
+        resolved.ec2_instance_id, request.private_ip, request.remote_port, endpoint.id, args.user,
+    ))?;
+    let region = aws.region();
+    loop {
+        let (mut client, peer) = tokio::select! {
+            accepted = listener.accept() => accepted.map_err(|source| Error::Io {
+                what: "cannot accept a connection".into(),
+                source,
+            })?,
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        };
+        info!(%peer, "opening a tunnel for a local client");
+        let credentials = aws.credentials().await?;
+        let (endpoint, request, region) = (endpoint.clone(), request.clone(), region.clone());
+        tokio::spawn(async move {
+            let timeout = std::time::Duration::from_secs(15);
+            match tunnel::open(&endpoint, &request, &credentials, &region, timeout).await {
+                Ok(mut tunnel) => {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut tunnel.pipe).await;
+                    if let Some(error) = tunnel.ended.failure() {
+                        eprintln!("ecsrdp: {error}");
+                    }
+                }
+                Err(error) => eprintln!("ecsrdp: {error}"),
+            }
+        });
+    }
 }
 
 /// `ecsrdp password`: the password alone on stdout, for pipes; warnings on stderr.

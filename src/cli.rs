@@ -64,6 +64,17 @@ pub enum Command {
         #[command(flatten)]
         aws: AwsArgs,
     },
+    /// Open the instance's EC2 Instance Connect Endpoint tunnel on a local port, for another
+    /// RDP client; runs until Ctrl-C
+    Tunnel {
+        #[arg(value_name = "CLUSTER/INSTANCE")]
+        target: Target,
+        /// The local port to listen on, on 127.0.0.1 (0: any free port)
+        #[arg(long, default_value_t = 0, value_name = "PORT")]
+        local_port: u16,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
     /// Connect to any RDP server, without AWS
     Direct {
         /// The server, `HOST[:PORT]` (port 3389 by default)

@@ -124,3 +124,62 @@ fn an_endpoint_that_cannot_reach_the_instance_says_so() {
         "closed the tunnel (code 1011): Unable to connect to target",
     );
 }
+
+/// `ecsrdp tunnel` puts the same tunnel on a local port for another RDP client; here that
+/// client is `ecsrdp direct`, and the desktop arrives through it.
+#[test]
+fn the_tunnel_serves_another_client_on_a_local_port() {
+    use std::io::{BufRead as _, BufReader};
+    let emu = Emulator::start();
+    let xvfb = Xvfb::start(640, 480);
+    let password = emu.field(PRIVATE, "password");
+    let shadow = Shadow::start(&xvfb, "nla", "Administrator", &password);
+    xvfb.run("xsetroot", &["-solid", "#c04020"]);
+    emu.set_route(PRIVATE, shadow.port);
+    let home = tempfile::tempdir().unwrap();
+    let mut tunnel = support::Daemon(
+        emu.ecsrdp(home.path())
+            .args(["tunnel", &emu.target(PRIVATE), "--local-port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start ecsrdp tunnel"),
+    );
+    let mut banner = String::new();
+    let mut lines = BufReader::new(tunnel.0.stdout.take().unwrap());
+    lines.read_line(&mut banner).unwrap();
+    lines.read_line(&mut banner).unwrap();
+    let local = banner
+        .split_whitespace()
+        .find(|word| word.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no local address in {banner:?}"))
+        .to_owned();
+    assert!(
+        banner.contains("through EC2 Instance Connect Endpoint eice-"),
+        "{banner}"
+    );
+
+    let png = home.path().join("out.png");
+    // Twice: each connection gets a tunnel of its own.
+    for _ in 0..2 {
+        let mut direct = support::ecsrdp(home.path());
+        direct
+            .args(["direct", &local, "--password-stdin", "--security", "nla"])
+            .args(["--headless", "--trust-new", "--exit-after", "2s"])
+            .args(["--snapshot", png.to_str().unwrap()]);
+        Run::with_stdin(&mut direct, Some(&format!("{password}\n"))).succeeds();
+    }
+    let (_, _, pixels) = read_png(&png);
+    let red = pixels
+        .chunks_exact(3)
+        .filter(|p| {
+            p.iter()
+                .zip([0xc0u8, 0x40, 0x20])
+                .all(|(&a, b)| a.abs_diff(b) <= 8)
+        })
+        .count();
+    assert!(
+        red * 100 > pixels.len() / 3 * 99,
+        "{red} pixels of the desktop"
+    );
+}
