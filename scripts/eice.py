@@ -121,8 +121,9 @@ class Refusal(Exception):
         self.code = code
 
 
-def check_request(host: str, path: str) -> tuple[dict, str, int]:
-    """The endpoint, private IP and port a presigned request opens, or Refusal."""
+def check_request(host: str, path: str) -> tuple[dict, str, int, int]:
+    """The endpoint, private IP, port and duration limit a presigned request opens, or
+    Refusal."""
     parts = urlsplit(path)
     if parts.path != "/openTunnel":
         raise Refusal("InvalidAction", f"unknown path {parts.path}")
@@ -164,7 +165,13 @@ def check_request(host: str, path: str) -> tuple[dict, str, int]:
     if port not in (22, 3389):
         raise Refusal("InvalidParameter", "The specified RemotePort is not valid. Specify "
                       "either 22 or 3389 as the RemotePort and retry your request.")
-    return endpoint, params.get("privateIpAddress", ""), port
+    try:
+        limit = int(params.get("maxTunnelDuration", "3600"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 3600:
+        raise Refusal("InvalidParameter", "maxTunnelDuration must be between 1 and 3600")
+    return endpoint, params.get("privateIpAddress", ""), port, limit
 
 
 def route(private_ip: str) -> tuple[str, int] | None:
@@ -189,7 +196,7 @@ async def process_request(connection, request):
 
 
 async def tunnel(ws) -> None:
-    _endpoint, private_ip, _port = ws.opened
+    _endpoint, private_ip, _port, limit = ws.opened
     target = route(private_ip)
     try:
         if target is None:
@@ -216,7 +223,9 @@ async def tunnel(ws) -> None:
         await ws.close(1000, "target closed the connection")
 
     tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait(tasks, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+    if not done:  # the tunnel's maximum duration: the service ends it
+        await ws.close(1000, "maximum tunnel duration reached")
     for task in tasks:
         task.cancel()
     writer.close()

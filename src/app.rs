@@ -320,7 +320,7 @@ async fn serve_tunnel(target: &Target, args: &AwsArgs, local_port: u16) -> Resul
         endpoint_id: endpoint.id.clone(),
         private_ip: resolved.address.clone().unwrap_or_default(),
         remote_port: resolved.port,
-        max_duration: None,
+        max_duration: args.tunnel_duration,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", local_port))
         .await
@@ -464,7 +464,7 @@ async fn aws_endpoint(
                 endpoint_id: endpoint.id.clone(),
                 private_ip: host.clone(),
                 remote_port: port,
-                max_duration: None,
+                max_duration: args.tunnel_duration,
             };
             let credentials = aws.credentials().await?;
             Some(tunnel::open(&endpoint, &request, &credentials, &aws.region(), timeout).await?)

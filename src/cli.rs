@@ -139,6 +139,10 @@ pub struct AwsArgs {
     /// else an EC2 Instance Connect Endpoint of its VPC; `eice` and `direct` force one
     #[arg(long, value_enum, default_value_t = TunnelChoice::Auto)]
     pub tunnel: TunnelChoice,
+    /// How long an EC2 Instance Connect Endpoint tunnel may last (1s to 1h, the service's
+    /// default and limit; an IAM policy may allow less)
+    #[arg(long, value_name = "DURATION", value_parser = parse_tunnel_duration)]
+    pub tunnel_duration: Option<Duration>,
     /// Wait until the password is ready (AWS takes up to 15 minutes after launch); an optional
     /// duration such as 20m limits the wait
     #[arg(
@@ -153,6 +157,14 @@ pub struct AwsArgs {
     /// How often --wait asks AWS
     #[arg(long, hide = true, default_value = "10s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
+}
+
+fn parse_tunnel_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration < Duration::from_secs(1) || duration > Duration::from_secs(3600) {
+        return Err("a tunnel lasts from 1s to 1h".into());
+    }
+    Ok(Duration::from_secs(duration.as_secs()))
 }
 
 /// The path to the instance.

@@ -15,7 +15,15 @@ use crate::rdp::{
     connect, connect_over, Codecs, ConnectOptions, Endpoint, Handshake, Outcome, RdpError,
     Security, Session, Transport, TrustStore,
 };
-use crate::tunnel::{Ended, Tunnel};
+use crate::tunnel::{Tunnel, TunnelError};
+
+/// How early before its end a tunnel that closes counts as having run out of time.
+const EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A duration measured a little short of whole seconds, as the user asked for it.
+fn round_up(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(d.as_secs_f64().round() as u64)
+}
 use crate::window::{Display, Scale, WindowOptions};
 
 /// The desktop size when neither `--size` nor a window says otherwise.
@@ -28,10 +36,20 @@ pub fn run(
     tunnel: Option<Tunnel>,
     args: &SessionArgs,
 ) -> Result<ExitCode, Error> {
-    // A session through a tunnel that failed reports the tunnel's reason, not the RDP symptom.
-    let ended = tunnel.as_ref().map(|t| t.ended.clone());
-    let blame_tunnel = |error: Error| match (&error, ended.as_ref().and_then(Ended::failure)) {
-        (Error::Rdp(_), Some(cause)) => Error::Tunnel(cause),
+    // A session through a tunnel that failed reports the tunnel's reason, not the RDP symptom;
+    // one that reached the tunnel's maximum duration says so.
+    let ended = tunnel
+        .as_ref()
+        .map(|t| (t.ended.clone(), t.expires, t.expires - Instant::now()));
+    let blame_tunnel = |error: Error| match (&error, &ended) {
+        (Error::Rdp(_), Some((ended, expires, limit))) => match ended.failure() {
+            Some(cause) => Error::Tunnel(cause),
+            // The service's clock and ours differ by the handshake's time at most.
+            None if Instant::now() + EXPIRY_SLACK >= *expires => {
+                Error::Tunnel(TunnelError::Expired(round_up(*limit)))
+            }
+            None => error,
+        },
         _ => error,
     };
     run_session(runtime, endpoint, tunnel, args).map_err(blame_tunnel)

@@ -183,3 +183,25 @@ fn the_tunnel_serves_another_client_on_a_local_port() {
         "{red} pixels of the desktop"
     );
 }
+
+/// A tunnel ends at its maximum duration (the service's limit is an hour; here 4 s): the user
+/// is told that, not that the server dropped the connection.
+#[test]
+fn a_tunnel_at_its_maximum_duration_says_so() {
+    let emu = Emulator::start();
+    let xvfb = Xvfb::start(640, 480);
+    let password = emu.field(PRIVATE, "password");
+    let shadow = Shadow::start(&xvfb, "nla", "Administrator", &password);
+    emu.set_route(PRIVATE, shadow.port);
+    let home = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    Run::of(
+        emu.ecsrdp(home.path())
+            .arg(emu.target(PRIVATE))
+            .args(["--key", &emu.field(PRIVATE, "key_file")])
+            .args(["--headless", "--trust-new", "--exit-after", "30s"])
+            .args(["--tunnel-duration", "4s"]),
+    )
+    .fails(5, "ended the tunnel at its maximum duration (4s)");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}

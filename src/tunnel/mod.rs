@@ -49,6 +49,12 @@ pub enum TunnelError {
     Closed { code: u16, reason: String },
     #[error("the EC2 Instance Connect Endpoint broke the protocol: {0}")]
     Protocol(String),
+    #[error(
+        "the EC2 Instance Connect Endpoint ended the tunnel at its maximum duration ({}); connect \
+         again (--tunnel-duration sets it, up to 1h)",
+        humantime::format_duration(*.0)
+    )]
+    Expired(Duration),
     #[error("the tunnel through the EC2 Instance Connect Endpoint broke: {0}")]
     Broken(String),
     #[error("cannot get AWS credentials to sign the tunnel: {0}")]
@@ -61,7 +67,12 @@ pub enum TunnelError {
 pub struct Tunnel {
     pub pipe: DuplexStream,
     pub ended: Ended,
+    /// When the service will end it (its maximum duration from opening).
+    pub expires: std::time::Instant,
 }
+
+/// The longest tunnel the service grants, and its default.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 
 /// Opens a tunnel through `endpoint` to `request`'s private address, signed with `credentials`
 /// for `region`.
@@ -85,8 +96,13 @@ pub async fn open(
         SystemTime::now(),
     )?;
     let secure = scheme == "wss";
+    let opened = std::time::Instant::now();
     let (pipe, ended) = websocket::open(&url, &host, secure, timeout).await?;
-    Ok(Tunnel { pipe, ended })
+    Ok(Tunnel {
+        pipe,
+        ended,
+        expires: opened + request.max_duration.unwrap_or(MAX_DURATION),
+    })
 }
 
 /// `ws://host:port/…` → (`ws`, `host:port`).
