@@ -13,7 +13,9 @@ instance without an entry yields "" (AWS: "password not available yet"), as do
 instances without a key pair, non-Windows instances and non-RSA (ed25519) keys,
 which cannot be encrypted to (real EC2 refuses ed25519 keys for Windows AMIs).
 
-It also emulates EC2 Instance Connect Endpoints (scripts/eice.py): the two
+ECS and EC2 are made as strict as AWS where moto is not (scripts/strict.py):
+paged ListContainerInstances with its `filter`, at most 100 instances per
+DescribeContainerInstances, at most 200 values in a DescribeInstances filter.  It also emulates EC2 Instance Connect Endpoints (scripts/eice.py): the two
 API actions moto lacks, and a WebSocket tunnel service that checks each
 presigned URL with botocore's SigV4 and forwards to the servers the --routes
 file names ({"private IP": "127.0.0.1:PORT"}).
@@ -39,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from moto.ec2.models.windows import WindowsBackend
 from moto.server import ThreadedMotoServer
 
+import strict
 import eice
 
 PASSWORDS_FILE = None  # set from --passwords in main()
@@ -98,6 +101,7 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.ERROR)
     WindowsBackend.get_password_data = get_password_data
     eice.install_api()
+    strict.install()
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -67,7 +67,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 "give `<cluster>/<instance>` to connect or `<cluster>` to list; see --help".into(),
             )),
             Some(target @ Target { instance: None, .. }) => {
-                runtime.block_on(list(&target.cluster, &args.aws))
+                runtime.block_on(list(&target, &args.aws))
             }
             Some(target) => {
                 let timeout = args.session.connect_timeout;
@@ -79,6 +79,18 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 crate::launch::run(runtime, endpoint, tunnel, &session)
             }
         },
+    }
+}
+
+/// The region to ask: the one an ARN in the target names (a cluster lives in one region,
+/// whatever the default), else `--region`, else the standard chain's.
+fn region<'a>(target: &'a Target, args: &'a AwsArgs) -> Result<Option<&'a str>, Error> {
+    match (target.region(), args.region.as_deref()) {
+        (Some(arn), Some(flag)) if arn != flag => Err(Error::Usage(format!(
+            "the ARN in `{target}` is in region {arn} but --region says {flag}; drop --region,              the ARN decides"
+        ))),
+        (Some(arn), _) => Ok(Some(arn)),
+        (None, flag) => Ok(flag),
     }
 }
 
@@ -94,7 +106,7 @@ async fn locate(
     with_password: bool,
 ) -> Result<(Aws, Located), Error> {
     let instance = target.require_instance()?;
-    let aws = Aws::load(args.profile.as_deref(), args.region.as_deref()).await?;
+    let aws = Aws::load(args.profile.as_deref(), region(target, args)?).await?;
     let (arn, ec2_id) = aws::ec2_instance_id(&aws, &target.cluster, instance).await?;
     info!(container_instance = %arn, ec2_instance = %ec2_id, "found the container instance");
     let choice = if args.private {
@@ -484,8 +496,9 @@ async fn aws_endpoint(
 }
 
 /// `ecsrdp <cluster>`: a table of the cluster's container instances.
-async fn list(cluster: &str, args: &AwsArgs) -> Result<ExitCode, Error> {
-    let aws = Aws::load(args.profile.as_deref(), args.region.as_deref()).await?;
+async fn list(target: &Target, args: &AwsArgs) -> Result<ExitCode, Error> {
+    let cluster = target.cluster.as_str();
+    let aws = Aws::load(args.profile.as_deref(), region(target, args)?).await?;
     let rows = aws::list(&aws, cluster).await?;
     let mut text = String::new();
     if rows.is_empty() {

@@ -47,6 +47,21 @@ pub enum TargetError {
 }
 
 impl Target {
+    /// The region an ARN in the target names: a cluster lives in one region, whatever the
+    /// default.
+    pub fn region(&self) -> Option<&str> {
+        let instance = match &self.instance {
+            Some(InstanceRef::ContainerInstanceArn(arn)) => Some(arn.as_str()),
+            _ => None,
+        };
+        [Some(self.cluster.as_str()), instance]
+            .into_iter()
+            .flatten()
+            .filter(|text| text.starts_with("arn:"))
+            // arn:partition:service:region:account:resource
+            .find_map(|arn| arn.split(':').nth(3).filter(|r| !r.is_empty()))
+    }
+
     /// The instance, or an error explaining that this command needs one.
     pub fn require_instance(&self) -> Result<&InstanceRef, TargetError> {
         self.instance
@@ -238,6 +253,15 @@ mod tests {
             t.instance,
             Some(InstanceRef::ContainerInstanceArn(arn.into()))
         );
+    }
+
+    #[test]
+    fn an_arn_names_the_region() {
+        let arn = "arn:aws:ecs:eu-west-3:123456789012:container-instance/prod/0123abcd";
+        assert_eq!(target(arn).unwrap().region(), Some("eu-west-3"));
+        let cluster = "arn:aws:ecs:ap-south-1:123456789012:cluster/prod/i-0abc";
+        assert_eq!(target(cluster).unwrap().region(), Some("ap-south-1"));
+        assert_eq!(target("prod/i-0abc").unwrap().region(), None);
     }
 
     #[test]

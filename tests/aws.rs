@@ -46,6 +46,70 @@ fn list_of_unknown_cluster_says_so() {
     Run::of(emu.ecsrdp(home.path()).arg("nope")).fails(3, "cluster `nope` was not found");
 }
 
+/// A cluster of 250 container instances, with the emulator as strict as AWS (ListContainerInstances
+/// pages of 100, DescribeContainerInstances of at most 100, at most 200 values in an EC2 filter):
+/// the listing shows every one, and an `i-…` is found through ECS's own filter.
+#[test]
+fn a_cluster_of_250_instances_is_listed_and_searched_whole() {
+    let emu = Emulator::start();
+    let output = std::process::Command::new(support::python())
+        .arg(support::repo().join("scripts/seed_big.py"))
+        .args(["--endpoint", &emu.endpoint, "--count", "250"])
+        .output()
+        .expect("run seed_big.py");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let ids: Vec<String> = serde_json::from_slice(&output.stdout).expect("instance IDs");
+    let home = home();
+    let run = Run::of(emu.ecsrdp(home.path()).arg("big"));
+    run.succeeds();
+    let rows = run.stdout.lines().filter(|l| l.contains(" i-")).count();
+    assert_eq!(rows, 250, "{}", run.stdout);
+    assert!(ids.iter().all(|id| run.stdout.contains(id.as_str())));
+    // The last one registered, which a first page would not hold.
+    let last = ids.last().unwrap();
+    let resolved =
+        Run::of(
+            emu.ecsrdp(home.path())
+                .args(["resolve", "--json", &format!("big/{last}")]),
+        );
+    resolved.succeeds();
+    assert!(
+        resolved.stdout.contains(last.as_str()),
+        "{}",
+        resolved.stdout
+    );
+}
+
+/// An ARN carries its region, and ecsrdp asks that region whatever the default says.
+#[test]
+fn an_arn_sets_the_region() {
+    let emu = Emulator::shared();
+    let home = home();
+    let arn = emu.seed["cluster_arn"]
+        .as_str()
+        .expect("cluster ARN in seed");
+    let id = emu.field("win-pkcs1", "ec2_instance_id");
+    let run = Run::of(
+        emu.ecsrdp(home.path())
+            .env("AWS_REGION", "eu-west-3")
+            .args(["resolve", "--json", &format!("{arn}/{id}")]),
+    );
+    run.succeeds();
+    assert!(run.stdout.contains(&id), "{}", run.stdout);
+    // A --region that contradicts the ARN is a usage error, not a silent choice.
+    Run::of(emu.ecsrdp(home.path()).args([
+        "resolve",
+        &format!("{arn}/{id}"),
+        "--region",
+        "eu-west-3",
+    ]))
+    .fails(2, "the ARN decides");
+}
+
 // ---- Resolving ----------------------------------------------------------------------------
 
 fn resolve_json(emu: &Emulator, target: &str) -> Value {

@@ -21,8 +21,11 @@ impl Listed {
     }
 }
 
+/// The most values EC2 takes in one filter.
+const EC2_FILTER_VALUES: usize = 200;
+
 pub async fn list(aws: &Aws, cluster: &str) -> Result<Vec<Listed>, AwsError> {
-    let arns = list_container_instance_arns(aws, cluster).await?;
+    let arns = list_container_instance_arns(aws, cluster, None).await?;
     let mut pairs = Vec::new();
     for chunk in arns.chunks(100) {
         pairs.extend(describe_container_instances(aws, cluster, chunk.to_vec()).await?);
@@ -31,24 +34,31 @@ pub async fn list(aws: &Aws, cluster: &str) -> Result<Vec<Listed>, AwsError> {
         return Ok(Vec::new());
     }
     let ids: Vec<String> = pairs.iter().map(|(_, id)| id.clone()).collect();
-    // A filter, not instance IDs: one terminated instance must not fail the whole listing.
-    let output = aws
-        .ec2
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("instance-id")
-                .set_values(Some(ids))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("ec2:DescribeInstances", e))?;
-    let instances: Vec<_> = output
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .collect();
+    let mut instances = Vec::new();
+    // A filter, not instance IDs: one terminated instance must not fail the whole listing. EC2
+    // takes at most 200 values in one filter.
+    for chunk in ids.chunks(EC2_FILTER_VALUES) {
+        let pages = aws
+            .ec2
+            .describe_instances()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("instance-id")
+                    .set_values(Some(chunk.to_vec()))
+                    .build(),
+            )
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| AwsError::from_sdk("ec2:DescribeInstances", e))?;
+        instances.extend(
+            pages
+                .into_iter()
+                .flat_map(|page| page.reservations.unwrap_or_default())
+                .flat_map(|r| r.instances.unwrap_or_default()),
+        );
+    }
 
     let mut rows: Vec<Listed> = pairs
         .into_iter()

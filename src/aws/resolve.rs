@@ -73,31 +73,33 @@ pub async fn ec2_instance_id(
                 .into_iter()
                 .next()
         }
-        // ECS cannot look up by EC2 ID: list the cluster and find it among its instances.
+        // ECS's cluster query language finds it without listing the whole cluster.
         InstanceRef::Ec2InstanceId(ec2_id) => {
-            let arns = list_container_instance_arns(aws, cluster).await?;
-            let mut found = None;
-            for chunk in arns.chunks(100) {
-                let described = describe_container_instances(aws, cluster, chunk.to_vec()).await?;
-                found = described.into_iter().find(|(_, id)| id == ec2_id);
-                if found.is_some() {
-                    break;
-                }
-            }
-            found
+            let arns = list_container_instance_arns(
+                aws,
+                cluster,
+                Some(format!("ec2InstanceId == {ec2_id}")),
+            )
+            .await?;
+            let described = describe_container_instances(aws, cluster, arns).await?;
+            described.into_iter().find(|(_, id)| id == ec2_id)
         }
     };
     found.ok_or_else(not_found)
 }
 
+/// Every container instance of the cluster (page by page: AWS gives at most 100 at a time), or
+/// those a cluster query (`filter`) selects.
 pub(super) async fn list_container_instance_arns(
     aws: &Aws,
     cluster: &str,
+    filter: Option<String>,
 ) -> Result<Vec<String>, AwsError> {
     let pages = aws
         .ecs
         .list_container_instances()
         .cluster(cluster)
+        .set_filter(filter)
         .into_paginator()
         .send()
         .collect::<Result<Vec<_>, _>>()

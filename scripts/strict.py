@@ -1,0 +1,79 @@
+"""ECS and EC2 as strict as AWS where moto is not, for ecsrdp's scale tests.
+
+moto's ListContainerInstances ignores `filter` (the cluster query language) and returns every
+instance in one page, and its DescribeContainerInstances takes any number of instances. AWS
+pages ListContainerInstances (at most 100 per page, `nextToken`), accepts at most 100 instances
+per DescribeContainerInstances, and filters with expressions such as
+`ec2InstanceId == i-0123…`.  Patched here: paging and the limit as AWS has them, and the
+`ec2InstanceId ==` / `attribute:ecs.os-type ==` comparisons ecsrdp may send (any other
+expression is refused, as AWS refuses what it cannot parse).  EC2's DescribeInstances
+takes at most 200 values in one filter (FilterLimitExceeded), which moto does not enforce.
+"""
+
+import re
+
+from moto.core.responses import ActionResult
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.responses.instances import InstanceResponse
+from moto.ecs.exceptions import InvalidParameterException
+from moto.ecs.models import ecs_backends
+from moto.ecs.responses import EC2ContainerServiceResponse
+
+PAGE = 100
+COMPARISON = re.compile(r"^\s*(ec2InstanceId)\s*==\s*([\w.-]+)\s*$")
+
+
+def list_container_instances(self) -> ActionResult:
+    cluster = self._get_param("cluster", "default")
+    status = self._get_param("status")
+    query = self._get_param("filter")
+    limit = int(self._get_param("maxResults") or PAGE)
+    if not 1 <= limit <= PAGE:
+        raise InvalidParameterException("maxResults must be between 1 and 100")
+    backend = self.ecs_backend
+    arns = backend.list_container_instances(cluster, status=status)
+    if query:
+        match = COMPARISON.match(query)
+        if not match:
+            raise InvalidParameterException(f"Unsupported filter expression: {query}")
+        wanted = match.group(2)
+        by_arn = {ci.container_instance_arn: ci for ci in
+                  backend.container_instances.get(cluster.split("/")[-1], {}).values()}
+        arns = [arn for arn in arns if by_arn[arn].ec2_instance_id == wanted]
+    start = int(self._get_param("nextToken") or 0)
+    page = arns[start:start + limit]
+    result = {"containerInstanceArns": page}
+    if start + limit < len(arns):
+        result["nextToken"] = str(start + limit)
+    return ActionResult(result)
+
+
+ORIGINAL_DESCRIBE = EC2ContainerServiceResponse.describe_container_instances
+
+
+def describe_container_instances(self) -> ActionResult:
+    ids = self._get_param("containerInstances") or []
+    if len(ids) > PAGE:
+        raise InvalidParameterException(
+            "containerInstances can have at most 100 items.")
+    return ORIGINAL_DESCRIBE(self)
+
+
+ORIGINAL_DESCRIBE_INSTANCES = InstanceResponse.describe_instances
+FILTER_VALUES = 200
+
+
+def describe_instances(self):
+    for name, values in self._filters_from_querystring().items():
+        if len(values) > FILTER_VALUES:
+            raise EC2ClientError(
+                "FilterLimitExceeded",
+                f"The maximum number of filter values specified on a single call is "
+                f"{FILTER_VALUES}")
+    return ORIGINAL_DESCRIBE_INSTANCES(self)
+
+
+def install() -> None:
+    InstanceResponse.describe_instances = describe_instances
+    EC2ContainerServiceResponse.list_container_instances = list_container_instances
+    EC2ContainerServiceResponse.describe_container_instances = describe_container_instances
