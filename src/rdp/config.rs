@@ -3,7 +3,7 @@
 
 use ironrdp_connector::{BitmapConfig, Config, Credentials, DesktopSize};
 use ironrdp_pdu::rdp::capability_sets::{
-    client_codecs_capabilities, BitmapCodecs, MajorPlatformType,
+    client_codecs_capabilities, BitmapCodecs, CodecProperty, MajorPlatformType,
 };
 use ironrdp_pdu::rdp::client_info::{PerformanceFlags, TimezoneInfo};
 
@@ -45,15 +45,23 @@ pub struct ConnectOptions {
     pub connect_timeout: std::time::Duration,
 }
 
+/// The surface codecs advertised: RemoteFX, or none for lossless. Named explicitly rather than
+/// taken from IronRDP's defaults, which grow with crate features (QOI, QOIZ) that another
+/// crate in the build could switch on: the client under test must advertise what ships.
+fn bitmap_codecs(codecs: Codecs) -> BitmapCodecs {
+    if codecs == Codecs::Lossless {
+        return BitmapCodecs(Vec::new());
+    }
+    let mut all = client_codecs_capabilities(&[]).unwrap_or(BitmapCodecs(Vec::new()));
+    all.0
+        .retain(|codec| matches!(codec.property, CodecProperty::RemoteFx(_)));
+    all
+}
+
 pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) -> Config {
     // With no codec listed the server falls back to lossless bitmaps (planar, interleaved RLE
     // or raw); RemoteFX is faster on real Windows but lossy.
-    let lossless = options.codecs == Codecs::Lossless;
-    let codecs = if lossless {
-        BitmapCodecs(Vec::new())
-    } else {
-        client_codecs_capabilities(&[]).unwrap_or(BitmapCodecs(Vec::new()))
-    };
+    let codecs = bitmap_codecs(options.codecs);
     Config {
         desktop_size: DesktopSize {
             width: options.desktop.0,
@@ -85,7 +93,7 @@ pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) ->
         ime_file_name: String::new(),
         connection_type: ironrdp_pdu::gcc::ConnectionType::Lan,
         bitmap: Some(BitmapConfig {
-            lossy_compression: !lossless,
+            lossy_compression: options.codecs != Codecs::Lossless,
             color_depth: 32,
             codecs,
         }),
@@ -122,5 +130,23 @@ fn platform() -> MajorPlatformType {
         MajorPlatformType::MACINTOSH
     } else {
         MajorPlatformType::UNIX
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_remotefx_is_advertised_besides_lossless_bitmaps() {
+        for codecs in [Codecs::H264, Codecs::RemoteFx] {
+            let advertised = bitmap_codecs(codecs);
+            assert_eq!(advertised.0.len(), 1, "{advertised:?}");
+            assert!(matches!(
+                advertised.0[0].property,
+                CodecProperty::RemoteFx(_)
+            ));
+        }
+        assert!(bitmap_codecs(Codecs::Lossless).0.is_empty());
     }
 }
