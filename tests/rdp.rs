@@ -151,7 +151,7 @@ async fn server_side_resize_is_followed() {
     ];
     let running = run_direct(home.path(), server.addr.port(), &args, PASSWORD);
     let resize = async {
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        server.wait_painted(1, Duration::from_secs(10)).await;
         server.request_resize(400, 240);
     };
     let (run, ()) = tokio::join!(running, resize);
@@ -207,7 +207,11 @@ async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
     }
     // Losing focus releases the arrow key still held.
     commands.send(Command::ReleaseAll).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Close once everything has arrived (or after a generous limit, for the assertion below).
+    let started = std::time::Instant::now();
+    while server.input.events().len() < 7 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     commands.send(Command::Close).await.unwrap();
     assert_eq!(session.await.unwrap().expect("session"), Outcome::Closed);
 
@@ -419,7 +423,7 @@ async fn server_going_away_mid_session() {
         PASSWORD,
     );
     let stop = async {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        server.wait_painted(1, Duration::from_secs(10)).await;
         server.stop().await;
     };
     let (run, ()) = tokio::join!(running, stop);

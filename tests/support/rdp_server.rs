@@ -114,6 +114,8 @@ impl InputLog {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub input: InputLog,
+    /// How many times a client has been sent the whole desktop (once per activation).
+    painted: Arc<std::sync::atomic::AtomicUsize>,
     cert_der: Vec<u8>,
     resize: watch::Sender<DesktopSize>,
     /// Dropping this sender (in [`TestServer::stop`] or on drop) shuts the server down.
@@ -129,6 +131,7 @@ struct Shared {
     identity: Arc<Identity>,
     input: InputLog,
     requested: watch::Receiver<DesktopSize>,
+    painted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl TestServer {
@@ -157,6 +160,7 @@ impl TestServer {
         });
         let (shutdown, shutdown_requested) = oneshot::channel();
         let input = InputLog::default();
+        let painted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let shared = Shared {
             security: opts.security,
             credentials: Credentials {
@@ -167,6 +171,7 @@ impl TestServer {
             identity,
             input: input.clone(),
             requested,
+            painted: Arc::clone(&painted),
         };
 
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -191,6 +196,7 @@ impl TestServer {
         TestServer {
             addr,
             input,
+            painted,
             cert_der,
             resize,
             shutdown,
@@ -207,6 +213,19 @@ impl TestServer {
         let green = low_byte(y.wrapping_mul(5));
         let blue = low_byte(x.wrapping_add(y).wrapping_mul(3));
         [blue, green, red, 0xFF]
+    }
+
+    /// Waits until a client has been sent the whole desktop `times` times in all (each
+    /// activation paints it once), or panics after `limit`.
+    pub async fn wait_painted(&self, times: usize, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
+        while self.painted.load(std::sync::atomic::Ordering::SeqCst) < times {
+            assert!(
+                started.elapsed() < limit,
+                "no client was painted within {limit:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Resizes the server desktop: the connected client is deactivated, reactivated at the new
@@ -294,6 +313,9 @@ async fn serve_connection(tcp: TcpStream, mut shared: Shared) -> anyhow::Result<
             record_input(&shared.input, &frame);
         }
         send_pattern(&mut framed, size).await?;
+        shared
+            .painted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         // Serve input until the client leaves or a resize is asked for.
         loop {
             tokio::select! {
