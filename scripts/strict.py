@@ -8,6 +8,11 @@ per DescribeContainerInstances, and filters with expressions such as
 `ec2InstanceId ==` / `attribute:ecs.os-type ==` comparisons ecsrdp may send (any other
 expression is refused, as AWS refuses what it cannot parse).  EC2's DescribeInstances
 takes at most 200 values in one filter (FilterLimitExceeded), which moto does not enforce.
+
+Permissions: moto lets every caller do everything. An access key ID of the form
+`deny-<Action>[+<Action>…]` (e.g. `deny-DescribeSecurityGroups`) is refused those EC2 actions
+with UnauthorizedOperation, AWS's own code and message shape, so that tests can stand for a
+user whose IAM policy lacks one permission.
 """
 
 import re
@@ -73,7 +78,30 @@ def describe_instances(self):
     return ORIGINAL_DESCRIBE_INSTANCES(self)
 
 
+def denied(response, action: str) -> bool:
+    """Whether the caller's access key ID names `action` among those it is refused."""
+    authorization = response.headers.get("Authorization", "")
+    match = re.search(r"Credential=deny-([A-Za-z+]+)/", authorization)
+    return bool(match) and action in match.group(1).split("+")
+
+
+def refusing(action: str, original):
+    def guarded(self, *args, **kwargs):
+        if denied(self, action):
+            raise EC2ClientError(
+                "UnauthorizedOperation",
+                f"You are not authorized to perform this operation. User: "
+                f"arn:aws:iam::123456789012:user/ecsrdp-test is not authorized to perform: "
+                f"ec2:{action} because no identity-based policy allows the ec2:{action} action")
+        return original(self, *args, **kwargs)
+    return guarded
+
+
 def install() -> None:
+    from moto.ec2.responses import EC2Response
     InstanceResponse.describe_instances = describe_instances
+    for action in ("DescribeSecurityGroups", "DescribeInstanceConnectEndpoints"):
+        method = re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
+        setattr(EC2Response, method, refusing(action, getattr(EC2Response, method)))
     EC2ContainerServiceResponse.list_container_instances = list_container_instances
     EC2ContainerServiceResponse.describe_container_instances = describe_container_instances

@@ -219,6 +219,7 @@ async fn choose_path(aws: &Aws, resolved: &mut Resolved, args: &AwsArgs) -> Resu
         &id,
         &endpoint,
         &resolved.security_groups,
+        resolved.security_groups_unreadable,
     ));
     Ok(Path::Eice(endpoint))
 }

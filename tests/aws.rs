@@ -110,6 +110,41 @@ fn an_arn_sets_the_region() {
     .fails(2, "the ARN decides");
 }
 
+/// Credentials without ec2:DescribeSecurityGroups (the emulator refuses it to this access key,
+/// with AWS's UnauthorizedOperation): the port check becomes a warning and the connection goes
+/// on, here as far as the (closed) port.
+#[test]
+fn no_permission_for_security_groups_is_a_warning() {
+    let emu = Emulator::shared();
+    let home = home();
+    let target = emu.target("win-pkcs1");
+    let resolved = Run::of(
+        emu.ecsrdp(home.path())
+            .env("AWS_ACCESS_KEY_ID", "deny-DescribeSecurityGroups")
+            .args(["resolve", &target]),
+    );
+    resolved.succeeds();
+    assert!(
+        resolved.stdout.contains("warn rdp_port") && resolved.stdout.contains("AccessDenied"),
+        "{}",
+        resolved.stdout
+    );
+    let port = support::free_port();
+    let run = Run::of(
+        emu.ecsrdp(home.path())
+            .env("AWS_ACCESS_KEY_ID", "deny-DescribeSecurityGroups")
+            .arg(&target)
+            .args(["--key", &key_file(emu, "win-pkcs1")])
+            .args(["--via", &format!("127.0.0.1:{port}"), "--headless"]),
+    );
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot connect to 127.0.0.1"),
+        "{}",
+        run.stderr
+    );
+}
+
 // ---- Resolving ----------------------------------------------------------------------------
 
 fn resolve_json(emu: &Emulator, target: &str) -> Value {

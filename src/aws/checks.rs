@@ -35,6 +35,8 @@ pub(super) struct Facts<'a> {
     pub address: Option<&'a str>,
     pub private: bool,
     pub security_groups: &'a [SecurityGroup],
+    /// Access to the groups was denied: the port check is a warning saying so.
+    pub groups_unreadable: bool,
 }
 
 impl Check {
@@ -121,6 +123,11 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
         ),
     });
 
+    if facts.groups_unreadable {
+        checks.push(unreadable_groups("rdp_port", id));
+        return checks;
+    }
+
     let open: Vec<&SecurityGroup> = facts
         .security_groups
         .iter()
@@ -194,6 +201,17 @@ fn is_inside_vpc(source: &str) -> bool {
     }
 }
 
+/// The port check when the caller may not read security groups: a warning, and on we go.
+fn unreadable_groups(name: &'static str, id: &str) -> Check {
+    Check::fail(
+        name,
+        false,
+        format!(
+            "cannot check whether instance {id} admits TCP {RDP_PORT}: your credentials may not              call ec2:DescribeSecurityGroups (AccessDenied); connecting anyway"
+        ),
+    )
+}
+
 /// Through an EC2 Instance Connect Endpoint, the instance sees the endpoint's own address in its
 /// subnet: a rule must admit TCP 3389 from the endpoint's security group, or from an address
 /// range inside the VPC. A warning, not a refusal: rules may be wider than this can tell.
@@ -201,7 +219,11 @@ pub fn eice_reaches_instance(
     id: &str,
     endpoint: &crate::tunnel::Endpoint,
     groups: &[SecurityGroup],
+    groups_unreadable: bool,
 ) -> Check {
+    if groups_unreadable {
+        return unreadable_groups("eice_port", id);
+    }
     let admitted = groups.iter().flat_map(|g| &g.rdp_sources).any(|source| {
         endpoint.security_group_ids.contains(source)
             || is_inside_vpc(source)
@@ -272,6 +294,7 @@ mod tests {
             address: Some("1.2.3.4"),
             private: false,
             security_groups: groups,
+            groups_unreadable: false,
         }
     }
 

@@ -32,6 +32,8 @@ pub struct Resolved {
     pub key_name: Option<String>,
     pub name: Option<String>,
     pub security_groups: Vec<SecurityGroup>,
+    /// The caller may not read the security groups (no `ec2:DescribeSecurityGroups`).
+    pub security_groups_unreadable: bool,
     /// The EC2 Instance Connect Endpoint the session goes through, when it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<crate::tunnel::Endpoint>,
@@ -217,7 +219,13 @@ pub async fn resolve(
         .iter()
         .filter_map(|g| g.group_id().map(str::to_owned))
         .collect();
-    let security_groups = describe_security_groups(aws, group_ids).await?;
+    // Without ec2:DescribeSecurityGroups the port check cannot be made; the rest can.
+    let (security_groups, groups_unreadable) = match describe_security_groups(aws, group_ids).await
+    {
+        Ok(groups) => (groups, false),
+        Err(AwsError::AccessDenied { .. }) => (Vec::new(), true),
+        Err(e) => return Err(e),
+    };
 
     let owned = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
     let public_ip = owned(instance.public_ip_address());
@@ -253,6 +261,7 @@ pub async fn resolve(
         address: address.as_deref(),
         private: choice == AddressChoice::Private,
         security_groups: &security_groups,
+        groups_unreadable,
     });
 
     Ok(Resolved {
@@ -271,6 +280,7 @@ pub async fn resolve(
         key_name,
         name,
         security_groups,
+        security_groups_unreadable: groups_unreadable,
         tunnel: None,
         checks,
     })
