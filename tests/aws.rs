@@ -542,6 +542,35 @@ fn no_region_is_explained() {
 }
 
 #[test]
+fn no_credentials_is_explained() {
+    let emu = Emulator::shared();
+    let home = home();
+    let mut command = emu.ecsrdp(home.path());
+    command
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .arg("demo");
+    Run::of(&mut command).fails(3, "no AWS credentials were found");
+}
+
+#[test]
+fn a_missing_profile_is_named() {
+    let emu = Emulator::shared();
+    let home = home();
+    let mut command = emu.ecsrdp(home.path());
+    // After `ecsrdp()`, which writes empty AWS files.
+    std::fs::write(
+        home.path().join("aws-config"),
+        "[profile dev]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    command.args(["demo", "--profile", "nope"]);
+    let run = Run::of(&mut command);
+    run.fails(3, "the AWS profile `nope` is not defined");
+    assert!(run.stderr.contains("profiles found: dev"), "{}", run.stderr);
+}
+
+#[test]
 fn unreachable_aws_endpoint() {
     let home = home();
     let port = support::free_port();

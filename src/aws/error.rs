@@ -1,5 +1,6 @@
 //! What can go wrong on the AWS side, each case with the advice a user needs.
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +15,12 @@ pub enum AwsError {
          set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     )]
     NoCredentials,
+    #[error(
+        "the AWS profile `{profile}` is not defined in your AWS config or credentials file \
+         (profiles found: {known}); check the name, or create it with `aws configure --profile \
+         {profile}`"
+    )]
+    MissingProfile { profile: String, known: String },
     #[error("AWS rejected the credentials ({0}); refresh them (e.g. `aws sso login`) or pick another --profile")]
     BadCredentials(String),
     #[error(
@@ -58,7 +65,6 @@ impl AwsError {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug + 'static,
     {
-        let detail = DisplayErrorContext(&error).to_string();
         match &error {
             SdkError::ServiceError(service) => {
                 let err = service.err();
@@ -82,13 +88,31 @@ impl AwsError {
                     },
                 }
             }
-            _ if detail.contains("credentials") => AwsError::NoCredentials,
-            _ => AwsError::Unreachable {
-                action,
-                detail: last_cause(&error),
+            _ => match credentials_error(&error) {
+                Some(CredentialsError::CredentialsNotLoaded(_)) => AwsError::NoCredentials,
+                Some(other) => AwsError::BadCredentials(DisplayErrorContext(other).to_string()),
+                None => AwsError::Unreachable {
+                    action,
+                    detail: last_cause(&error),
+                },
             },
         }
     }
+}
+
+/// The credential provider's own error, if that is what failed: found by type in the chain of
+/// causes, never by the words of a message.
+fn credentials_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a CredentialsError> {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if let Some(found) = current.downcast_ref::<CredentialsError>() {
+            return Some(found);
+        }
+        cause = current.source();
+    }
+    None
 }
 
 /// The innermost cause, which is the readable one ("Connection refused"), not the SDK's wrapper.

@@ -31,6 +31,9 @@ pub struct Aws {
 impl Aws {
     /// Loads the standard configuration chain, with `--profile`/`--region` on top.
     pub async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Self, AwsError> {
+        if let Some(profile) = profile {
+            ensure_profile_exists(profile).await?;
+        }
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(profile) = profile {
             loader = loader.profile_name(profile);
@@ -73,4 +76,29 @@ impl Aws {
             ),
         })
     }
+}
+
+/// A `--profile` that names nothing would otherwise surface as "no credentials": say what is
+/// wrong. The files are read as the SDK reads them (AWS_CONFIG_FILE and
+/// AWS_SHARED_CREDENTIALS_FILE included); files that cannot be read are left to the SDK.
+async fn ensure_profile_exists(profile: &str) -> Result<(), AwsError> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
+    let Ok(set) = aws_config::profile::parser::load(&Fs::real(), &Env::real(), &files, None).await
+    else {
+        return Ok(());
+    };
+    if set.get_profile(profile).is_some() {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = set.profiles().collect();
+    known.sort_unstable();
+    Err(AwsError::MissingProfile {
+        profile: profile.to_owned(),
+        known: if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        },
+    })
 }
