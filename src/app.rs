@@ -87,7 +87,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 fn region<'a>(target: &'a Target, args: &'a AwsArgs) -> Result<Option<&'a str>, Error> {
     match (target.region(), args.region.as_deref()) {
         (Some(arn), Some(flag)) if arn != flag => Err(Error::Usage(format!(
-            "the ARN in `{target}` is in region {arn} but --region says {flag}; drop --region,              the ARN decides"
+            "the ARN in `{target}` is in region {arn} but --region says {flag}; drop --region, \
+             the ARN decides"
         ))),
         (Some(arn), _) => Ok(Some(arn)),
         (None, flag) => Ok(flag),
@@ -169,6 +170,14 @@ async fn choose_path(aws: &Aws, resolved: &mut Resolved, args: &AwsArgs) -> Resu
     if !forced && open_to_us(resolved) {
         return Ok(Path::Direct);
     }
+    // A stopped, Linux or keyless instance is reported as such, whatever the path.
+    let blocked = resolved
+        .checks
+        .iter()
+        .any(|c| c.required && !c.ok && c.name != "address");
+    if blocked {
+        return Ok(Path::Direct);
+    }
     let id = resolved.ec2_instance_id.clone();
     let Some(vpc_id) = resolved.vpc_id.clone() else {
         return if forced {
@@ -193,16 +202,20 @@ async fn choose_path(aws: &Aws, resolved: &mut Resolved, args: &AwsArgs) -> Resu
             return Ok(Path::Direct);
         }
         let subnet = resolved.subnet_id.as_deref().unwrap_or("<subnet-id>");
-        return Err(Error::Prerequisite(format!(
-            "instance {id} has no public address {}and its VPC {vpc_id} has no EC2 Instance \
-             Connect Endpoint. Create one (free) with `aws ec2 create-instance-connect-endpoint \
-             --subnet-id {subnet} --security-group-ids <sg-id>` and let that security group reach \
-             the instance on TCP 3389, or come through your own tunnel with --via",
-            if resolved.address.is_some() {
-                "open to TCP 3389 "
-            } else {
-                ""
+        let why = match (forced, resolved.address.is_some()) {
+            (true, _) => {
+                format!("--tunnel eice was asked for, but the VPC {vpc_id} of instance {id}")
             }
+            (false, true) => format!(
+                "instance {id} has no public address open to TCP 3389, and its VPC {vpc_id}"
+            ),
+            (false, false) => format!("instance {id} has no public address, and its VPC {vpc_id}"),
+        };
+        return Err(Error::Prerequisite(format!(
+            "{why} has no EC2 Instance Connect Endpoint. Create one (free) with `aws ec2 \
+             create-instance-connect-endpoint --subnet-id {subnet} --security-group-ids <sg-id>` \
+             and let that security group reach the instance on TCP 3389, or come through your \
+             own tunnel with --via"
         )));
     };
     let Some(private_ip) = resolved.private_ip.clone() else {
@@ -321,7 +334,8 @@ async fn serve_tunnel(target: &Target, args: &AwsArgs, local_port: u16) -> Resul
     let (aws, mut located) = locate(target, args, false).await?;
     let Path::Eice(endpoint) = choose_path(&aws, &mut located.resolved, args).await? else {
         return Err(Error::Usage(
-            "`ecsrdp tunnel` opens an EC2 Instance Connect Endpoint tunnel; --via names a              tunnel of your own, so there is nothing to open"
+            "`ecsrdp tunnel` opens an EC2 Instance Connect Endpoint tunnel; --via names a \
+             tunnel of your own, so there is nothing to open"
                 .into(),
         ));
     };

@@ -205,3 +205,41 @@ fn a_tunnel_at_its_maximum_duration_says_so() {
     .fails(5, "ended the tunnel at its maximum duration (4s)");
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+/// A private instance that cannot be used anyway (here stopped) is reported as such, not as a
+/// missing endpoint.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_private_instance_is_reported_as_stopped() {
+    let emu = Emulator::start();
+    emu.ec2()
+        .await
+        .stop_instances()
+        .instance_ids(emu.field("win-isolated", "ec2_instance_id"))
+        .send()
+        .await
+        .expect("stop the instance");
+    let home = tempfile::tempdir().unwrap();
+    let mut command = ecsrdp(&emu, home.path(), "win-isolated");
+    tokio::task::spawn_blocking(move || Run::of(&mut command))
+        .await
+        .unwrap()
+        .fails(3, "is stopped, not running");
+}
+
+/// Without `ec2:DescribeInstanceConnectEndpoints`, a private instance cannot be reached; the
+/// refusal names the permission and keeps AWS's own words.
+#[test]
+fn no_permission_to_find_the_endpoint_is_named() {
+    let emu = Emulator::shared();
+    let home = tempfile::tempdir().unwrap();
+    let run = Run::of(
+        ecsrdp(emu, home.path(), PRIVATE)
+            .env("AWS_ACCESS_KEY_ID", "deny-DescribeInstanceConnectEndpoints"),
+    );
+    run.fails(3, "access denied for ec2:DescribeInstanceConnectEndpoints");
+    assert!(
+        run.stderr.contains("(AWS: You are not authorized"),
+        "{}",
+        run.stderr
+    );
+}

@@ -207,7 +207,8 @@ fn unreadable_groups(name: &'static str, id: &str) -> Check {
         name,
         false,
         format!(
-            "cannot check whether instance {id} admits TCP {RDP_PORT}: your credentials may not              call ec2:DescribeSecurityGroups (AccessDenied); connecting anyway"
+            "cannot check whether instance {id} admits TCP {RDP_PORT}: your credentials may not \
+             call ec2:DescribeSecurityGroups (AccessDenied); connecting anyway"
         ),
     )
 }

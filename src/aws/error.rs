@@ -25,9 +25,13 @@ pub enum AwsError {
     BadCredentials(String),
     #[error(
         "access denied for {action}: the credentials in use may not call it; ask for the \
-         `{action}` permission or use another --profile"
+         `{action}` permission or use another --profile{}",
+        if message.is_empty() { String::new() } else { format!(" (AWS: {message})") }
     )]
-    AccessDenied { action: &'static str },
+    AccessDenied {
+        action: &'static str,
+        message: String,
+    },
     #[error(
         "cannot reach AWS for {action} ({detail}); check your network, proxy and AWS_ENDPOINT_URL"
     )]
@@ -72,7 +76,7 @@ impl AwsError {
                 let message = err.message().unwrap_or_default().to_owned();
                 match code.as_str() {
                     "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
-                        AwsError::AccessDenied { action }
+                        AwsError::AccessDenied { action, message }
                     }
                     "UnrecognizedClientException"
                     | "InvalidClientTokenId"

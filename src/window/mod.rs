@@ -135,16 +135,20 @@ pub fn run(
         .map_err(|e| Error::NoWindow(e.to_string()))?;
     // A session stuck on a dead network must not keep the process alive after the window.
     runtime.shutdown_timeout(CLOSE_GRACE);
-    if let Some(path) = &options.snapshot {
-        write_png(&app.frame.lock(), path)?;
-    }
+    // Write what was seen even when the session failed, but report the failure first.
+    let snapshot = match &options.snapshot {
+        Some(path) => write_png(&app.frame.lock(), path),
+        None => Ok(()),
+    };
     if let Some(error) = app.window_error {
         return Err(Error::NoWindow(error));
     }
-    match app.outcome {
-        Some(outcome) => Ok(outcome?),
-        None => Ok(Outcome::Closed),
-    }
+    let outcome = match app.outcome {
+        Some(outcome) => outcome?,
+        None => Outcome::Closed,
+    };
+    snapshot?;
+    Ok(outcome)
 }
 
 fn window_scale(view: &Option<View>) -> f64 {
