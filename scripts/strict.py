@@ -9,10 +9,11 @@ per DescribeContainerInstances, and filters with expressions such as
 expression is refused, as AWS refuses what it cannot parse).  EC2's DescribeInstances
 takes at most 200 values in one filter (FilterLimitExceeded), which moto does not enforce.
 
-Permissions: moto lets every caller do everything. An access key ID of the form
-`deny-<Action>[+<Action>…]` (e.g. `deny-DescribeSecurityGroups`) is refused those EC2 actions
-with UnauthorizedOperation, AWS's own code and message shape, so that tests can stand for a
-user whose IAM policy lacks one permission.
+Permissions and bad days: moto lets every caller do everything, always. An access key ID of
+the form `deny-<Action>[+<Action>…]` is refused those EC2 actions with UnauthorizedOperation,
+`throttle-<Action>` is throttled (RequestLimitExceeded) and `skewed-<Action>` is told its
+request expired (RequestExpired, what a machine with a wrong clock meets), with AWS's own codes
+and message shapes, so that tests can stand for those users.
 """
 
 import re
@@ -78,21 +79,34 @@ def describe_instances(self):
     return ORIGINAL_DESCRIBE_INSTANCES(self)
 
 
-def denied(response, action: str) -> bool:
-    """Whether the caller's access key ID names `action` among those it is refused."""
+# What the caller's access key ID asks the emulator to play: `deny-A+B` refuses actions A and B
+# (UnauthorizedOperation), `throttle-A` throttles A (RequestLimitExceeded, every time, so the
+# SDK's retries run out), `skewed-A` refuses A as a request from a machine whose clock is off
+# (RequestExpired).
+PLAYS = {
+    "deny": ("UnauthorizedOperation",
+             "You are not authorized to perform this operation. User: "
+             "arn:aws:iam::123456789012:user/ecsrdp-test is not authorized to perform: "
+             "ec2:{action} because no identity-based policy allows the ec2:{action} action"),
+    "throttle": ("RequestLimitExceeded", "Request limit exceeded."),
+    "skewed": ("RequestExpired", "Request has expired."),
+}
+
+
+def played(response, action: str) -> tuple[str, str] | None:
+    """The error the caller's access key ID asks for on `action`, if any."""
     authorization = response.headers.get("Authorization", "")
-    match = re.search(r"Credential=deny-([A-Za-z+]+)/", authorization)
-    return bool(match) and action in match.group(1).split("+")
+    match = re.search(r"Credential=(deny|throttle|skewed)-([A-Za-z+]+)/", authorization)
+    if not match or action not in match.group(2).split("+"):
+        return None
+    code, message = PLAYS[match.group(1)]
+    return code, message.format(action=action)
 
 
 def refusing(action: str, original):
     def guarded(self, *args, **kwargs):
-        if denied(self, action):
-            raise EC2ClientError(
-                "UnauthorizedOperation",
-                f"You are not authorized to perform this operation. User: "
-                f"arn:aws:iam::123456789012:user/ecsrdp-test is not authorized to perform: "
-                f"ec2:{action} because no identity-based policy allows the ec2:{action} action")
+        if error := played(self, action):
+            raise EC2ClientError(*error)
         return original(self, *args, **kwargs)
     return guarded
 
@@ -100,7 +114,8 @@ def refusing(action: str, original):
 def install() -> None:
     from moto.ec2.responses import EC2Response
     InstanceResponse.describe_instances = describe_instances
-    for action in ("DescribeSecurityGroups", "DescribeInstanceConnectEndpoints"):
+    for action in ("DescribeInstances", "DescribeSecurityGroups",
+                   "DescribeInstanceConnectEndpoints", "GetPasswordData"):
         method = re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
         setattr(EC2Response, method, refusing(action, getattr(EC2Response, method)))
     EC2ContainerServiceResponse.list_container_instances = list_container_instances

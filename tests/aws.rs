@@ -598,3 +598,73 @@ fn the_password_never_reaches_logs() {
     assert!(!run.stderr.contains(&emu.field("win-pkcs1", "password")));
     assert!(Path::new(&key).exists(), "the key stays where it was");
 }
+
+// ---- AWS on a bad day -----------------------------------------------------------------------
+// The emulator plays these for access keys named `deny-…`, `throttle-…` and `skewed-…` (see
+// scripts/strict.py), with AWS's own error codes.
+
+#[test]
+fn access_denied_names_the_permission_and_keeps_awss_words() {
+    let emu = Emulator::shared();
+    let run = password(
+        emu,
+        "win-pkcs1",
+        &[],
+        &[("AWS_ACCESS_KEY_ID", "deny-DescribeInstances")],
+    );
+    run.fails(3, "access denied for ec2:DescribeInstances");
+    assert!(
+        run.stderr.contains("(AWS: You are not authorized"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn throttling_is_retried_then_reported() {
+    let emu = Emulator::shared();
+    password(
+        emu,
+        "win-pkcs1",
+        &[],
+        &[("AWS_ACCESS_KEY_ID", "throttle-DescribeInstances")],
+    )
+    .fails(
+        3,
+        "AWS kept throttling ec2:DescribeInstances (RequestLimitExceeded)",
+    );
+}
+
+#[test]
+fn a_wrong_clock_is_named() {
+    let emu = Emulator::shared();
+    password(
+        emu,
+        "win-pkcs1",
+        &[],
+        &[("AWS_ACCESS_KEY_ID", "skewed-DescribeInstances")],
+    )
+    .fails(3, "this machine's clock is probably wrong");
+}
+
+#[test]
+fn ecdsa_key_is_unsupported() {
+    let emu = Emulator::shared();
+    let dir = home();
+    let key = dir.path().join("ecdsa.pem");
+    let made = std::process::Command::new(support::python())
+        .args([
+            "-c",
+            "import sys\n\
+             from cryptography.hazmat.primitives.asymmetric import ec\n\
+             from cryptography.hazmat.primitives import serialization as s\n\
+             k = ec.generate_private_key(ec.SECP256R1())\n\
+             open(sys.argv[1], 'wb').write(k.private_bytes(s.Encoding.PEM, \
+             s.PrivateFormat.PKCS8, s.NoEncryption()))",
+        ])
+        .arg(&key)
+        .status()
+        .expect("make an ECDSA key");
+    assert!(made.success());
+    password(emu, "win-pkcs1", &["--key", key.to_str().unwrap()], &[]).fails(4, "ECDSA");
+}

@@ -439,3 +439,64 @@ async fn server_going_away_mid_session() {
         run.fails(5, "during the session");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_password_for_direct_is_a_password_problem() {
+    let home = tempfile::tempdir().unwrap();
+    let mut command = support::ecsrdp(home.path());
+    command.args(["direct", "127.0.0.1:1", "--headless"]);
+    tokio::task::spawn_blocking(move || Run::of(&mut command))
+        .await
+        .unwrap()
+        .fails(4, "no password");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_that_does_not_resolve() {
+    let home = tempfile::tempdir().unwrap();
+    let mut command = support::ecsrdp(home.path());
+    command
+        .args([
+            "direct",
+            "no-such-host.invalid",
+            "--password-stdin",
+            "--headless",
+        ])
+        .stdin(std::process::Stdio::piped());
+    tokio::task::spawn_blocking(move || Run::with_stdin(&mut command, Some("pw\n")))
+        .await
+        .unwrap()
+        .fails(5, "cannot resolve host `no-such-host.invalid`");
+}
+
+/// The server picks TLS in its X.224 answer, then sends no TLS at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_tls_handshake() {
+    let home = tempfile::tempdir().unwrap();
+    // TPKT (19 bytes), X.224 Connection Confirm, RDP_NEG_RSP selecting PROTOCOL_SSL; then junk.
+    let port = fake_server(
+        b"\x03\x00\x00\x13\x0e\xd0\x00\x00\x12\x34\x00\x02\x00\x08\x00\x01\x00\x00\x00\
+          HTTP/1.1 400 Bad Request\r\n\r\n",
+    );
+    run_direct(home.path(), port, &[], PASSWORD)
+        .await
+        .fails(5, "the TLS handshake with 127.0.0.1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_that_cannot_be_written_is_a_local_failure() {
+    let server = server(Security::Tls, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    let png = home.path().join("no-such-dir").join("out.png");
+    let args = [
+        "--trust-new",
+        "--exit-after",
+        "1s",
+        "--snapshot",
+        png.to_str().unwrap(),
+    ];
+    run_direct(home.path(), server.addr.port(), &args, PASSWORD)
+        .await
+        .fails(6, "snapshot");
+    server.stop().await;
+}

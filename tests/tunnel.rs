@@ -243,3 +243,16 @@ fn no_permission_to_find_the_endpoint_is_named() {
         run.stderr
     );
 }
+
+#[test]
+fn a_local_port_in_use_is_a_local_failure() {
+    let emu = Emulator::shared();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let home = tempfile::tempdir().unwrap();
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["tunnel", &emu.target(PRIVATE), "--local-port", &port]),
+    )
+    .fails(6, &format!("cannot listen on 127.0.0.1:{port}"));
+}

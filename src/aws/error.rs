@@ -54,6 +54,16 @@ pub enum AwsError {
          instances with `ecsrdp <cluster>`"
     )]
     Ec2InstanceNotFound(String),
+    #[error(
+        "AWS kept throttling {action} ({code}) through ecsrdp's retries; wait a minute and try \
+         again (AWS_MAX_ATTEMPTS raises the number of attempts)"
+    )]
+    Throttled { action: &'static str, code: String },
+    #[error(
+        "AWS refused {action} as expired ({code}): this machine's clock is probably wrong; set \
+         it (e.g. `sudo timedatectl set-ntp true`) and try again"
+    )]
+    ClockSkew { action: &'static str, code: String },
     #[error("AWS answered {action} with {code}: {message}")]
     Service {
         action: &'static str,
@@ -85,6 +95,16 @@ impl AwsError {
                     | "AuthFailure"
                     | "InvalidSignatureException"
                     | "SignatureDoesNotMatch" => AwsError::BadCredentials(code),
+                    // The SDK has already retried these (standard retry mode).
+                    "Throttling"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "TooManyRequestsException"
+                    | "RequestThrottled"
+                    | "RequestThrottledException" => AwsError::Throttled { action, code },
+                    "RequestExpired" | "RequestTimeTooSkewed" | "RequestInTheFuture" => {
+                        AwsError::ClockSkew { action, code }
+                    }
                     _ => AwsError::Service {
                         action,
                         code,
