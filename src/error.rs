@@ -71,6 +71,8 @@ impl Error {
             Error::PasswordNotReady { .. } | Error::KeyFile(_) | Error::WrongKey { .. } => 4,
             // No password for `direct` is a password problem, like the AWS side's.
             Error::Rdp(RdpError::NoPassword) => 4,
+            // The trust store is a file on this machine.
+            Error::Rdp(RdpError::TrustStore { .. }) => 6,
             Error::Rdp(_) | Error::Tunnel(_) => 5,
             Error::NoWindow(_) | Error::Snapshot(_) | Error::Io { .. } => 6,
         })

@@ -99,12 +99,22 @@ pub fn readable_by_others(path: &Path) -> Option<u32> {
 
 /// Reads and parses one key file.
 pub fn load_file(path: &Path) -> Result<PrivateKey, KeyFileError> {
-    let text = std::fs::read_to_string(path)
-        .map(Zeroizing::new)
-        .map_err(|source| KeyFileError::Unreadable {
+    let bytes = Zeroizing::new(
+        std::fs::read(path).map_err(|source| KeyFileError::Unreadable {
             path: path.to_owned(),
             source,
-        })?;
+        })?,
+    );
+    // Binary (a DER key, a .ppk of another era, anything else): not a key file ecsrdp reads.
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => Zeroizing::new(text.to_owned()),
+        Err(_) => {
+            return Err(KeyFileError::Key {
+                path: path.to_owned(),
+                source: KeyError::NotAKey,
+            })
+        }
+    };
     let passphrase = if PrivateKey::needs_passphrase(&text) {
         Some(passphrase(path)?)
     } else {
@@ -133,4 +143,29 @@ fn passphrase(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
         .map_err(|_| KeyFileError::PassphraseUnavailable {
             path: path.to_owned(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binary_file_is_no_key_not_an_unreadable_one() {
+        let dir = std::env::temp_dir().join(format!("ecsrdp-keyfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key.der");
+        std::fs::write(&path, [0x30, 0x82, 0xff, 0xfe, 0x00, 0x80]).unwrap();
+        let result = load_file(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            matches!(
+                result,
+                Err(KeyFileError::Key {
+                    source: KeyError::NotAKey,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
 }

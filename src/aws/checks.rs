@@ -78,18 +78,30 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
         )
     });
 
-    checks.push(if facts.state == "running" {
-        Check::pass("running", true)
-    } else {
-        Check::fail(
+    let state = facts.state;
+    checks.push(match state {
+        "running" => Check::pass("running", true),
+        "pending" => Check::fail(
+            "running",
+            true,
+            format!("instance {id} is still starting (pending); try again in a minute"),
+        ),
+        "stopped" | "stopping" => Check::fail(
             "running",
             true,
             format!(
-                "instance {id} is {}, not running; start it with \
-                 `aws ec2 start-instances --instance-ids {id}` and try again",
-                facts.state
+                "instance {id} is {state}, not running; start it with \
+                 `aws ec2 start-instances --instance-ids {id}` and try again"
             ),
-        )
+        ),
+        _ => Check::fail(
+            "running",
+            true,
+            format!(
+                "instance {id} is {state} and cannot be started again; pick another instance \
+                 from `ecsrdp <cluster>`"
+            ),
+        ),
     });
 
     checks.push(match facts.key_name {
@@ -305,6 +317,25 @@ mod tests {
             name: "web".into(),
             rdp_sources: sources.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn each_state_gets_its_own_advice() {
+        let problem = |state: &'static str| {
+            let facts = Facts {
+                state,
+                ..facts(&[])
+            };
+            run(&facts)
+                .into_iter()
+                .find(|c| c.name == "running")
+                .and_then(|c| c.problem)
+                .unwrap_or_default()
+        };
+        assert!(problem("pending").contains("still starting"));
+        assert!(problem("stopped").contains("aws ec2 start-instances"));
+        assert!(problem("terminated").contains("cannot be started again"));
+        assert!(problem("running").is_empty());
     }
 
     #[test]

@@ -75,7 +75,15 @@ pub enum RdpError {
     NlaUnavailable { addr: String },
     #[error("{addr} and ecsrdp share no security protocol: {detail}")]
     Negotiation { addr: String, detail: String },
-    #[error("{addr} closed the connection during {stage}; the server may be overloaded, restarting, or not an RDP server")]
+    #[error(
+        "{addr} closed the connection during {stage}; {}",
+        if *stage == "the session" {
+            "the instance may be restarting or have been stopped, or an administrator ended the \
+             connection; connect again"
+        } else {
+            "the server may be overloaded, restarting, or not an RDP server"
+        }
+    )]
     Dropped { addr: String, stage: &'static str },
     #[error("{addr} sent data ecsrdp cannot understand during {stage} ({detail}); is this an RDP server?")]
     Protocol {
