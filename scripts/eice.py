@@ -174,13 +174,19 @@ def check_request(host: str, path: str) -> tuple[dict, str, int, int]:
     return endpoint, params.get("privateIpAddress", ""), port, limit
 
 
-def route(private_ip: str) -> tuple[str, int] | None:
+def private_ip_route(private_ip: str) -> str | None:
+    """What the routes file says for `private_ip`: `host:port`, or `!text` for a misbehaving
+    service."""
     try:
         with open(ROUTES_FILE, encoding="utf-8") as f:
-            target = json.load(f).get(private_ip)
+            return json.load(f).get(private_ip)
     except FileNotFoundError:
         return None
-    if not target:
+
+
+def route(private_ip: str) -> tuple[str, int] | None:
+    target = private_ip_route(private_ip)
+    if not target or target.startswith("!"):
         return None
     host, _, port = target.rpartition(":")
     return host, int(port)
@@ -197,6 +203,11 @@ async def process_request(connection, request):
 
 async def tunnel(ws) -> None:
     _endpoint, private_ip, _port, limit = ws.opened
+    if private_ip_route(private_ip) == "!text":
+        # A service that misbehaves: text where bytes belong.
+        await ws.send("unexpected text")
+        await asyncio.sleep(5)
+        return
     target = route(private_ip)
     try:
         if target is None:

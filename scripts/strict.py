@@ -82,7 +82,7 @@ def describe_instances(self):
 # What the caller's access key ID asks the emulator to play: `deny-A+B` refuses actions A and B
 # (UnauthorizedOperation), `throttle-A` throttles A (RequestLimitExceeded, every time, so the
 # SDK's retries run out), `skewed-A` refuses A as a request from a machine whose clock is off
-# (RequestExpired).
+# (RequestExpired), `reject-A` refuses the credentials themselves (AuthFailure).
 PLAYS = {
     "deny": ("UnauthorizedOperation",
              "You are not authorized to perform this operation. User: "
@@ -90,13 +90,14 @@ PLAYS = {
              "ec2:{action} because no identity-based policy allows the ec2:{action} action"),
     "throttle": ("RequestLimitExceeded", "Request limit exceeded."),
     "skewed": ("RequestExpired", "Request has expired."),
+    "reject": ("AuthFailure", "AWS was not able to validate the provided access credentials"),
 }
 
 
 def played(response, action: str) -> tuple[str, str] | None:
     """The error the caller's access key ID asks for on `action`, if any."""
     authorization = response.headers.get("Authorization", "")
-    match = re.search(r"Credential=(deny|throttle|skewed)-([A-Za-z+]+)/", authorization)
+    match = re.search(r"Credential=(deny|throttle|skewed|reject)-([A-Za-z+]+)/", authorization)
     if not match or action not in match.group(2).split("+"):
         return None
     code, message = PLAYS[match.group(1)]

@@ -668,3 +668,34 @@ fn ecdsa_key_is_unsupported() {
     assert!(made.success());
     password(emu, "win-pkcs1", &["--key", key.to_str().unwrap()], &[]).fails(4, "ECDSA");
 }
+
+#[test]
+fn rejected_credentials_say_so() {
+    let emu = Emulator::shared();
+    password(
+        emu,
+        "win-pkcs1",
+        &[],
+        &[("AWS_ACCESS_KEY_ID", "reject-DescribeInstances")],
+    )
+    .fails(3, "AWS rejected the credentials (AuthFailure)");
+}
+
+/// The instance exists, but in another cluster than the one named.
+#[test]
+fn an_instance_of_another_cluster_is_not_found_in_this_one() {
+    let emu = Emulator::start();
+    let output = std::process::Command::new(support::python())
+        .arg(support::repo().join("scripts/seed_big.py"))
+        .args(["--endpoint", &emu.endpoint, "--count", "1"])
+        .output()
+        .expect("run seed_big.py");
+    assert!(output.status.success());
+    let home = home();
+    let id = emu.field("win-pkcs1", "ec2_instance_id");
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", &format!("big/{id}")]),
+    )
+    .fails(3, &format!("`{id}` is not registered in cluster `big`"));
+}

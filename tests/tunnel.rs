@@ -256,3 +256,29 @@ fn a_local_port_in_use_is_a_local_failure() {
     )
     .fails(6, &format!("cannot listen on 127.0.0.1:{port}"));
 }
+
+#[test]
+fn an_unreachable_endpoint_is_named() {
+    let emu = Emulator::shared();
+    let home = tempfile::tempdir().unwrap();
+    let closed = support::free_port();
+    Run::of(ecsrdp(emu, home.path(), PRIVATE).env(
+        "AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT",
+        format!("ws://127.0.0.1:{closed}"),
+    ))
+    .fails(
+        5,
+        "cannot reach the EC2 Instance Connect Endpoint at 127.0.0.1",
+    );
+}
+
+/// The service sends text where only bytes belong: the tunnel ends with that named, not with
+/// a garbled RDP error.
+#[test]
+fn an_endpoint_breaking_the_protocol_is_named() {
+    let emu = Emulator::start();
+    emu.set_route_to(PRIVATE, "!text");
+    let home = tempfile::tempdir().unwrap();
+    Run::of(&mut ecsrdp(&emu, home.path(), PRIVATE))
+        .fails(5, "broke the protocol: a text frame instead of data");
+}

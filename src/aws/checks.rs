@@ -339,6 +339,21 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_closed_to_its_endpoint_is_told_the_rule_to_add() {
+        let endpoint = crate::tunnel::Endpoint {
+            id: "eice-1".into(),
+            dns_name: "eice-1.example".into(),
+            subnet_id: None,
+            security_group_ids: vec!["sg-eice".into()],
+        };
+        let closed = eice_reaches_instance("i-1", &endpoint, &[group(&["203.0.113.7/32"])], false);
+        assert!(!closed.ok && !closed.required);
+        let problem = closed.problem.unwrap();
+        assert!(problem.contains("--source-group sg-eice"), "{problem}");
+        assert!(eice_reaches_instance("i-1", &endpoint, &[group(&["sg-eice"])], false).ok);
+    }
+
+    #[test]
     fn all_good() {
         let groups = [group(&["0.0.0.0/0"])];
         assert!(run(&facts(&groups)).iter().all(|c| c.ok));

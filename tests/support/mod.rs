@@ -119,14 +119,17 @@ impl Emulator {
 
     /// Sends tunnels to instance `name`'s private address on to `port` on this machine.
     pub fn set_route(&self, name: &str, port: u16) {
+        self.set_route_to(name, &format!("127.0.0.1:{port}"));
+    }
+
+    /// Routes tunnels to `name` to `target`: `host:port`, or `!text` for a service that
+    /// answers with a text frame.
+    pub fn set_route_to(&self, name: &str, target: &str) {
         let mut stored: serde_json::Map<String, Value> = std::fs::read(&self.routes)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
-        stored.insert(
-            self.field(name, "private_ip"),
-            format!("127.0.0.1:{port}").into(),
-        );
+        stored.insert(self.field(name, "private_ip"), target.into());
         let temp = self.routes.with_extension("new");
         std::fs::write(&temp, serde_json::to_vec(&stored).unwrap()).expect("write routes");
         std::fs::rename(&temp, &self.routes).expect("replace routes");
