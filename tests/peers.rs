@@ -531,3 +531,23 @@ fn a_server_killed_mid_session_ends_the_session() {
         "took {took:?} to notice"
     );
 }
+
+/// A middlebox resets the connection mid-session (RST): exit 5 at once, the session named.
+#[test]
+fn a_connection_reset_mid_session_ends_the_session() {
+    let xvfb = Xvfb::start(640, 480);
+    let shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
+    let proxy = support::proxy::Proxy::start(shadow.port);
+    let home = tempfile::tempdir().unwrap();
+    let session = session_in_background(home.path(), proxy.port, "120s", false);
+    proxy.wait_downstream(20_000, std::time::Duration::from_secs(30));
+    let reset = std::time::Instant::now();
+    proxy.reset();
+    let (run, ended) = session.join().unwrap();
+    run.fails(5, "during the session");
+    assert!(
+        ended - reset <= std::time::Duration::from_secs(5),
+        "took {:?} to notice",
+        ended - reset
+    );
+}

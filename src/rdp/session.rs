@@ -362,6 +362,10 @@ pub async fn run_session(
 async fn send(writer: &mut Writer, bytes: &[u8], addr: &str) -> Result<(), RdpError> {
     match tokio::time::timeout(WRITE_LIMIT, writer.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) if is_disconnect(&e) => Err(RdpError::Dropped {
+            addr: addr.to_owned(),
+            stage: "the session",
+        }),
         Ok(Err(e)) => Err(RdpError::SessionLost {
             addr: addr.to_owned(),
             detail: e.to_string(),

@@ -16,6 +16,8 @@ const TICK: Duration = Duration::from_millis(50);
 struct Orders {
     stalled: AtomicBool,
     cut: AtomicBool,
+    /// Cut with a reset (RST) rather than a close (FIN).
+    reset: AtomicBool,
     /// Bytes forwarded from the server to the client so far.
     downstream: AtomicU64,
 }
@@ -57,6 +59,12 @@ impl Proxy {
     /// Closes both sides of every connection.
     pub fn cut(&self) {
         self.orders.cut.store(true, Ordering::SeqCst);
+    }
+
+    /// Resets every connection (RST to the client), as a middlebox that forgets it does.
+    pub fn reset(&self) {
+        self.orders.reset.store(true, Ordering::SeqCst);
+        self.cut();
     }
 
     /// Bytes the server has sent the client through the proxy.
@@ -117,6 +125,14 @@ fn pump(from: &TcpStream, to: &TcpStream, orders: &Arc<Orders>, downstream: bool
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(_) => break,
             }
+        }
+        if orders.reset.load(Ordering::SeqCst) {
+            // Linger 0: closing sends RST instead of FIN.
+            for socket in [&from, &to] {
+                let _ = socket2::SockRef::from(socket).set_linger(Some(Duration::ZERO));
+            }
+            drop((from, to));
+            return;
         }
         let _ = from.shutdown(Shutdown::Both);
         let _ = to.shutdown(Shutdown::Both);
