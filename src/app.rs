@@ -62,12 +62,38 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             crate::launch::run(runtime, endpoint, None, &session)
         }
         Some(Command::Trust { command }) => trust(command),
+        Some(Command::RdpFile {
+            target,
+            output,
+            size,
+            aws,
+        }) => runtime.block_on(rdp_file(&target, &aws, output, size)),
+        Some(Command::Completions { shell }) => {
+            let mut out = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Args as clap::CommandFactory>::command(),
+                "ecsrdp",
+                &mut out,
+            );
+            write_stdout(&String::from_utf8_lossy(&out))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Args as clap::CommandFactory>::command())
+                .render(&mut out)
+                .map_err(|source| Error::Io {
+                    what: "cannot render the manual page".into(),
+                    source,
+                })?;
+            write_stdout(&String::from_utf8_lossy(&out))?;
+            Ok(ExitCode::SUCCESS)
+        }
         None => match args.target {
-            None => Err(Error::Usage(
-                "give `<cluster>/<instance>` to connect or `<cluster>` to list; see --help".into(),
-            )),
+            None => runtime.block_on(list_clusters(&args.aws, args.json)),
             Some(target @ Target { instance: None, .. }) => {
-                runtime.block_on(list(&target, &args.aws))
+                runtime.block_on(list(&target, &args.aws, args.json))
             }
             Some(target) => {
                 let timeout = args.session.connect_timeout;
@@ -393,6 +419,58 @@ async fn serve_tunnel(target: &Target, args: &AwsArgs, local_port: u16) -> Resul
     }
 }
 
+/// `ecsrdp rdp-file`: a standard .rdp file for the instance's direct address. A private
+/// instance's file points at `ecsrdp tunnel`'s local port instead, which the user starts.
+async fn rdp_file(
+    target: &Target,
+    args: &AwsArgs,
+    output: Option<std::path::PathBuf>,
+    size: Option<(u16, u16)>,
+) -> Result<ExitCode, Error> {
+    let (aws, mut located) = locate(target, args, false).await?;
+    let path = choose_path(&aws, &mut located.resolved, args).await?;
+    let resolved = located.resolved;
+    if let Some(problem) = resolved.blocking_problem() {
+        return Err(Error::Prerequisite(problem.to_owned()));
+    }
+    let address = match path {
+        Path::Direct => format!(
+            "{}:{}",
+            resolved.address.as_deref().unwrap_or_default(),
+            resolved.port
+        ),
+        Path::Eice(_) => {
+            return Err(Error::Usage(format!(
+                "instance {} is reached through an EC2 Instance Connect Endpoint, which an .rdp \
+                 file cannot open: run `ecsrdp tunnel {target} --local-port 13389` and point the \
+                 file at 127.0.0.1:13389 (`ecsrdp rdp-file {target} --via 127.0.0.1:13389`)",
+                resolved.ec2_instance_id
+            )))
+        }
+    };
+    let (width, height) = size.unwrap_or(crate::launch::DEFAULT_DESKTOP);
+    // The format Microsoft's clients read: `name:type:value`, one per line. No password, ever.
+    let text = format!(
+        "full address:s:{address}\r\n\
+         username:s:{}\r\n\
+         desktopwidth:i:{width}\r\n\
+         desktopheight:i:{height}\r\n\
+         screen mode id:i:1\r\n\
+         authentication level:i:2\r\n\
+         enablecredsspsupport:i:1\r\n\
+         prompt for credentials:i:1\r\n",
+        args.user
+    );
+    match output {
+        None => write_stdout(&text)?,
+        Some(file) => std::fs::write(&file, &text).map_err(|source| Error::Io {
+            what: format!("cannot write {}", file.display()),
+            source,
+        })?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `ecsrdp password`: the password alone on stdout, for pipes; warnings on stderr.
 async fn password(target: &Target, args: &AwsArgs) -> Result<ExitCode, Error> {
     let (aws, located) = locate(target, args, true).await?;
@@ -510,11 +588,45 @@ async fn aws_endpoint(
     Ok((endpoint, tunnel))
 }
 
+/// `ecsrdp` alone: the account's clusters in the region, with what is in them.
+async fn list_clusters(args: &AwsArgs, json: bool) -> Result<ExitCode, Error> {
+    let aws = Aws::load(args.profile.as_deref(), args.region.as_deref()).await?;
+    let rows = aws::clusters(&aws).await?;
+    if json {
+        return print_json(&rows);
+    }
+    let mut text = String::new();
+    if rows.is_empty() {
+        text.push_str(&format!(
+            "no ECS clusters in {}; check --region and --profile\n",
+            aws.region()
+        ));
+    } else {
+        let mut table =
+            vec![["CLUSTER", "STATUS", "CONTAINER INSTANCES", "RUNNING TASKS"].map(str::to_owned)];
+        for row in &rows {
+            table.push([
+                row.name.clone(),
+                row.status.clone(),
+                row.container_instances.to_string(),
+                row.running_tasks.to_string(),
+            ]);
+        }
+        text.push_str(&columns(&table));
+        text.push_str("\nlist a cluster's instances with: ecsrdp <cluster>\n");
+    }
+    write_stdout(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `ecsrdp <cluster>`: a table of the cluster's container instances.
-async fn list(target: &Target, args: &AwsArgs) -> Result<ExitCode, Error> {
+async fn list(target: &Target, args: &AwsArgs, json: bool) -> Result<ExitCode, Error> {
     let cluster = target.cluster.as_str();
     let aws = Aws::load(args.profile.as_deref(), region(target, args)?).await?;
     let rows = aws::list(&aws, cluster).await?;
+    if json {
+        return print_json(&rows);
+    }
     let mut text = String::new();
     if rows.is_empty() {
         text.push_str(&format!("cluster {cluster} has no container instances\n"));
@@ -553,6 +665,16 @@ async fn list(target: &Target, args: &AwsArgs) -> Result<ExitCode, Error> {
         }
     }
     write_stdout(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A listing as pretty JSON on stdout, for scripts.
+fn print_json(rows: &impl serde::Serialize) -> Result<ExitCode, Error> {
+    let text = serde_json::to_string_pretty(rows).map_err(|e| Error::Io {
+        what: "cannot format the answer".into(),
+        source: e.into(),
+    })?;
+    write_stdout(&format!("{text}\n"))?;
     Ok(ExitCode::SUCCESS)
 }
 

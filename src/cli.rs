@@ -22,7 +22,7 @@ use crate::target::Target;
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_help = "Exit codes: 0 ok, 2 usage, 3 AWS lookup, 4 password or key, 5 network or RDP,\n\
-                  6 this machine (no display, snapshot not written).\n\
+                  6 this machine (no display, snapshot not written, trust store, local port).\n\
                   Logs: -v, -vv or RUST_LOG=ecsrdp=debug (never shows the password)."
 )]
 pub struct Args {
@@ -33,6 +33,10 @@ pub struct Args {
     /// a container instance ID or ARN, or the EC2 instance ID (i-…)
     #[arg(value_name = "CLUSTER[/INSTANCE]")]
     pub target: Option<Target>,
+
+    /// With `ecsrdp` or `ecsrdp <CLUSTER>`: the listing as JSON, for scripts
+    #[arg(long)]
+    pub json: bool,
 
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -92,6 +96,26 @@ pub enum Command {
         #[command(flatten)]
         session: SessionArgs,
     },
+    /// Write a standard .rdp file for another RDP app (address, user, size; never the password)
+    RdpFile {
+        #[arg(value_name = "CLUSTER/INSTANCE")]
+        target: Target,
+        /// Where to write it (default: stdout)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The desktop size the file asks for
+        #[arg(long, value_name = "WxH", value_parser = parse_size)]
+        size: Option<(u16, u16)>,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `ecsrdp man | man -l -`
+    Man,
     /// Manage remembered server certificates
     Trust {
         #[command(subcommand)]

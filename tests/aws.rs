@@ -699,3 +699,87 @@ fn an_instance_of_another_cluster_is_not_found_in_this_one() {
     )
     .fails(3, &format!("`{id}` is not registered in cluster `big`"));
 }
+
+// ---- Small comforts ---------------------------------------------------------------------------
+
+#[test]
+fn rdp_file_names_the_address_and_user_never_the_password() {
+    let emu = Emulator::shared();
+    let home = home();
+    let file = home.path().join("win.rdp");
+    Run::of(emu.ecsrdp(home.path()).args([
+        "rdp-file",
+        &emu.target("win-pkcs1"),
+        "-o",
+        file.to_str().unwrap(),
+        "--size",
+        "1600x900",
+    ]))
+    .succeeds();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let ip = emu.field("win-pkcs1", "public_ip");
+    assert!(
+        text.contains(&format!("full address:s:{ip}:3389\r\n")),
+        "{text}"
+    );
+    assert!(text.contains("username:s:Administrator\r\n"), "{text}");
+    assert!(text.contains("desktopwidth:i:1600\r\n"), "{text}");
+    assert!(!text.contains(&emu.field("win-pkcs1", "password")));
+    assert!(!text.to_lowercase().contains("password"), "{text}");
+    // A private instance has no address an .rdp file could hold: `ecsrdp tunnel` is the way.
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["rdp-file", &emu.target("win-private")]),
+    )
+    .fails(2, "ecsrdp tunnel");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_same_definitions() {
+    let home = home();
+    let bash = Run::of(support::ecsrdp(home.path()).args(["completions", "bash"]));
+    bash.succeeds();
+    assert!(bash.stdout.contains("_ecsrdp()") && bash.stdout.contains("--tunnel"));
+    let man = Run::of(support::ecsrdp(home.path()).arg("man"));
+    man.succeeds();
+    assert!(
+        man.stdout.contains(".TH ecsrdp") && man.stdout.contains("rdp\\-file"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+}
+
+#[test]
+fn no_target_lists_the_clusters() {
+    let emu = Emulator::shared();
+    let home = home();
+    let run = Run::of(&mut emu.ecsrdp(home.path()));
+    run.succeeds();
+    let demo = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("demo "))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    let instances = emu.seed["instances"].as_object().unwrap().len();
+    assert!(demo.contains(&format!(" {instances} ")), "{demo}");
+    let json = Run::of(emu.ecsrdp(home.path()).arg("--json"));
+    json.succeeds();
+    let rows: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(rows.as_array().unwrap().iter().any(|r| r["name"] == "demo"));
+}
+
+#[test]
+fn a_cluster_listing_as_json() {
+    let emu = Emulator::shared();
+    let home = home();
+    let run = Run::of(emu.ecsrdp(home.path()).args(["demo", "--json"]));
+    run.succeeds();
+    let rows: Value = serde_json::from_str(&run.stdout).unwrap();
+    let private = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ec2_instance_id"] == emu.field("win-private", "ec2_instance_id"))
+        .expect("the private instance is listed");
+    assert_eq!(private["platform"], "windows");
+}

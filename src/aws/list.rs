@@ -4,7 +4,7 @@ use super::resolve::{describe_container_instances, list_container_instance_arns}
 use super::{Aws, AwsError};
 
 /// One row of the listing.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Listed {
     pub container_instance_id: String,
     pub ec2_instance_id: String,
@@ -19,6 +19,50 @@ impl Listed {
     pub fn is_windows(&self) -> bool {
         self.platform.eq_ignore_ascii_case("windows")
     }
+}
+
+/// One cluster of the account and region, for `ecsrdp` alone.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClusterRow {
+    pub name: String,
+    pub status: String,
+    pub container_instances: i32,
+    pub running_tasks: i32,
+}
+
+/// Every ECS cluster, described in batches of 100 (DescribeClusters' limit).
+pub async fn clusters(aws: &Aws) -> Result<Vec<ClusterRow>, AwsError> {
+    let pages = aws
+        .ecs
+        .list_clusters()
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:ListClusters", e))?;
+    let arns: Vec<String> = pages
+        .iter()
+        .flat_map(|page| page.cluster_arns())
+        .cloned()
+        .collect();
+    let mut rows = Vec::new();
+    for chunk in arns.chunks(100) {
+        let described = aws
+            .ecs
+            .describe_clusters()
+            .set_clusters(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ecs:DescribeClusters", e))?;
+        rows.extend(described.clusters().iter().map(|c| ClusterRow {
+            name: c.cluster_name().unwrap_or_default().to_owned(),
+            status: c.status().unwrap_or_default().to_owned(),
+            container_instances: c.registered_container_instances_count(),
+            running_tasks: c.running_tasks_count(),
+        }));
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
 }
 
 /// The most values EC2 takes in one filter.

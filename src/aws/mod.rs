@@ -16,7 +16,7 @@ use aws_config::BehaviorVersion;
 pub use self::checks::{eice_reaches_instance, Check, SecurityGroup, RDP_PORT};
 pub use self::eice::find_endpoint;
 pub use self::error::AwsError;
-pub use self::list::{list, Listed};
+pub use self::list::{clusters, list, ClusterRow, Listed};
 pub use self::password::{fetch_password_data, wait_for_password_data, PasswordData};
 pub use self::resolve::{ec2_instance_id, resolve, AddressChoice, Resolved};
 
