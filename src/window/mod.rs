@@ -99,6 +99,12 @@ pub fn run(
     options: WindowOptions,
 ) -> Result<Outcome, Error> {
     let event_loop = display.0;
+    // Decoding is many times slower unoptimised: nobody should judge ecsrdp by this build.
+    #[cfg(debug_assertions)]
+    tracing::warn!(
+        "this is a debug build of ecsrdp: decoding runs several times slower than in a release \
+         build (cargo install --path . or cargo build --release)"
+    );
     let frame = session.frame();
     let commands = session.commands();
     let proxy = event_loop.create_proxy();
