@@ -13,39 +13,13 @@ use support::{read_png, Daemon, Xvfb};
 #[tokio::test(flavor = "multi_thread")]
 async fn window_shows_the_desktop_and_sends_typed_keys() {
     let (width, height) = (640u16, 480u16);
-    let server = TestServer::start(TestServerOptions {
-        security: Security::Hybrid,
-        user: "Administrator".into(),
-        password: "Window-pw-1".into(),
-        width,
-        height,
-    })
-    .await;
-    let xvfb = Xvfb::start(1024, 768);
-    let home = tempfile::tempdir().unwrap();
-    let mut command = support::ecsrdp(home.path());
-    command
-        .env("DISPLAY", &xvfb.display)
-        .env("ECSRDP_PASSWORD", "Window-pw-1")
-        .args(["direct", &format!("127.0.0.1:{}", server.addr.port())])
-        .args([
-            "--trust-new",
-            "--lossless",
-            "--size",
-            "640x480",
-            "--exit-after",
-            "8s",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let client = Daemon(command.spawn().expect("start ecsrdp"));
-
-    let window = tokio::task::spawn_blocking({
-        let display = xvfb.display.clone();
-        move || find_window(&display)
-    })
-    .await
-    .unwrap();
+    let Opened {
+        server,
+        xvfb,
+        client,
+        window,
+        _home,
+    } = open_window("8s").await;
     // Look at the screen as a person would, until the first frame has landed (or give up).
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("screen.png");
@@ -203,32 +177,14 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_window_resized_to_an_odd_size_has_no_black_edge() {
     let (width, height) = (640u16, 480u16);
-    let server = TestServer::start(TestServerOptions {
-        security: Security::Hybrid,
-        user: "Administrator".into(),
-        password: "Window-pw-2".into(),
-        width,
-        height,
-    })
-    .await;
-    let xvfb = Xvfb::start(1024, 768);
-    let home = tempfile::tempdir().unwrap();
-    let mut command = support::ecsrdp(home.path());
-    command
-        .env("DISPLAY", &xvfb.display)
-        .env("ECSRDP_PASSWORD", "Window-pw-2")
-        .args(["direct", &format!("127.0.0.1:{}", server.addr.port())])
-        .args(["--trust-new", "--lossless", "--size", "640x480"])
-        .args(["--exit-after", "10s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _client = Daemon(command.spawn().expect("start ecsrdp"));
-    let window = tokio::task::spawn_blocking({
-        let display = xvfb.display.clone();
-        move || find_window(&display)
-    })
-    .await
-    .unwrap();
+    // Every part is kept to the end: dropping the client would end the session.
+    let Opened {
+        server,
+        xvfb,
+        client: _client,
+        window,
+        _home,
+    } = open_window("10s").await;
     let (odd_w, odd_h) = (641u32, 481u32);
     xvfb.run(
         "xdotool",
@@ -296,6 +252,53 @@ fn odd_window_errors(
         }
     }
     wrong
+}
+
+/// The in-process server (640x480, NLA), an Xvfb display, and ecsrdp's window on it.
+struct Opened {
+    server: TestServer,
+    xvfb: Xvfb,
+    client: Daemon,
+    window: String,
+    _home: tempfile::TempDir,
+}
+
+/// Starts the server and the display, and `ecsrdp direct` in a window for `exit_after`.
+async fn open_window(exit_after: &str) -> Opened {
+    const PASSWORD: &str = "Window-pw-1";
+    let server = TestServer::start(TestServerOptions {
+        security: Security::Hybrid,
+        user: "Administrator".into(),
+        password: PASSWORD.into(),
+        width: 640,
+        height: 480,
+    })
+    .await;
+    let xvfb = Xvfb::start(1024, 768);
+    let home = tempfile::tempdir().unwrap();
+    let mut command = support::ecsrdp(home.path());
+    command
+        .env("DISPLAY", &xvfb.display)
+        .env("ECSRDP_PASSWORD", PASSWORD)
+        .args(["direct", &format!("127.0.0.1:{}", server.addr.port())])
+        .args(["--trust-new", "--lossless", "--size", "640x480"])
+        .args(["--exit-after", exit_after])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let client = Daemon(command.spawn().expect("start ecsrdp"));
+    let window = tokio::task::spawn_blocking({
+        let display = xvfb.display.clone();
+        move || find_window(&display)
+    })
+    .await
+    .unwrap();
+    Opened {
+        server,
+        xvfb,
+        client,
+        window,
+        _home: home,
+    }
 }
 
 /// Waits for the ecsrdp window and returns its X id.

@@ -446,6 +446,12 @@ pub fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
             .chunks_exact(4)
             .flat_map(|p| [p[0], p[1], p[2]])
             .collect(),
+        // ImageMagick writes a screen that is still all black or grey as greyscale.
+        png::ColorType::Grayscale => buf.iter().flat_map(|&v| [v, v, v]).collect(),
+        png::ColorType::GrayscaleAlpha => buf
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0]])
+            .collect(),
         other => panic!("unexpected PNG colour type {other:?}"),
     };
     (info.width, info.height, rgb)
