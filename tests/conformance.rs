@@ -79,7 +79,14 @@ fn snapshot_and_truth(width: u32, height: u32, codec: &str) -> (Vec<u8>, Vec<u8>
             USER,
         ])
         .args(["--password-stdin", "--headless", "--trust-new", "-v"])
-        .args(["--codec", codec, "--exit-after", "3s"])
+        // The shadow server's first H.264 frames come after the pipeline's setup, which on a
+        // loaded machine takes seconds: give them time to arrive.
+        .args([
+            "--codec",
+            codec,
+            "--exit-after",
+            if codec == "h264" { "8s" } else { "3s" },
+        ])
         .args(["--snapshot", png.to_str().unwrap()]);
     let run = Run::with_stdin(&mut command, Some(&format!("{PASSWORD}\n")));
     run.succeeds();
