@@ -8,6 +8,8 @@ per DescribeContainerInstances, and filters with expressions such as
 `ec2InstanceId ==` / `attribute:ecs.os-type ==` comparisons ecsrdp may send (any other
 expression is refused, as AWS refuses what it cannot parse).  EC2's DescribeInstances
 takes at most 200 values in one filter (FilterLimitExceeded), which moto does not enforce.
+ListTasks with `serviceName` returns the service's tasks (group `service:<name>`), where moto
+returns them all.
 
 Permissions and bad days: moto lets every caller do everything, always. An access key ID of
 the form `deny-<Action>[+<Action>…]` is refused those EC2 actions with UnauthorizedOperation,
@@ -112,7 +114,21 @@ def refusing(action: str, original):
     return guarded
 
 
+def list_tasks(self) -> ActionResult:
+    """ListTasks with `serviceName` as AWS has it: the tasks whose group is `service:<name>`
+    (moto returns every task whatever the service)."""
+    tasks = self.ecs_backend.list_tasks(
+        self._get_param("cluster", "default"), self._get_param("containerInstance"),
+        self._get_param("family"), self._get_param("startedBy"), None,
+        self._get_param("desiredStatus"))
+    service = self._get_param("serviceName")
+    if service:
+        tasks = [t for t in tasks if t.group == f"service:{service}"]
+    return ActionResult({"taskArns": [t.task_arn for t in tasks]})
+
+
 def install() -> None:
+    EC2ContainerServiceResponse.list_tasks = list_tasks
     from moto.ec2.responses import EC2Response
     InstanceResponse.describe_instances = describe_instances
     for action in ("DescribeInstances", "DescribeSecurityGroups",

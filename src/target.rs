@@ -23,6 +23,10 @@ pub enum InstanceRef {
     ContainerInstanceArn(String),
     /// The EC2 instance behind it, `i-…`; it must be registered in the cluster.
     Ec2InstanceId(String),
+    /// `task/<id>`: the instance a task runs on.
+    Task(String),
+    /// `service/<name>`: the instance the service's task runs on.
+    Service(String),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -36,7 +40,8 @@ pub enum TargetError {
     BadCluster(String),
     #[error(
         "`{0}` is not a container instance: give its ID (the last part of its ARN), its full \
-         ARN, or the EC2 instance ID (`i-` followed by hex digits)"
+         ARN, the EC2 instance ID (`i-` followed by hex digits), `task/<task-id>` or \
+         `service/<name>`"
     )]
     BadInstance(String),
     #[error(
@@ -141,6 +146,26 @@ fn parse_cluster(text: &str) -> Result<String, TargetError> {
 
 fn parse_instance(text: &str) -> Result<InstanceRef, TargetError> {
     let bad = || TargetError::BadInstance(text.to_owned());
+    let name_like = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 255
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    if let Some(id) = text.strip_prefix("task/") {
+        return if name_like(id) {
+            Ok(InstanceRef::Task(id.to_owned()))
+        } else {
+            Err(bad())
+        };
+    }
+    if let Some(name) = text.strip_prefix("service/") {
+        return if name_like(name) {
+            Ok(InstanceRef::Service(name.to_owned()))
+        } else {
+            Err(bad())
+        };
+    }
     if text.starts_with("arn:") {
         let id = arn_resource(text, "container-instance/")
             .and_then(|rest| rest.rsplit('/').next())
@@ -176,6 +201,8 @@ impl fmt::Display for InstanceRef {
             InstanceRef::ContainerInstanceId(id)
             | InstanceRef::ContainerInstanceArn(id)
             | InstanceRef::Ec2InstanceId(id) => id,
+            InstanceRef::Task(id) => return write!(f, "task/{id}"),
+            InstanceRef::Service(name) => return write!(f, "service/{name}"),
         })
     }
 }
@@ -262,6 +289,20 @@ mod tests {
         let cluster = "arn:aws:ecs:ap-south-1:123456789012:cluster/prod/i-0abc";
         assert_eq!(target(cluster).unwrap().region(), Some("ap-south-1"));
         assert_eq!(target("prod/i-0abc").unwrap().region(), None);
+    }
+
+    #[test]
+    fn tasks_and_services_name_their_instance() {
+        let t = target("prod/task/0123abcd0123abcd").unwrap();
+        assert_eq!(
+            t.instance,
+            Some(InstanceRef::Task("0123abcd0123abcd".into()))
+        );
+        assert_eq!(t.to_string(), "prod/task/0123abcd0123abcd");
+        let s = target("prod/service/web-site").unwrap();
+        assert_eq!(s.instance, Some(InstanceRef::Service("web-site".into())));
+        assert!(target("prod/service/").is_err());
+        assert!(target("prod/task/a b").is_err());
     }
 
     #[test]

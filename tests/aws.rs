@@ -783,3 +783,74 @@ fn a_cluster_listing_as_json() {
         .expect("the private instance is listed");
     assert_eq!(private["platform"], "windows");
 }
+
+// ---- ECS-shaped targets -----------------------------------------------------------------------
+
+/// Runs `count` tasks of a Windows task definition in `demo` (optionally as a service's, as
+/// the group ECS gives them says), or one on Fargate; returns the task IDs.
+fn run_tasks(emu: &Emulator, group: Option<&str>, count: u32, fargate: bool) -> Vec<String> {
+    let script = format!(
+        "import boto3, json, sys\n\
+         s = boto3.session.Session(region_name='us-east-1', aws_access_key_id='testing', \
+         aws_secret_access_key='testing')\n\
+         ecs = s.client('ecs', endpoint_url=sys.argv[1])\n\
+         ecs.register_task_definition(family='web', containerDefinitions=[{{'name': 'iis', \
+         'image': 'iis', 'memory': 64, 'cpu': 16}}])\n\
+         args = dict(cluster='demo', taskDefinition='web', count={count})\n\
+         if {fargate}: args.update(launchType='FARGATE', networkConfiguration=\
+         {{'awsvpcConfiguration': {{'subnets': ['subnet-1']}}}})\n\
+         group = {group:?}\n\
+         if group: args.update(group=group)\n\
+         tasks = ecs.run_task(**args)['tasks']\n\
+         print(json.dumps([t['taskArn'].rsplit('/', 1)[-1] for t in tasks]))\n",
+        fargate = if fargate { "True" } else { "False" },
+        group = group.unwrap_or(""),
+    );
+    let output = std::process::Command::new(support::python())
+        .args(["-c", &script, &emu.endpoint])
+        .output()
+        .expect("run tasks");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("task IDs")
+}
+
+#[test]
+fn a_task_and_a_service_name_their_instance() {
+    let emu = Emulator::start();
+    let home = home();
+    let task = &run_tasks(&emu, Some("service:site"), 1, false)[0];
+    for target in [format!("demo/task/{task}"), "demo/service/site".to_owned()] {
+        let run = Run::of(emu.ecsrdp(home.path()).args(["resolve", "--json", &target]));
+        // The instance the task landed on may lack something (a key pair, Windows): what
+        // matters is that one was found and described.
+        let resolved: Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|_| panic!("{target}: {}", run.stderr));
+        assert!(
+            resolved["ec2_instance_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("i-"),
+            "{target}: {resolved}"
+        );
+    }
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", "demo/service/nothing-runs"]),
+    )
+    .fails(3, "service `nothing-runs` has no running task");
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", "demo/task/0123456789abcdef"]),
+    )
+    .fails(3, "task `0123456789abcdef` was not found");
+    let fargate = &run_tasks(&emu, None, 1, true)[0];
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", &format!("demo/task/{fargate}")]),
+    )
+    .fails(3, "runs on Fargate");
+}

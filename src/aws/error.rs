@@ -64,6 +64,33 @@ pub enum AwsError {
          it (e.g. `sudo timedatectl set-ntp true`) and try again"
     )]
     ClockSkew { action: &'static str, code: String },
+    #[error(
+        "task `{task}` was not found in cluster `{cluster}`; list running tasks with \
+         `aws ecs list-tasks --cluster {cluster}`"
+    )]
+    TaskNotFound { cluster: String, task: String },
+    #[error(
+        "{what} runs on Fargate, which has no instance to connect to; use \
+         `aws ecs execute-command` to reach its container"
+    )]
+    NoInstance { what: String },
+    #[error(
+        "service `{service}` has no running task in cluster `{cluster}`, so no instance to \
+         connect to; check it with `aws ecs describe-services --cluster {cluster} --services \
+         {service}`"
+    )]
+    ServiceWithoutTasks { cluster: String, service: String },
+    #[error(
+        "service `{service}` runs on {} instances ({}); pick one, e.g. `ecsrdp {cluster}/{}`",
+        instances.len(),
+        instances.join(", "),
+        instances.first().map(String::as_str).unwrap_or_default()
+    )]
+    ServiceOnSeveralInstances {
+        cluster: String,
+        service: String,
+        instances: Vec<String>,
+    },
     #[error("AWS answered {action} with {code}: {message}")]
     Service {
         action: &'static str,

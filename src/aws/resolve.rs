@@ -75,6 +75,20 @@ pub async fn ec2_instance_id(
                 .into_iter()
                 .next()
         }
+        InstanceRef::Task(task) => {
+            let arn = task_instance(aws, cluster, task).await?;
+            describe_container_instances(aws, cluster, vec![arn])
+                .await?
+                .into_iter()
+                .next()
+        }
+        InstanceRef::Service(service) => {
+            let arn = service_instance(aws, cluster, service).await?;
+            describe_container_instances(aws, cluster, vec![arn])
+                .await?
+                .into_iter()
+                .next()
+        }
         // ECS's cluster query language finds it without listing the whole cluster.
         InstanceRef::Ec2InstanceId(ec2_id) => {
             let arns = list_container_instance_arns(
@@ -88,6 +102,88 @@ pub async fn ec2_instance_id(
         }
     };
     found.ok_or_else(not_found)
+}
+
+/// The container instance a task runs on; a Fargate task has none.
+async fn task_instance(aws: &Aws, cluster: &str, task: &str) -> Result<String, AwsError> {
+    let output = aws
+        .ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .tasks(task)
+        .send()
+        .await
+        .map_err(|e| cluster_error(cluster, "ecs:DescribeTasks", e))?;
+    let found = output
+        .tasks()
+        .first()
+        .ok_or_else(|| AwsError::TaskNotFound {
+            cluster: cluster.to_owned(),
+            task: task.to_owned(),
+        })?;
+    found
+        .container_instance_arn()
+        .map(str::to_owned)
+        .ok_or_else(|| AwsError::NoInstance {
+            what: format!("task {task}"),
+        })
+}
+
+/// The one container instance a service's running tasks are on.
+async fn service_instance(aws: &Aws, cluster: &str, service: &str) -> Result<String, AwsError> {
+    let pages = aws
+        .ecs
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(service)
+        .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| cluster_error(cluster, "ecs:ListTasks", e))?;
+    let arns: Vec<String> = pages
+        .iter()
+        .flat_map(|page| page.task_arns())
+        .cloned()
+        .collect();
+    let mut instances = Vec::new();
+    let mut fargate = false;
+    for chunk in arns.chunks(100) {
+        let output = aws
+            .ecs
+            .describe_tasks()
+            .cluster(cluster)
+            .set_tasks(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| cluster_error(cluster, "ecs:DescribeTasks", e))?;
+        for task in output.tasks() {
+            match task.container_instance_arn() {
+                Some(arn) if !instances.iter().any(|i| i == arn) => instances.push(arn.to_owned()),
+                Some(_) => {}
+                None => fargate = true,
+            }
+        }
+    }
+    match instances.len() {
+        0 if fargate => Err(AwsError::NoInstance {
+            what: format!("service {service}"),
+        }),
+        0 => Err(AwsError::ServiceWithoutTasks {
+            cluster: cluster.to_owned(),
+            service: service.to_owned(),
+        }),
+        1 => Ok(instances.remove(0)),
+        _ => {
+            let ids = describe_container_instances(aws, cluster, instances).await?;
+            Err(AwsError::ServiceOnSeveralInstances {
+                cluster: cluster.to_owned(),
+                service: service.to_owned(),
+                instances: ids.into_iter().map(|(_, id)| id).collect(),
+            })
+        }
+    }
 }
 
 /// Every container instance of the cluster (page by page: AWS gives at most 100 at a time), or
