@@ -94,13 +94,7 @@ pub async fn connect_over(
         })?,
         Transport::Pipe(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
     };
-    // Display Control (MS-RDPEDISP) lets the window ask the server to resize the desktop; the
-    // graphics pipeline (MS-RDPEGFX) carries H.264 and the other EGFX codecs.
-    let mut drdynvc =
-        DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())));
-    if options.codecs == Codecs::H264 {
-        drdynvc = drdynvc.with_dynamic_channel(graphics::pipeline());
-    }
+    let drdynvc = dynamic_channels(options.codecs);
     let mut connector = WipingConnector(
         ClientConnector::new(connector_config(endpoint, options), client_addr)
             .with_static_channel(drdynvc),
@@ -420,6 +414,19 @@ const KEEPALIVE_PROBES: u32 = 3;
 /// How long sent data may go unacknowledged before the connection is declared dead.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const UNACKNOWLEDGED_LIMIT: Duration = Duration::from_secs(30);
+
+/// The dynamic channels ecsrdp opens: Display Control (MS-RDPEDISP) lets the window ask the
+/// server to resize the desktop; the graphics pipeline (MS-RDPEGFX) carries H.264 and the
+/// other EGFX codecs.
+pub(super) fn dynamic_channels(codecs: Codecs) -> DrdynvcClient {
+    let drdynvc =
+        DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())));
+    if codecs == Codecs::H264 {
+        drdynvc.with_dynamic_channel(graphics::pipeline())
+    } else {
+        drdynvc
+    }
+}
 
 /// A stopped instance or a vanished NAT mapping sends no FIN or RST: without keepalive, an idle
 /// session would wait forever, and a blocked write for TCP's ~15 minutes of retransmissions.

@@ -21,7 +21,10 @@ use std::io::{BufRead as _, IsTerminal as _};
 pub use self::config::{Codecs, Security};
 pub use self::connect::{connect, connect_over, ConnectOptions, Connected, Handshake};
 pub use self::error::RdpError;
-pub use self::session::{run_session, Command, FrameSink, Outcome, PointerShape, Session};
+pub use self::session::{
+    decode, replay_stage, run_session, Command, Decoded, FrameSink, Outcome, PointerShape,
+    ReplayChannels, Session, REPLAY_CHANNELS,
+};
 pub use self::transport::Transport;
 pub use self::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};
 use crate::keys::Password;

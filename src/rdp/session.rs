@@ -210,38 +210,21 @@ pub async fn run_session(
                 })?;
                 trace!(?action, len = payload.len(), "pdu");
                 liveness.heard(Instant::now());
-                if action == ironrdp_pdu::Action::X224 {
-                    if let Some(name) = ignorable(&payload, io_channel) {
-                        debug!(pdu = name, "passed over");
-                        continue;
-                    }
-                }
-                let received_at = reader.last_read_at();
-                let outputs = {
-                    let mut frame = frame.lock();
-                    let size = frame.image_size();
-                    let outputs = stage
-                        .process(&mut frame.image, action, &payload, received_at)
-                        .map_err(|e| RdpError::Protocol {
-                            addr: addr.clone(),
-                            stage: "the session",
-                            detail: e.report().to_string(),
-                        })?;
-                    if frame.image_size() != size {
-                        let (width, height) = frame.image_size();
-                        check_desktop(&addr, width, height)?;
-                        frame.resized_in_place();
-                    }
-                    // The exact rectangles each update touched, not their union.
-                    let damage = stage.take_damage_regions();
-                    for rect in &damage {
-                        frame.add_damage(Rect::from(rect));
-                    }
-                    if !damage.is_empty() {
-                        sink.frame_ready();
-                    }
-                    outputs
+                let Some(Decoded { outputs, damaged }) = decode(
+                    &mut stage,
+                    &frame,
+                    io_channel,
+                    action,
+                    &payload,
+                    reader.last_read_at(),
+                    &addr,
+                )?
+                else {
+                    continue;
                 };
+                if damaged {
+                    sink.frame_ready();
+                }
                 for output in outputs {
                     match output {
                         ActiveStageOutput::GraphicsUpdate(_) => {}
@@ -356,6 +339,95 @@ pub async fn run_session(
             }
         }
     }
+}
+
+/// What one server PDU did.
+pub struct Decoded {
+    /// What the session must act on (responses, pointer, termination...).
+    pub outputs: Vec<ActiveStageOutput>,
+    /// New damage is in the frame.
+    pub damaged: bool,
+}
+
+/// Decodes one server PDU into the frame: IronRDP's processing, the bound on what a server
+/// may grant, the damage. `None` for a PDU passed over (see [`ignorable`]). Everything a
+/// hostile server sends goes through here, which is why the fuzz target calls it too.
+pub fn decode(
+    stage: &mut ActiveStage,
+    frame: &SharedFrame,
+    io_channel: u16,
+    action: ironrdp_pdu::Action,
+    payload: &[u8],
+    received_at: Option<ironrdp_connector::MonotonicInstant>,
+    addr: &str,
+) -> Result<Option<Decoded>, RdpError> {
+    if action == ironrdp_pdu::Action::X224 {
+        if let Some(name) = ignorable(payload, io_channel) {
+            debug!(pdu = name, "passed over");
+            return Ok(None);
+        }
+    }
+    let mut frame = frame.lock();
+    let size = frame.image_size();
+    let outputs = stage
+        .process(&mut frame.image, action, payload, received_at)
+        .map_err(|e| RdpError::Protocol {
+            addr: addr.to_owned(),
+            stage: "the session",
+            detail: e.report().to_string(),
+        })?;
+    if frame.image_size() != size {
+        let (width, height) = frame.image_size();
+        check_desktop(addr, width, height)?;
+        frame.resized_in_place();
+    }
+    // The exact rectangles each update touched, not their union.
+    let damage = stage.take_damage_regions();
+    for rect in &damage {
+        frame.add_damage(Rect::from(rect));
+    }
+    Ok(Some(Decoded {
+        outputs,
+        damaged: !damage.is_empty(),
+    }))
+}
+
+/// The MCS channels of [`replay_stage`]'s fictitious connection.
+pub const REPLAY_CHANNELS: ReplayChannels = ReplayChannels {
+    io: 1003,
+    user: 1002,
+    drdynvc: 1004,
+};
+
+/// Channel IDs of a connection, as the server assigned them.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplayChannels {
+    pub io: u16,
+    pub user: u16,
+    pub drdynvc: u16,
+}
+
+/// An active stage as after a connection with the channels ecsrdp opens (Display Control, and
+/// the graphics pipeline with `Codecs::H264`), with the channel IDs of [`REPLAY_CHANNELS`]:
+/// for feeding server PDUs to [`decode`] without a server, as the fuzz target does.
+pub fn replay_stage(codecs: super::Codecs) -> ActiveStage {
+    let mut static_channels = ironrdp_svc::StaticChannelSet::new();
+    static_channels.insert(super::connect::dynamic_channels(codecs));
+    static_channels.attach_channel_id(
+        std::any::TypeId::of::<ironrdp_dvc::DrdynvcClient>(),
+        REPLAY_CHANNELS.drdynvc,
+    );
+    ActiveStageBuilder {
+        static_channels,
+        user_channel_id: REPLAY_CHANNELS.user,
+        io_channel_id: REPLAY_CHANNELS.io,
+        message_channel_id: None,
+        share_id: 0x0001_03ea,
+        compression_type: None,
+        enable_server_pointer: true,
+        pointer_software_rendering: false,
+    }
+    .build()
 }
 
 /// Writes one PDU, or gives up on a server that has not read anything for [`WRITE_LIMIT`].
