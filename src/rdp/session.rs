@@ -184,6 +184,7 @@ pub async fn run_session(
         suppress_output: result.suppress_output_support,
     };
     let mut liveness = Liveness::new(Instant::now(), redraws.any());
+    let mut recording = recording();
     let mut stage = active_stage(result);
     let mut input = Database::new();
     let mut pending_resize: Option<(Instant, u32, u32, u32)> = None;
@@ -210,6 +211,11 @@ pub async fn run_session(
                 })?;
                 trace!(?action, len = payload.len(), "pdu");
                 liveness.heard(Instant::now());
+                if let Some(file) = recording.as_mut() {
+                    if !record(file, &payload) {
+                        recording = None;
+                    }
+                }
                 let Some(Decoded { outputs, damaged }) = decode(
                     &mut stage,
                     &frame,
@@ -337,6 +343,33 @@ pub async fn run_session(
                 shutdown(stage.graceful_shutdown(), &mut writer).await;
                 return Ok(Outcome::TimeUp);
             }
+        }
+    }
+}
+
+/// Where `ECSRDP_RECORD` asks the server's PDUs to be written, as they came (TPKT and
+/// fast-path frames, back to back: what the fuzz target and replays read). For debugging and
+/// benchmarks; the stream holds the session's pixels (and any auto-reconnect cookie), never the
+/// password, which went before it.
+fn recording() -> Option<std::fs::File> {
+    let path = std::env::var_os("ECSRDP_RECORD")?;
+    match std::fs::File::create(&path) {
+        Ok(file) => Some(file),
+        Err(error) => {
+            warn!(%error, path = %std::path::Path::new(&path).display(), "cannot record the session");
+            None
+        }
+    }
+}
+
+/// Appends one PDU; false (after saying why) once the file cannot take more.
+fn record(file: &mut std::fs::File, pdu: &[u8]) -> bool {
+    use std::io::Write as _;
+    match file.write_all(pdu) {
+        Ok(()) => true,
+        Err(error) => {
+            warn!(%error, "recording stopped");
+            false
         }
     }
 }
