@@ -484,30 +484,60 @@ fn an_idle_session_stays_up() {
     );
 }
 
+/// A shadow server behind a proxy the test controls, and a session through it that has
+/// received the whole desktop.
+struct Proxied {
+    _xvfb: Xvfb,
+    shadow: Shadow,
+    proxy: support::proxy::Proxy,
+    _home: tempfile::TempDir,
+    session: std::thread::JoinHandle<(Run, std::time::Instant)>,
+}
+
+impl Proxied {
+    fn start() -> Proxied {
+        let xvfb = Xvfb::start(640, 480);
+        let shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
+        let proxy = support::proxy::Proxy::start(shadow.port);
+        let home = tempfile::tempdir().unwrap();
+        let session = session_in_background(home.path(), proxy.port, "120s", false);
+        proxy.wait_downstream(20_000, std::time::Duration::from_secs(30));
+        Proxied {
+            _xvfb: xvfb,
+            shadow,
+            proxy,
+            _home: home,
+            session,
+        }
+    }
+
+    /// Does `fault`, then expects exit 5 mentioning `needle` within `bound` of it.
+    fn fault(mut self, fault: impl FnOnce(&mut Proxied), needle: &str, bound: std::time::Duration) {
+        let at = std::time::Instant::now();
+        fault(&mut self);
+        let (run, ended) = self.session.join().unwrap();
+        run.fails(5, needle);
+        assert!(ended - at <= bound, "took {:?} to notice", ended - at);
+    }
+}
+
 /// The server stops answering with the socket still open (a proxy that stalls, as a tunnel
 /// does when the instance behind it stops): exit 5 within the liveness bound, not a hang.
 #[test]
 fn a_server_that_stops_answering_ends_the_session() {
-    let xvfb = Xvfb::start(640, 480);
-    let shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
-    let proxy = support::proxy::Proxy::start(shadow.port);
-    let home = tempfile::tempdir().unwrap();
-    let session = session_in_background(home.path(), proxy.port, "120s", false);
-    // The whole desktop; then a quiet spell, whose redraw request the server answers (only a
-    // server known to answer is judged by its silence); then silence from the server's side.
-    proxy.wait_downstream(20_000, std::time::Duration::from_secs(30));
+    let proxied = Proxied::start();
+    // A quiet spell first, whose redraw request the server answers (only a server known to
+    // answer is judged by its silence); then silence from the server's side.
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let desktop = proxy.downstream();
-    proxy.wait_downstream(desktop + 1, std::time::Duration::from_secs(15));
+    let desktop = proxied.proxy.downstream();
+    proxied
+        .proxy
+        .wait_downstream(desktop + 1, std::time::Duration::from_secs(15));
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let stalled = std::time::Instant::now();
-    proxy.stall();
-    let (run, ended) = session.join().unwrap();
-    run.fails(5, "stopped answering");
-    let took = ended - stalled;
-    assert!(
-        took <= std::time::Duration::from_secs(35),
-        "took {took:?} to notice"
+    proxied.fault(
+        |p| p.proxy.stall(),
+        "stopped answering",
+        std::time::Duration::from_secs(35),
     );
 }
 
@@ -515,39 +545,19 @@ fn a_server_that_stops_answering_ends_the_session() {
 /// a message that says the session was under way.
 #[test]
 fn a_server_killed_mid_session_ends_the_session() {
-    let xvfb = Xvfb::start(640, 480);
-    let mut shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
-    let proxy = support::proxy::Proxy::start(shadow.port);
-    let home = tempfile::tempdir().unwrap();
-    let session = session_in_background(home.path(), proxy.port, "120s", false);
-    proxy.wait_downstream(20_000, std::time::Duration::from_secs(30));
-    let killed = std::time::Instant::now();
-    shadow.kill();
-    let (run, ended) = session.join().unwrap();
-    run.fails(5, "during the session");
-    let took = ended - killed;
-    assert!(
-        took <= std::time::Duration::from_secs(5),
-        "took {took:?} to notice"
+    Proxied::start().fault(
+        |p| p.shadow.kill(),
+        "during the session",
+        std::time::Duration::from_secs(5),
     );
 }
 
 /// A middlebox resets the connection mid-session (RST): exit 5 at once, the session named.
 #[test]
 fn a_connection_reset_mid_session_ends_the_session() {
-    let xvfb = Xvfb::start(640, 480);
-    let shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
-    let proxy = support::proxy::Proxy::start(shadow.port);
-    let home = tempfile::tempdir().unwrap();
-    let session = session_in_background(home.path(), proxy.port, "120s", false);
-    proxy.wait_downstream(20_000, std::time::Duration::from_secs(30));
-    let reset = std::time::Instant::now();
-    proxy.reset();
-    let (run, ended) = session.join().unwrap();
-    run.fails(5, "during the session");
-    assert!(
-        ended - reset <= std::time::Duration::from_secs(5),
-        "took {:?} to notice",
-        ended - reset
+    Proxied::start().fault(
+        |p| p.proxy.reset(),
+        "during the session",
+        std::time::Duration::from_secs(5),
     );
 }
