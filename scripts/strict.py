@@ -8,6 +8,9 @@ per DescribeContainerInstances, and filters with expressions such as
 `ec2InstanceId ==` / `attribute:ecs.os-type ==` comparisons ecsrdp may send (any other
 expression is refused, as AWS refuses what it cannot parse).  EC2's DescribeInstances
 takes at most 200 values in one filter (FilterLimitExceeded), which moto does not enforce.
+AWS forgets a terminated instance about an hour after its termination (DescribeInstances then
+answers InvalidInstanceID.NotFound); a terminated instance tagged `emulator:forgotten` is
+forgotten at once, so that tests can stand for a container instance left registered after that.
 ListTasks with `serviceName` returns the service's tasks (group `service:<name>`), where moto
 returns them all.
 
@@ -22,6 +25,7 @@ import re
 
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.instances import InstanceBackend
 from moto.ec2.responses.instances import InstanceResponse
 from moto.ecs.exceptions import InvalidParameterException
 from moto.ecs.models import ecs_backends
@@ -81,6 +85,22 @@ def describe_instances(self):
     return ORIGINAL_DESCRIBE_INSTANCES(self)
 
 
+ORIGINAL_ALL_RESERVATIONS = InstanceBackend.all_reservations
+FORGOTTEN = "emulator:forgotten"
+
+
+def all_reservations(self, filters=None):
+    """Every reservation, without the terminated instances AWS has forgotten."""
+    def remembered(instance) -> bool:
+        return not (instance.state == "terminated" and FORGOTTEN in self.tags.get(instance.id, {}))
+    kept = []
+    for reservation in ORIGINAL_ALL_RESERVATIONS(self, filters):
+        reservation.instances = [i for i in reservation.instances if remembered(i)]
+        if reservation.instances:
+            kept.append(reservation)
+    return kept
+
+
 # What the caller's access key ID asks the emulator to play: `deny-A+B` refuses actions A and B
 # (UnauthorizedOperation), `throttle-A` throttles A (RequestLimitExceeded, every time, so the
 # SDK's retries run out), `skewed-A` refuses A as a request from a machine whose clock is off
@@ -131,6 +151,7 @@ def install() -> None:
     EC2ContainerServiceResponse.list_tasks = list_tasks
     from moto.ec2.responses import EC2Response
     InstanceResponse.describe_instances = describe_instances
+    InstanceBackend.all_reservations = all_reservations
     for action in ("DescribeInstances", "DescribeSecurityGroups",
                    "DescribeInstanceConnectEndpoints", "GetPasswordData"):
         method = re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()

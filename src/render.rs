@@ -399,20 +399,43 @@ impl Placement {
     }
 }
 
+/// A borrowed BGRX image, rows `width * 4` bytes apart: what [`blit`] reads. The session's
+/// `DecodedImage` is one; tests and benches make their own, since IronRDP's cannot be written
+/// from outside its decoders.
+#[derive(Clone, Copy, Debug)]
+pub struct Pixels<'a> {
+    pub data: &'a [u8],
+    pub width: u16,
+    pub height: u16,
+}
+
+impl<'a> From<&'a DecodedImage> for Pixels<'a> {
+    fn from(image: &'a DecodedImage) -> Self {
+        Pixels {
+            data: image.data(),
+            width: image.width(),
+            height: image.height(),
+        }
+    }
+}
+
 /// Copies desktop `rect` into the window buffer at the layout's place, scaling when the layout
 /// does. Touches only the rows and columns `rect` covers, and allocates nothing. The image may
 /// be larger than the layout's desktop (see [`canvas`]); only the desktop's part is read.
-pub fn blit(image: &DecodedImage, placement: &Placement, rect: Rect, dst: &mut [u32]) {
+pub fn blit<'a>(image: impl Into<Pixels<'a>>, placement: &Placement, rect: Rect, dst: &mut [u32]) {
+    let image = image.into();
     let layout = &placement.layout;
     let (w, h) = layout.desktop;
     let rect = rect.clip(w, h);
     let window_pixels = layout.window.0 as usize * layout.window.1 as usize;
-    let fits = u32::from(image.width()) >= w && u32::from(image.height()) >= h;
+    let fits = u32::from(image.width) >= w
+        && u32::from(image.height) >= h
+        && image.data.len() >= usize::from(image.width) * usize::from(image.height) * 4;
     if rect.is_empty() || !fits || dst.len() < window_pixels {
         return;
     }
-    let src = image.data();
-    let src_stride = usize::from(image.width()) * 4;
+    let src = image.data;
+    let src_stride = usize::from(image.width) * 4;
     let dst_stride = layout.window.0 as usize;
     if !layout.is_scaled() {
         let target = layout.to_window(rect);
@@ -495,7 +518,7 @@ fn extend_edges(layout: &Layout, target: Rect, dst: &mut [u32]) {
 }
 
 /// Paints the whole window: bars, then the whole desktop. For buffers of unknown contents.
-pub fn blit_all(image: &DecodedImage, placement: &Placement, dst: &mut [u32]) {
+pub fn blit_all<'a>(image: impl Into<Pixels<'a>>, placement: &Placement, dst: &mut [u32]) {
     let layout = &placement.layout;
     let view = layout.view;
     let stride = layout.window.0 as usize;

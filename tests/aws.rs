@@ -854,3 +854,91 @@ fn a_task_and_a_service_name_their_instance() {
     )
     .fails(3, "runs on Fargate");
 }
+
+/// An SSO profile whose cached token has expired, as on the morning after `aws sso login`:
+/// the profile is named with the command that renews it.
+#[test]
+fn an_expired_sso_session_says_to_log_in_again() {
+    use sha1::Digest as _;
+    let emu = Emulator::shared();
+    let home = home();
+    let mut command = emu.ecsrdp(home.path());
+    let start_url = "https://corp.awsapps.com/start";
+    std::fs::write(
+        home.path().join("aws-config"),
+        format!(
+            "[profile work]\nsso_session = corp\nsso_account_id = 123456789012\n\
+             sso_role_name = Admin\nregion = us-east-1\n\n\
+             [sso-session corp]\nsso_start_url = {start_url}\nsso_region = us-east-1\n"
+        ),
+    )
+    .unwrap();
+    let cache = home.path().join(".aws/sso/cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let name: String = sha1::Sha1::digest(b"corp")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(
+        cache.join(format!("{name}.json")),
+        format!(
+            r#"{{"accessToken":"expired-token","expiresAt":"2020-01-01T00:00:00Z","region":"us-east-1","startUrl":"{start_url}"}}"#
+        ),
+    )
+    .unwrap();
+    command
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(["demo", "--profile", "work"]);
+    Run::of(&mut command).fails(3, "aws sso login --profile work");
+}
+
+/// A container instance still registered whose EC2 instance is gone: AWS forgets a terminated
+/// instance after about an hour (DescribeInstances: InvalidInstanceID.NotFound); before that it
+/// shows it as terminated.
+#[test]
+fn a_registered_instance_whose_ec2_instance_is_gone() {
+    let emu = Emulator::start();
+    let script = r#"
+import json, sys, boto3
+session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="testing",
+                                aws_secret_access_key="testing")
+ec2 = session.client("ec2", endpoint_url=sys.argv[1])
+ecs = session.client("ecs", endpoint_url=sys.argv[1])
+ecs.create_cluster(clusterName="gone")
+ids = []
+for forget in [False, True]:
+    tags = [{"Key": "emulator:forgotten", "Value": "yes"}] if forget else []
+    run = dict(ImageId="ami-03cf127a", MinCount=1, MaxCount=1, KeyName="kp-pkcs1")
+    if tags:
+        run["TagSpecifications"] = [{"ResourceType": "instance", "Tags": tags}]
+    instance = ec2.run_instances(**run)["Instances"][0]["InstanceId"]
+    ecs.register_container_instance(cluster="gone",
+        instanceIdentityDocument=json.dumps({"instanceId": instance, "region": "us-east-1"}))
+    ec2.terminate_instances(InstanceIds=[instance])
+    ids.append(instance)
+print(" ".join(ids))
+"#;
+    let output = std::process::Command::new(support::python())
+        .args(["-c", script, &emu.endpoint])
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let ids = String::from_utf8(output.stdout).unwrap();
+    let (terminated, forgotten) = ids.trim().split_once(' ').unwrap();
+    let home = home();
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", &format!("gone/{forgotten}")]),
+    )
+    .fails(3, &format!("EC2 instance `{forgotten}` does not exist"));
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", &format!("gone/{terminated}")]),
+    )
+    .fails(3, "is terminated");
+}

@@ -500,3 +500,123 @@ async fn a_snapshot_that_cannot_be_written_is_a_local_failure() {
         .fails(6, "snapshot");
     server.stop().await;
 }
+
+/// A port whose SYNs go unanswered, as a security group that drops them does: a listener with
+/// a backlog of 0 whose one queue slot is already taken, so the kernel drops further SYNs.
+fn filtered_port() -> (socket2::Socket, Vec<std::net::TcpStream>, u16) {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    // Fill the accept queue; a connect that the kernel has begun dropping times out here.
+    let mut fillers = Vec::new();
+    while let Ok(stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        fillers.push(stream);
+        assert!(fillers.len() < 16, "the kernel never dropped a SYN");
+    }
+    (listener, fillers, addr.port())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filtered_port_times_out_with_the_limit_named() {
+    let home = tempfile::tempdir().unwrap();
+    let (_listener, _fillers, port) = filtered_port();
+    let started = std::time::Instant::now();
+    // `direct` asks for --connect-timeout 3s.
+    run_direct(home.path(), port, &[], PASSWORD)
+        .await
+        .fails(5, "timed out after 3s")
+        .fails(5, "--connect-timeout");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// TCP connects (a tunnel does, whatever is behind it) and then nothing answers: the handshake
+/// gives up after its limit rather than hanging.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handshake_that_stalls_gives_up() {
+    let home = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts, reads what comes, and never answers.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.read(&mut [0u8; 512]);
+            held.push(stream);
+        }
+    });
+    let started = std::time::Instant::now();
+    run_direct(home.path(), port, &[], PASSWORD)
+        .await
+        .fails(5, "did not finish within 45 s");
+    let took = started.elapsed();
+    assert!(
+        (Duration::from_secs(44)..Duration::from_secs(55)).contains(&took),
+        "{took:?}"
+    );
+}
+
+/// The server answers the negotiation with a refusal (here: it allows no TLS, the legacy RDP
+/// security ecsrdp never offers): named, not a protocol dump.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_common_security_protocol_is_named() {
+    let home = tempfile::tempdir().unwrap();
+    // TPKT, X.224 Connection Confirm, RDP_NEG_FAILURE with SSL_NOT_ALLOWED_BY_SERVER (2).
+    let port = fake_server(
+        b"\x03\x00\x00\x13\x0e\xd0\x00\x00\x12\x34\x00\x03\x00\x08\x00\x02\x00\x00\x00",
+    );
+    run_direct(home.path(), port, &["--security", "tls"], PASSWORD)
+        .await
+        .fails(5, "share no security protocol");
+}
+
+/// On a terminal, a first certificate is shown and asked about: "n" sends nothing and remembers
+/// nothing, "y" connects and remembers it. `script` gives ecsrdp its terminal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_certificate_is_asked_about_on_a_terminal() {
+    let server = server(Security::Tls, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    let fingerprint = ecsrdp::rdp::fingerprint(&server.cert_der());
+    let port = server.addr.port();
+    let answer = |reply: &'static str| {
+        let inner = direct(home.path(), port, &["--exit-after", "1s"]);
+        let line = std::iter::once(inner.get_program())
+            .chain(inner.get_args().filter(|a| *a != "--password-stdin"))
+            .map(|a| format!("'{}'", a.to_str().unwrap()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut command = std::process::Command::new("script");
+        for (key, value) in inner.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command
+            .env("ECSRDP_PASSWORD", PASSWORD)
+            .args(["-q", "-e", "-c", &line, "/dev/null"]);
+        tokio::task::spawn_blocking(move || Run::with_stdin(&mut command, Some(reply)))
+    };
+    let listed = || Run::of(support::ecsrdp(home.path()).args(["trust", "list"])).stdout;
+
+    let refused = answer("n\n").await.unwrap();
+    assert_eq!(refused.code, 5, "{refused:?}");
+    // What the terminal showed: the question with the fingerprint, then the refusal.
+    assert!(refused.stdout.contains(&fingerprint), "{}", refused.stdout);
+    assert!(refused.stdout.contains("[y/N]"), "{}", refused.stdout);
+    assert!(
+        refused.stdout.contains("was not trusted; nothing was sent"),
+        "{}",
+        refused.stdout
+    );
+    assert!(!listed().contains(&fingerprint));
+
+    let accepted = answer("y\n").await.unwrap();
+    assert_eq!(accepted.code, 0, "{accepted:?}");
+    assert!(listed().contains(&fingerprint));
+    server.stop().await;
+}

@@ -7,6 +7,7 @@ mod support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use support::proxy::Proxy;
 use support::rdp_server::{InputEvent, Security, TestServer, TestServerOptions};
 use support::{read_png, Daemon, Xvfb};
 
@@ -19,30 +20,11 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
         client,
         window,
         _home,
-    } = open_window("8s").await;
-    // Look at the screen as a person would, until the first frame has landed (or give up).
+        _proxy,
+    } = open_window("8s", None).await;
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("screen.png");
-    let started = Instant::now();
-    let wrong = loop {
-        xvfb.run("import", &["-window", "root", shot.to_str().unwrap()]);
-        let (w, _, rgb) = read_png(&shot);
-        let mut wrong = 0;
-        // No window manager runs, so the window's inside sits at the screen's top left.
-        for y in 0..u32::from(height) {
-            for x in 0..u32::from(width) {
-                let i = ((y * w + x) * 3) as usize;
-                let [b, g, r, _] = TestServer::expected_pixel(x as u16, y as u16);
-                if rgb[i..i + 3] != [r, g, b] {
-                    wrong += 1;
-                }
-            }
-        }
-        if wrong == 0 || started.elapsed() > Duration::from_secs(5) {
-            break wrong;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let wrong = desktop_errors(&xvfb, &shot, (width, height), Duration::from_secs(5)).await;
     assert_eq!(
         wrong, 0,
         "{wrong} screen pixels differ from the served desktop"
@@ -154,20 +136,48 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
     );
 
     // Closing the window ends the session and the process, cleanly.
-    xvfb.run("xdotool", &["windowclose", &window]);
-    let mut client = client;
+    close_and_expect_exit(&xvfb, &window, client).await;
+    server.stop().await;
+}
+
+/// A server behind a slow link (32 KiB/s), then one that stops answering: the window draws the
+/// desktop as it trickles in, and closes at once while the server is silent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_then_silent_server_leaves_the_window_drawing_and_closable() {
+    let Opened {
+        server,
+        xvfb,
+        client,
+        window,
+        _home,
+        _proxy,
+    } = open_window("120s", Some(32 * 1024)).await;
+    let proxy = _proxy.as_ref().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("screen.png");
+    let wrong = desktop_errors(&xvfb, &shot, (640, 480), Duration::from_secs(60)).await;
+    assert_eq!(
+        wrong, 0,
+        "{wrong} screen pixels differ after the slow link delivered"
+    );
+    proxy.stall();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Still drawn while nothing arrives: a resize repaints, scaled, from the last frame.
+    xvfb.run("xdotool", &["windowsize", "--sync", &window, "641", "481"]);
     let started = Instant::now();
-    let status = loop {
-        if let Some(status) = client.0.try_wait().expect("wait for ecsrdp") {
-            break status;
+    let wrong = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        xvfb.run("import", &["-window", "root", shot.to_str().unwrap()]);
+        let wrong = odd_window_errors(&shot, 641, 481, 640, 480);
+        if wrong.is_empty() || started.elapsed() > Duration::from_secs(6) {
+            break wrong.len();
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "ecsrdp outlived its window"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(status.success(), "exit status {status}");
+    assert_eq!(
+        wrong, 0,
+        "{wrong} window pixels wrong after a resize while the server was silent"
+    );
+    close_and_expect_exit(&xvfb, &window, client).await;
     server.stop().await;
 }
 
@@ -184,7 +194,8 @@ async fn a_window_resized_to_an_odd_size_has_no_black_edge() {
         client: _client,
         window,
         _home,
-    } = open_window("10s").await;
+        _proxy,
+    } = open_window("10s", None).await;
     let (odd_w, odd_h) = (641u32, 481u32);
     xvfb.run(
         "xdotool",
@@ -254,17 +265,20 @@ fn odd_window_errors(
     wrong
 }
 
-/// The in-process server (640x480, NLA), an Xvfb display, and ecsrdp's window on it.
+/// The in-process server (640x480, NLA), an Xvfb display, and ecsrdp's window on it, maybe
+/// through a proxy the test controls.
 struct Opened {
     server: TestServer,
     xvfb: Xvfb,
     client: Daemon,
     window: String,
     _home: tempfile::TempDir,
+    _proxy: Option<Proxy>,
 }
 
-/// Starts the server and the display, and `ecsrdp direct` in a window for `exit_after`.
-async fn open_window(exit_after: &str) -> Opened {
+/// Starts the server and the display, and `ecsrdp direct` in a window for `exit_after`; with
+/// `slow`, through a proxy that passes the server's bytes on at that many per second.
+async fn open_window(exit_after: &str, slow: Option<u64>) -> Opened {
     const PASSWORD: &str = "Window-pw-1";
     let server = TestServer::start(TestServerOptions {
         security: Security::Hybrid,
@@ -274,13 +288,19 @@ async fn open_window(exit_after: &str) -> Opened {
         height: 480,
     })
     .await;
+    let proxy = slow.map(|rate| {
+        let proxy = Proxy::start(server.addr.port());
+        proxy.slow(rate);
+        proxy
+    });
+    let port = proxy.as_ref().map_or(server.addr.port(), |p| p.port);
     let xvfb = Xvfb::start(1024, 768);
     let home = tempfile::tempdir().unwrap();
     let mut command = support::ecsrdp(home.path());
     command
         .env("DISPLAY", &xvfb.display)
         .env("ECSRDP_PASSWORD", PASSWORD)
-        .args(["direct", &format!("127.0.0.1:{}", server.addr.port())])
+        .args(["direct", &format!("127.0.0.1:{port}")])
         .args(["--trust-new", "--lossless", "--size", "640x480"])
         .args(["--exit-after", exit_after])
         .stdout(Stdio::null())
@@ -298,7 +318,60 @@ async fn open_window(exit_after: &str) -> Opened {
         client,
         window,
         _home: home,
+        _proxy: proxy,
     }
+}
+
+/// Screen pixels that differ from the served desktop once the first frame has landed, looked
+/// at as a person would (a screenshot), until there are none or `limit` has passed.
+async fn desktop_errors(
+    xvfb: &Xvfb,
+    shot: &std::path::Path,
+    size: (u16, u16),
+    limit: Duration,
+) -> usize {
+    let started = Instant::now();
+    loop {
+        xvfb.run("import", &["-window", "root", shot.to_str().unwrap()]);
+        let (w, _, rgb) = read_png(shot);
+        let mut wrong = 0;
+        // No window manager runs, so the window's inside sits at the screen's top left.
+        for y in 0..u32::from(size.1) {
+            for x in 0..u32::from(size.0) {
+                let i = ((y * w + x) * 3) as usize;
+                let [b, g, r, _] = TestServer::expected_pixel(x as u16, y as u16);
+                if rgb[i..i + 3] != [r, g, b] {
+                    wrong += 1;
+                }
+            }
+        }
+        if wrong == 0 || started.elapsed() > limit {
+            if let Ok(keep) = std::env::var("ECSRDP_KEEP_SCREENSHOT") {
+                std::fs::copy(shot, keep).unwrap();
+            }
+            return wrong;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Closes the window the way a window manager asks, and expects ecsrdp to be gone, cleanly,
+/// within a few seconds.
+async fn close_and_expect_exit(xvfb: &Xvfb, window: &str, client: Daemon) {
+    xvfb.run("xdotool", &["windowclose", window]);
+    let mut client = client;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = client.0.try_wait().expect("wait for ecsrdp") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "ecsrdp outlived its window"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
 }
 
 /// Waits for the ecsrdp window and returns its X id.

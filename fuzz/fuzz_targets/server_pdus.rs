@@ -1,11 +1,11 @@
 //! A hostile server's byte stream after a connection: framed as the session frames it (TPKT or
-//! fast-path), each PDU through `rdp::decode` (IronRDP's processing, the graphics pipeline with
+//! fast-path), each PDU through `rdp::replay` (IronRDP's processing, the graphics pipeline with
 //! H.264, the desktop bound, the damage), then the damage through the window's blit, scaled
 //! and unscaled. The session ends at the first error, as a real one would; nothing may panic
 //! or allocate without bound.
 #![no_main]
 
-use ecsrdp::rdp::{decode, replay_stage, Codecs, REPLAY_CHANNELS};
+use ecsrdp::rdp::{replay, Codecs};
 use ecsrdp::render::{blit, Layout, Placement, SharedFrame};
 use libfuzzer_sys::fuzz_target;
 
@@ -14,7 +14,7 @@ const WINDOW: (u32, u32) = (301, 203);
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the codecs advertised, as `--codec` does.
-    let Some((&choice, mut stream)) = data.split_first() else {
+    let Some((&choice, stream)) = data.split_first() else {
         return;
     };
     let codecs = match choice % 3 {
@@ -22,31 +22,18 @@ fuzz_target!(|data: &[u8]| {
         1 => Codecs::RemoteFx,
         _ => Codecs::Lossless,
     };
-    let mut stage = replay_stage(codecs);
     let frame = SharedFrame::new(640, 480);
     let mut window = vec![0u32; (WINDOW.0 * WINDOW.1) as usize];
-    while let Ok(Some(info)) = ironrdp_pdu::find_size(stream) {
-        if info.length == 0 || info.length > stream.len() {
-            return;
-        }
-        let (pdu, rest) = stream.split_at(info.length);
-        stream = rest;
-        match decode(&mut stage, &frame, REPLAY_CHANNELS.io, info.action, pdu, None, "fuzz") {
-            Ok(Some(decoded)) if decoded.damaged => {
-                let mut frame = frame.lock();
-                let damage = frame.take_damage();
-                for layout in [
-                    Layout::fit(frame.size(), WINDOW),
-                    Layout::unscaled(frame.size(), WINDOW),
-                ] {
-                    let placement = Placement::new(layout);
-                    for rect in damage.rects() {
-                        blit(&frame.image, &placement, *rect, &mut window);
-                    }
-                }
+    let _ = replay(codecs, &frame, stream, |frame| {
+        let damage = frame.take_damage();
+        for layout in [
+            Layout::fit(frame.size(), WINDOW),
+            Layout::unscaled(frame.size(), WINDOW),
+        ] {
+            let placement = Placement::new(layout);
+            for rect in damage.rects() {
+                blit(&frame.image, &placement, *rect, &mut window);
             }
-            Ok(_) => {}
-            Err(_) => return,
         }
-    }
+    });
 });

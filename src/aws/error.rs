@@ -3,6 +3,8 @@
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ecs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
+use super::sso::SsoLoginNeeded;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
     #[error(
@@ -21,6 +23,11 @@ pub enum AwsError {
          {profile}`"
     )]
     MissingProfile { profile: String, known: String },
+    #[error(
+        "the AWS SSO login of profile `{profile}` has expired or was never made; run `aws sso \
+         login --profile {profile}` and connect again ({detail})"
+    )]
+    SsoLoginNeeded { profile: String, detail: String },
     #[error("AWS rejected the credentials ({0}); refresh them (e.g. `aws sso login`) or pick another --profile")]
     BadCredentials(String),
     #[error(
@@ -139,9 +146,8 @@ impl AwsError {
                     },
                 }
             }
-            _ => match credentials_error(&error) {
-                Some(CredentialsError::CredentialsNotLoaded(_)) => AwsError::NoCredentials,
-                Some(other) => AwsError::BadCredentials(DisplayErrorContext(other).to_string()),
+            _ => match find::<CredentialsError>(&error) {
+                Some(credentials) => AwsError::from_credentials(credentials),
                 None => AwsError::Unreachable {
                     action,
                     detail: last_cause(&error),
@@ -149,16 +155,30 @@ impl AwsError {
             },
         }
     }
+
+    /// A credential provider's failure: none found, an SSO login to renew, or rejected.
+    pub(super) fn from_credentials(error: &CredentialsError) -> Self {
+        if let CredentialsError::CredentialsNotLoaded(_) = error {
+            return AwsError::NoCredentials;
+        }
+        match find::<SsoLoginNeeded>(error) {
+            Some(sso) => AwsError::SsoLoginNeeded {
+                profile: sso.profile.clone(),
+                detail: sso.detail.clone(),
+            },
+            None => AwsError::BadCredentials(DisplayErrorContext(error).to_string()),
+        }
+    }
 }
 
-/// The credential provider's own error, if that is what failed: found by type in the chain of
-/// causes, never by the words of a message.
-fn credentials_error<'a>(
+/// The first error of type `T` in the chain of causes: errors are told apart by type, never by
+/// the words of a message.
+fn find<'a, T: std::error::Error + 'static>(
     error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a CredentialsError> {
+) -> Option<&'a T> {
     let mut cause = Some(error);
     while let Some(current) = cause {
-        if let Some(found) = current.downcast_ref::<CredentialsError>() {
+        if let Some(found) = current.downcast_ref::<T>() {
             return Some(found);
         }
         cause = current.source();

@@ -10,8 +10,11 @@ mod error;
 mod list;
 mod password;
 mod resolve;
+mod sso;
 
+use aws_config::profile::ProfileSet;
 use aws_config::BehaviorVersion;
+use aws_credential_types::provider::SharedCredentialsProvider;
 
 pub use self::checks::{eice_reaches_instance, Check, SecurityGroup, RDP_PORT};
 pub use self::eice::find_endpoint;
@@ -19,6 +22,7 @@ pub use self::error::AwsError;
 pub use self::list::{clusters, list, ClusterRow, Listed};
 pub use self::password::{fetch_password_data, wait_for_password_data, PasswordData};
 pub use self::resolve::{ec2_instance_id, resolve, AddressChoice, Resolved};
+pub use self::sso::SsoLoginNeeded;
 
 /// The two service clients every command needs, built once from one shared config.
 #[derive(Clone, Debug)]
@@ -31,8 +35,9 @@ pub struct Aws {
 impl Aws {
     /// Loads the standard configuration chain, with `--profile`/`--region` on top.
     pub async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Self, AwsError> {
-        if let Some(profile) = profile {
-            ensure_profile_exists(profile).await?;
+        let profiles = profiles().await;
+        if let (Some(profile), Some(set)) = (profile, &profiles) {
+            ensure_profile_exists(set, profile)?;
         }
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(profile) = profile {
@@ -41,9 +46,24 @@ impl Aws {
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region.to_owned()));
         }
-        let config = loader.load().await;
+        let mut config = loader.load().await;
         if config.region().is_none() {
             return Err(AwsError::NoRegion);
+        }
+        let active = profile
+            .map(str::to_owned)
+            .or_else(|| std::env::var("AWS_PROFILE").ok())
+            .unwrap_or_else(|| "default".to_owned());
+        if let (Some(set), Some(inner)) = (&profiles, config.credentials_provider()) {
+            if uses_sso(set, &active) {
+                config = config
+                    .into_builder()
+                    .credentials_provider(SharedCredentialsProvider::new(sso::Named {
+                        inner,
+                        profile: active,
+                    }))
+                    .build();
+            }
         }
         Ok(Aws {
             ecs: aws_sdk_ecs::Client::new(&config),
@@ -67,27 +87,27 @@ impl Aws {
             .config
             .credentials_provider()
             .ok_or(AwsError::NoCredentials)?;
-        provider.provide_credentials().await.map_err(|e| match e {
-            aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_) => {
-                AwsError::NoCredentials
-            }
-            other => AwsError::BadCredentials(
-                aws_smithy_types::error::display::DisplayErrorContext(&other).to_string(),
-            ),
-        })
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| AwsError::from_credentials(&e))
     }
 }
 
-/// A `--profile` that names nothing would otherwise surface as "no credentials": say what is
-/// wrong. The files are read as the SDK reads them (AWS_CONFIG_FILE and
-/// AWS_SHARED_CREDENTIALS_FILE included); files that cannot be read are left to the SDK.
-async fn ensure_profile_exists(profile: &str) -> Result<(), AwsError> {
+/// The AWS config and credentials files, read as the SDK reads them (AWS_CONFIG_FILE and
+/// AWS_SHARED_CREDENTIALS_FILE included); `None` when they cannot be read, which is left to the
+/// SDK to report.
+async fn profiles() -> Option<ProfileSet> {
     use aws_types::os_shim_internal::{Env, Fs};
     let files = aws_runtime::env_config::file::EnvConfigFiles::default();
-    let Ok(set) = aws_config::profile::parser::load(&Fs::real(), &Env::real(), &files, None).await
-    else {
-        return Ok(());
-    };
+    aws_config::profile::parser::load(&Fs::real(), &Env::real(), &files, None)
+        .await
+        .ok()
+}
+
+/// A `--profile` that names nothing would otherwise surface as "no credentials": say what is
+/// wrong.
+fn ensure_profile_exists(set: &ProfileSet, profile: &str) -> Result<(), AwsError> {
     if set.get_profile(profile).is_some() {
         return Ok(());
     }
@@ -101,4 +121,10 @@ async fn ensure_profile_exists(profile: &str) -> Result<(), AwsError> {
             known.join(", ")
         },
     })
+}
+
+/// Whether `profile` gets its credentials through IAM Identity Center (SSO), either form.
+fn uses_sso(set: &ProfileSet, profile: &str) -> bool {
+    set.get_profile(profile)
+        .is_some_and(|p| p.get("sso_session").is_some() || p.get("sso_start_url").is_some())
 }

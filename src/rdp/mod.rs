@@ -22,7 +22,7 @@ pub use self::config::{Codecs, Security};
 pub use self::connect::{connect, connect_over, ConnectOptions, Connected, Handshake};
 pub use self::error::RdpError;
 pub use self::session::{
-    decode, replay_stage, run_session, Command, Decoded, FrameSink, Outcome, PointerShape,
+    decode, replay, replay_stage, run_session, Command, Decoded, FrameSink, Outcome, PointerShape,
     ReplayChannels, Session, REPLAY_CHANNELS,
 };
 pub use self::transport::Transport;

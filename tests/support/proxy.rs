@@ -1,6 +1,7 @@
 //! A TCP proxy the test controls, between the client and a real server: it forwards bytes until
 //! told to stall (the sockets stay open but nothing moves, like a peer whose instance stopped or
-//! whose NAT mapping vanished behind a tunnel that still acknowledges) or to cut the connection.
+//! whose NAT mapping vanished behind a tunnel that still acknowledges), to slow down, or to cut
+//! the connection.
 
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -20,6 +21,8 @@ struct Orders {
     reset: AtomicBool,
     /// Bytes forwarded from the server to the client so far.
     downstream: AtomicU64,
+    /// When not 0, the server's bytes reach the client at this many per second.
+    slow: AtomicU64,
 }
 
 pub struct Proxy {
@@ -54,6 +57,11 @@ impl Proxy {
     /// Stops forwarding in both directions, keeping every socket open.
     pub fn stall(&self) {
         self.orders.stalled.store(true, Ordering::SeqCst);
+    }
+
+    /// Passes the server's bytes on at `bytes_per_second`, as a congested link does.
+    pub fn slow(&self, bytes_per_second: u64) {
+        self.orders.slow.store(bytes_per_second, Ordering::SeqCst);
     }
 
     /// Closes both sides of every connection.
@@ -112,9 +120,23 @@ fn pump(from: &TcpStream, to: &TcpStream, orders: &Arc<Orders>, downstream: bool
                 thread::sleep(TICK);
                 continue;
             }
-            match from.read(&mut buf) {
+            // A slow link moves a tick's worth of bytes per tick.
+            let rate = if downstream {
+                orders.slow.load(Ordering::SeqCst)
+            } else {
+                0
+            };
+            let chunk = if rate == 0 {
+                buf.len()
+            } else {
+                (rate * TICK.as_millis() as u64 / 1000).clamp(1, buf.len() as u64) as usize
+            };
+            match from.read(&mut buf[..chunk]) {
                 Ok(0) => break,
                 Ok(n) => {
+                    if rate != 0 {
+                        thread::sleep(TICK);
+                    }
                     if to.write_all(&buf[..n]).is_err() {
                         break;
                     }
