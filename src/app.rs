@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::keyfile::{readable_by_others, KeyFileError, KeySearch};
 use crate::keys::{KeyError, Password};
 use crate::rdp::{self, Endpoint, TrustKey, TrustStore};
+use crate::status;
 use crate::target::Target;
 use crate::tunnel;
 
@@ -218,7 +219,9 @@ async fn choose_path(aws: &Aws, resolved: &mut Resolved, args: &AwsArgs) -> Resu
         Ok(found) => found,
         // Looking was a courtesy: with an address of its own, go direct and say why.
         Err(e) if !forced && resolved.address.is_some() => {
-            eprintln!("ecsrdp: warning: could not look for an EC2 Instance Connect Endpoint: {e}");
+            status::warn(format_args!(
+                "could not look for an EC2 Instance Connect Endpoint: {e}"
+            ));
             return Ok(Path::Direct);
         }
         Err(e) => return Err(e.into()),
@@ -367,7 +370,7 @@ async fn serve_tunnel(target: &Target, args: &AwsArgs, local_port: u16) -> Resul
     };
     let resolved = located.resolved;
     for warning in resolved.warnings() {
-        eprintln!("ecsrdp: warning: {warning}");
+        status::warn(warning);
     }
     let request = tunnel::TunnelRequest {
         endpoint_id: endpoint.id.clone(),
@@ -500,13 +503,12 @@ async fn decrypt(aws: &Aws, located: Located, args: &AwsArgs) -> Result<Password
     let (path, key) = KeySearch::standard(args.key.clone()).load(&key_name)?;
     info!(key = %path.display(), "loaded the private key");
     if let Some(mode) = readable_by_others(&path) {
-        eprintln!(
-            "ecsrdp: warning: the private key {} can be read by other users (mode {mode:04o}); \
-             anyone who can read it can decrypt this instance's password. Restrict it with \
-             `chmod 600 {}`",
+        status::warn(format_args!(
+            "the private key {} can be read by other users (mode {mode:04o}); anyone who can \
+             read it can decrypt this instance's password. Restrict it with `chmod 600 {}`",
             path.display(),
             path.display()
-        );
+        ));
     }
 
     let mut data = located.password_data?;
@@ -544,13 +546,14 @@ async fn aws_endpoint(
     args: &AwsArgs,
     timeout: std::time::Duration,
 ) -> Result<(Endpoint, Option<tunnel::Tunnel>), Error> {
+    status::phase(format!("looking up {target}"));
     let (aws, mut located) = locate(target, args, true).await?;
     let path = choose_path(&aws, &mut located.resolved, args).await?;
     let resolved = located.resolved.clone();
     // A security group does not stand between a tunnel and the instance's own loopback.
     if args.via.is_none() {
         for warning in resolved.warnings() {
-            eprintln!("ecsrdp: warning: {warning}");
+            status::warn(warning);
         }
     }
     let Some(host) = resolved.address.clone() else {
@@ -565,6 +568,10 @@ async fn aws_endpoint(
         Path::Direct => None,
         Path::Eice(endpoint) => {
             info!(endpoint = %endpoint.id, %host, "opening a tunnel through the EC2 Instance Connect Endpoint");
+            status::phase(format!(
+                "opening a tunnel through EC2 Instance Connect Endpoint {}",
+                endpoint.id
+            ));
             let request = tunnel::TunnelRequest {
                 endpoint_id: endpoint.id.clone(),
                 private_ip: host.clone(),

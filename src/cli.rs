@@ -47,6 +47,10 @@ pub struct Args {
     /// More log output on stderr (-v milestones, -vv protocol details)
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    /// Nothing on stderr but errors: no progress line, no warnings
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]

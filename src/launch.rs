@@ -24,6 +24,7 @@ const EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_secs(3);
 fn round_up(d: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_secs(d.as_secs_f64().round() as u64)
 }
+use crate::status;
 use crate::window::{Display, Scale, WindowOptions};
 
 /// The desktop size when neither `--size` nor a window says otherwise.
@@ -105,6 +106,7 @@ fn establish(
     store: &TrustStore,
 ) -> Result<Session, Error> {
     let options = connect_options(args, desktop);
+    status::phase(format!("connecting to {}", endpoint.title));
     let handshake = runtime.block_on(async {
         match tunnel {
             Some(tunnel) => {
@@ -114,16 +116,20 @@ fn establish(
         }
     })?;
     // Outside any time bound: a person may be reading the fingerprint.
-    let accept_new = handshake.is_new() && (args.trust_new || ask_about(&handshake)?);
+    let accept_new =
+        handshake.is_new() && (args.trust_new || status::suspend(|| ask_about(&handshake))?);
     if !handshake.nla() {
-        eprintln!(
+        // Shown even with -q: it says where the password goes.
+        status::print(format_args!(
             "ecsrdp: warning: {} does not use Network Level Authentication: the password will be \
              sent inside the TLS session, to a server that has proved only that it holds the \
              certificate you trusted",
             handshake.addr
-        );
+        ));
     }
+    status::phase(format!("logging on as {}", endpoint.user));
     let connected = runtime.block_on(handshake.finish(store, accept_new))?;
+    status::clear();
     // The password has done its work; do not keep it for the whole session.
     drop(endpoint);
     Ok(Session::new(connected, args.exit_after))

@@ -15,6 +15,7 @@ pub mod launch;
 pub mod rdp;
 pub mod render;
 pub mod snapshot;
+pub mod status;
 pub mod target;
 pub mod tunnel;
 pub mod window;

@@ -7,7 +7,10 @@ use clap::Parser as _;
 fn main() -> ExitCode {
     let args = ecsrdp::cli::Args::parse();
     init_logging(args.verbose);
-    match ecsrdp::app::run(args) {
+    ecsrdp::status::init(args.quiet);
+    let result = ecsrdp::app::run(args);
+    ecsrdp::status::clear();
+    match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("ecsrdp: {error}");

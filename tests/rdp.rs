@@ -583,23 +583,12 @@ async fn a_new_certificate_is_asked_about_on_a_terminal() {
     let fingerprint = ecsrdp::rdp::fingerprint(&server.cert_der());
     let port = server.addr.port();
     let answer = |reply: &'static str| {
-        let inner = direct(home.path(), port, &["--exit-after", "1s"]);
-        let line = std::iter::once(inner.get_program())
-            .chain(inner.get_args().filter(|a| *a != "--password-stdin"))
-            .map(|a| format!("'{}'", a.to_str().unwrap()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut command = std::process::Command::new("script");
-        for (key, value) in inner.get_envs() {
-            match value {
-                Some(value) => command.env(key, value),
-                None => command.env_remove(key),
-            };
-        }
+        let mut command = support::ecsrdp(home.path());
         command
             .env("ECSRDP_PASSWORD", PASSWORD)
-            .args(["-q", "-e", "-c", &line, "/dev/null"]);
-        tokio::task::spawn_blocking(move || Run::with_stdin(&mut command, Some(reply)))
+            .args(["direct", &format!("127.0.0.1:{port}"), "--user", USER])
+            .args(["--headless", "--lossless", "--exit-after", "1s"]);
+        tokio::task::spawn_blocking(move || support::on_a_terminal(&command, reply))
     };
     let listed = || Run::of(support::ecsrdp(home.path()).args(["trust", "list"])).stdout;
 

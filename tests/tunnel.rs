@@ -20,6 +20,45 @@ fn ecsrdp(emu: &Emulator, home: &std::path::Path, name: &str) -> std::process::C
     command
 }
 
+/// On a terminal, one line names each phase as it comes and is gone once the session runs;
+/// `-q` shows none of it. (Without a terminal, every other test's stderr shows there is none.)
+#[test]
+fn a_terminal_shows_each_phase_and_quiet_shows_none() {
+    let emu = Emulator::shared();
+    let xvfb = Xvfb::start(640, 480);
+    let password = emu.field(PRIVATE, "password");
+    let shadow = Shadow::start(&xvfb, "nla", "Administrator", &password);
+    emu.set_route(PRIVATE, shadow.port);
+    let home = tempfile::tempdir().unwrap();
+    let run = support::on_a_terminal(&ecsrdp(emu, home.path(), PRIVATE), "");
+    run.succeeds();
+    let phases = [
+        "looking up demo/",
+        "opening a tunnel through EC2 Instance Connect Endpoint eice-",
+        "connecting to demo/",
+        "logging on as Administrator",
+    ];
+    let mut from = 0;
+    for phase in phases {
+        let at = run.stdout[from..]
+            .find(phase)
+            .unwrap_or_else(|| panic!("{phase:?} missing or out of order: {:?}", run.stdout));
+        from += at;
+    }
+    // The last thing on the terminal clears the line (ESC [ K, after a carriage return).
+    assert!(
+        run.stdout
+            .trim_end_matches(['\r', '\n'])
+            .ends_with("\r\u{1b}[2K")
+            || run.stdout.ends_with("\u{1b}[2K"),
+        "{:?}",
+        &run.stdout[run.stdout.len().saturating_sub(80)..]
+    );
+    let quiet = support::on_a_terminal(ecsrdp(emu, home.path(), PRIVATE).arg("-q"), "");
+    quiet.succeeds();
+    assert!(!quiet.stdout.contains("looking up"), "{:?}", quiet.stdout);
+}
+
 #[test]
 fn a_private_instance_is_reached_through_its_vpc_endpoint() {
     let emu = Emulator::shared();

@@ -32,7 +32,7 @@ pub async fn fetch_password_data(
     })
 }
 
-/// Polls until the password is ready or `limit` has passed, showing the elapsed time on stderr.
+/// Polls until the password is ready or `limit` has passed, the wait shown on the phase line.
 pub async fn wait_for_password_data(
     aws: &Aws,
     ec2_instance_id: &str,
@@ -40,23 +40,15 @@ pub async fn wait_for_password_data(
     every: Duration,
 ) -> Result<PasswordData, AwsError> {
     let started = Instant::now();
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    spinner.set_message(format!(
+    crate::status::phase(format!(
         "waiting for Windows on {ec2_instance_id} to publish its password (AWS says up to 15 minutes)"
     ));
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    let result = loop {
+    loop {
         match fetch_password_data(aws, ec2_instance_id).await {
             Ok(PasswordData::NotReady) if started.elapsed() + every <= limit => {
                 tokio::time::sleep(every).await;
             }
             other => break other,
         }
-    };
-    spinner.finish_and_clear();
-    result
+    }
 }

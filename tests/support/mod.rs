@@ -276,6 +276,25 @@ impl Run {
     }
 }
 
+/// Runs `command` with a terminal of its own (util-linux `script`), `input` typed into it.
+/// Everything it wrote to the terminal, stdout and stderr alike, is in `stdout`.
+pub fn on_a_terminal(command: &Command, input: &str) -> Run {
+    let line = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| format!("'{}'", a.to_str().expect("UTF-8 argument")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = Command::new("script");
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
+    script.args(["-q", "-e", "-c", &line, "/dev/null"]);
+    Run::with_stdin(&mut script, Some(input))
+}
+
 /// A free TCP port on loopback (bound and released; fine for tests on one machine).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
