@@ -7,6 +7,7 @@ use clap::Parser as _;
 fn main() -> ExitCode {
     let args = ecsrdp::cli::Args::parse();
     init_logging(args.verbose);
+    ecsrdp::rdp::install_panic_hook();
     ecsrdp::status::init(args.quiet);
     let result = ecsrdp::app::run(args);
     ecsrdp::status::clear();

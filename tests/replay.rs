@@ -69,3 +69,18 @@ fn every_kept_fuzz_input_passes_without_a_panic() {
         let _ = run(&data);
     }
 }
+
+/// A RemoteFX tile whose position times 64 overflows 16 bits made IronRDP's decoder panic
+/// (found by the fuzz target). With overflow checks (debug builds) the panic is contained and the
+/// session ends with an error; without them the position wraps. Never a panic out of `replay`.
+#[test]
+fn a_remotefx_tile_beyond_16_bits_ends_the_session_cleanly() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/server_pdus");
+    let data = std::fs::read(dir.join("rfx-tile-position-overflow")).unwrap();
+    ecsrdp::rdp::install_panic_hook();
+    let (result, _) = run(&data);
+    if cfg!(debug_assertions) {
+        let error = result.expect_err("the overflow is caught").to_string();
+        assert!(error.contains("IronRDP's decoder failed on it"), "{error}");
+    }
+}

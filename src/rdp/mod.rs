@@ -7,6 +7,7 @@
 
 mod config;
 mod connect;
+mod contain;
 mod error;
 mod graphics;
 mod ignorable;
@@ -20,6 +21,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 
 pub use self::config::{Codecs, Security};
 pub use self::connect::{connect, connect_over, ConnectOptions, Connected, Handshake};
+pub use self::contain::install_panic_hook;
 pub use self::error::RdpError;
 pub use self::session::{
     decode, replay, replay_stage, run_session, Command, Decoded, FrameSink, Outcome, PointerShape,

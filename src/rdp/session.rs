@@ -402,8 +402,13 @@ pub fn decode(
     }
     let mut frame = frame.lock();
     let size = frame.image_size();
-    let outputs = stage
-        .process(&mut frame.image, action, payload, received_at)
+    let image = &mut frame.image;
+    let outputs = super::contain::contained(|| stage.process(image, action, payload, received_at))
+        .map_err(|panic| RdpError::Protocol {
+            addr: addr.to_owned(),
+            stage: "the session",
+            detail: format!("IronRDP's decoder failed on it: {panic}"),
+        })?
         .map_err(|e| RdpError::Protocol {
             addr: addr.to_owned(),
             stage: "the session",
