@@ -500,7 +500,8 @@ async fn decrypt(aws: &Aws, located: Located, args: &AwsArgs) -> Result<Password
     let id = &resolved.ec2_instance_id;
     let key_name = resolved.key_name.clone().unwrap_or_default();
     // Load the key before any wait, so a missing or wrong file fails at once.
-    let (path, key) = KeySearch::standard(args.key.clone()).load(&key_name)?;
+    let (path, key) =
+        KeySearch::standard(args.key.clone(), args.key_dir.clone()).load(&key_name)?;
     info!(key = %path.display(), "loaded the private key");
     if let Some(mode) = readable_by_others(&path) {
         status::warn(format_args!(

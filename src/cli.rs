@@ -153,6 +153,9 @@ pub struct AwsArgs {
     /// a prompt
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// Where else to look for `<KeyName>.pem` (the config file's `key_dir`)
+    #[arg(skip)]
+    pub key_dir: Option<PathBuf>,
     /// The Windows user to log in as
     #[arg(long, default_value = "Administrator")]
     pub user: String,
@@ -268,7 +271,7 @@ pub enum Scale {
     None,
 }
 
-fn parse_size(text: &str) -> Result<(u16, u16), String> {
+pub fn parse_size(text: &str) -> Result<(u16, u16), String> {
     let bad = || format!("`{text}` is not a size like 1280x800 (each side 200 to 8192)");
     let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
     let side = |s: &str| {

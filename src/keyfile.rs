@@ -1,7 +1,8 @@
 //! Finding and reading the key pair's private key file, and asking for its passphrase.
 //!
 //! The file is read into zeroizing memory and parsed; it is never copied or written.
-//! Order: `--key`, `ECSRDP_KEY`, `~/.ssh/<KeyName>.pem`, `~/.ssh/<KeyName>`.
+//! Order: `--key`, `ECSRDP_KEY`, then `<KeyName>.pem` and `<KeyName>` in the configured
+//! `key_dir` and in `~/.ssh`.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ pub struct KeySearch {
     pub explicit: Option<PathBuf>,
     /// The home directory, for `~/.ssh/<KeyName>[.pem]`.
     pub home: Option<PathBuf>,
+    /// `key_dir` from the config file, looked in before `~/.ssh`.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +57,16 @@ fn list(paths: &[PathBuf]) -> String {
 }
 
 impl KeySearch {
-    /// The standard search: `--key`, else `ECSRDP_KEY`, else `~/.ssh`.
-    pub fn standard(flag: Option<PathBuf>) -> Self {
+    /// The standard search: `--key`, else `ECSRDP_KEY`, else `dir` (the config file's
+    /// `key_dir`), then `~/.ssh`.
+    pub fn standard(flag: Option<PathBuf>, dir: Option<PathBuf>) -> Self {
         let explicit = flag.or_else(|| std::env::var_os("ECSRDP_KEY").map(PathBuf::from));
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        KeySearch { explicit, home }
+        KeySearch {
+            explicit,
+            home,
+            dir,
+        }
     }
 
     /// The paths to try for `key_name`, in order.
@@ -66,11 +74,12 @@ impl KeySearch {
         if let Some(path) = &self.explicit {
             return vec![path.clone()];
         }
-        let Some(home) = &self.home else {
-            return Vec::new();
-        };
-        let ssh = home.join(".ssh");
-        vec![ssh.join(format!("{key_name}.pem")), ssh.join(key_name)]
+        let ssh = self.home.as_ref().map(|home| home.join(".ssh"));
+        self.dir
+            .iter()
+            .chain(ssh.iter())
+            .flat_map(|dir| [dir.join(format!("{key_name}.pem")), dir.join(key_name)])
+            .collect()
     }
 
     /// Finds, reads and parses the key for `key_name`, asking for a passphrase if needed.

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod aws;
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod headless;
 pub mod keyfile;

@@ -2,14 +2,18 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::FromArgMatches as _;
 
 fn main() -> ExitCode {
-    let args = ecsrdp::cli::Args::parse();
+    let matches = <ecsrdp::cli::Args as clap::CommandFactory>::command().get_matches();
+    let mut args = ecsrdp::cli::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(args.verbose);
     ecsrdp::rdp::install_panic_hook();
     ecsrdp::status::init(args.quiet);
-    let result = ecsrdp::app::run(args);
+    let result = ecsrdp::config::Config::load().and_then(|config| {
+        config.apply(&mut args, &matches);
+        ecsrdp::app::run(args)
+    });
     ecsrdp::status::clear();
     match result {
         Ok(code) => code,

@@ -942,3 +942,67 @@ print(" ".join(ids))
     )
     .fails(3, "is terminated");
 }
+
+/// The config file fills in what the command line leaves open (the user; a cluster's region,
+/// over AWS_REGION), the command line wins, and a file that cannot be understood is named.
+#[test]
+fn the_config_file_fills_in_what_the_command_line_leaves_open() {
+    let emu = Emulator::shared();
+    let home = home();
+    let config = home.path().join("config.toml");
+    let file = home.path().join("win.rdp");
+    let rdp_file = |extra: &[&str]| {
+        let mut command = emu.ecsrdp(home.path());
+        command
+            .env("ECSRDP_CONFIG", &config)
+            // The emulator's instances are in us-east-1 only: the cluster's region must win.
+            .env("AWS_REGION", "eu-west-3")
+            .args([
+                "rdp-file",
+                &emu.target("win-pkcs1"),
+                "-o",
+                file.to_str().unwrap(),
+            ])
+            .args(extra);
+        Run::of(&mut command)
+    };
+    std::fs::write(
+        &config,
+        "user = \"ops\"\nsize = \"1600x900\"\n\n[clusters.demo]\nregion = \"us-east-1\"\n",
+    )
+    .unwrap();
+    rdp_file(&[]).succeeds();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("username:s:ops\r\n"), "{text}");
+    rdp_file(&["--user", "Administrator"]).succeeds();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("username:s:Administrator\r\n"), "{text}");
+
+    std::fs::write(&config, "scale = \"huge\"\n").unwrap();
+    rdp_file(&[]).fails(2, "is not valid: scale: `huge` is not `fit` or `none`");
+    std::fs::write(&config, "colour = \"blue\"\n").unwrap();
+    rdp_file(&[]).fails(2, "unknown field `colour`");
+
+    // `key_dir` is searched before ~/.ssh.
+    std::fs::write(&config, "key_dir = \"~/keys\"\n").unwrap();
+    let password = || {
+        let mut command = emu.ecsrdp(home.path());
+        command
+            .env("ECSRDP_CONFIG", &config)
+            .args(["password", &emu.target("win-pkcs1")]);
+        Run::of(&mut command)
+    };
+    let expected = home.path().join("keys/kp-pkcs1.pem");
+    password().fails(4, &expected.display().to_string());
+    std::fs::create_dir(home.path().join("keys")).unwrap();
+    std::fs::copy(emu.field("win-pkcs1", "key_file"), &expected).unwrap();
+    set_private(&expected);
+    let run = password();
+    run.succeeds();
+    assert_eq!(run.stdout.trim(), emu.field("win-pkcs1", "password"));
+}
+
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}

@@ -1,11 +1,11 @@
 //! Server streams replayed through exactly the session's decoding, without a server: the
-//! sessions recorded from real servers (FreeRDP's shadow with each codec, xrdp, Weston) decode
-//! whole and paint, and every input the fuzzer kept, crashes it once found included, passes
-//! without a panic.
+//! sessions recorded from real servers in `resources/streams` (FreeRDP's shadow with each codec,
+//! xrdp, Weston) decode without error and paint, and every input the fuzzer kept, the crashes it found
+//! included, passes without a panic.
 
 use std::path::{Path, PathBuf};
 
-use ecsrdp::rdp::{replay, Codecs};
+use ecsrdp::rdp::{replay, replay_stage, Codecs};
 use ecsrdp::render::SharedFrame;
 
 fn corpus(dir: &str) -> Vec<PathBuf> {
@@ -27,30 +27,35 @@ fn run(data: &[u8]) -> (Result<usize, ecsrdp::rdp::RdpError>, u64) {
         1 => Codecs::RemoteFx,
         _ => Codecs::Lossless,
     };
-    let frame = SharedFrame::new(640, 480);
+    let frame = SharedFrame::new(1024, 768);
     let mut painted = 0;
-    let result = replay(codecs, &frame, stream, |frame| {
+    let result = replay(&mut replay_stage(codecs), &frame, stream, |frame| {
         painted += frame.take_damage().area();
     });
     (result, painted)
 }
 
-/// Sessions recorded (`ECSRDP_RECORD`) from real servers, each prefixed with its codec byte.
-const RECORDED: [&str; 5] = [
-    "shadow-h264",
-    "shadow-rfx",
-    "shadow-lossless",
-    "xrdp-login",
-    "weston",
+/// Sessions recorded (`ECSRDP_RECORD`) from real servers, and the codecs each was asked for.
+const RECORDED: [(&str, Codecs); 5] = [
+    ("shadow-h264", Codecs::H264),
+    ("shadow-rfx", Codecs::RemoteFx),
+    ("shadow-lossless", Codecs::Lossless),
+    ("xrdp-login", Codecs::Lossless),
+    ("weston", Codecs::Lossless),
 ];
 
 #[test]
 fn recorded_sessions_decode_whole_and_paint() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/server_pdus");
-    for name in RECORDED {
-        let data = std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let (result, painted) = run(&data);
-        let decoded = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/streams");
+    for (name, codecs) in RECORDED {
+        let stream = std::fs::read(dir.join(format!("{name}.bin")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let frame = SharedFrame::new(1024, 768);
+        let mut painted = 0;
+        let decoded = replay(&mut replay_stage(codecs), &frame, &stream, |frame| {
+            painted += frame.take_damage().area();
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
             decoded > 0 && painted > 0,
             "{name}: {decoded} PDUs painted {painted} pixels"

@@ -6,7 +6,7 @@
 //! client contains it (an error, exit 5), so the panics found are those that would escape.
 #![no_main]
 
-use ecsrdp::rdp::{replay, Codecs};
+use ecsrdp::rdp::{replay, replay_stage, Codecs};
 use ecsrdp::render::{blit, Layout, Placement, SharedFrame};
 use libfuzzer_sys::fuzz_target;
 
@@ -25,7 +25,7 @@ fuzz_target!(init: ecsrdp::rdp::install_panic_hook(), |data: &[u8]| {
     };
     let frame = SharedFrame::new(640, 480);
     let mut window = vec![0u32; (WINDOW.0 * WINDOW.1) as usize];
-    let _ = replay(codecs, &frame, stream, |frame| {
+    let _ = replay(&mut replay_stage(codecs), &frame, stream, |frame| {
         let damage = frame.take_damage();
         for layout in [
             Layout::fit(frame.size(), WINDOW),

@@ -469,17 +469,16 @@ pub fn replay_stage(codecs: super::Codecs) -> ActiveStage {
 }
 
 /// Feeds a server's byte stream (TPKT and fast-path frames back to back, as `ECSRDP_RECORD`
-/// writes them) through [`decode`] on a [`replay_stage`], calling `on_damage` with the frame
-/// after each PDU that changed it. Stops at the first error, as a session would, or at a frame
-/// cut short; returns how many PDUs were decoded. For the fuzz target, the corpus regression
-/// test and the per-codec benches, which must all run exactly the session's code.
+/// writes them) through [`decode`] on `stage` (a [`replay_stage`]), calling `on_damage` with
+/// the frame after each PDU that changed it. Stops at the first error, as a session would, or
+/// at a frame cut short; returns how many PDUs were decoded. For the fuzz target, the replay
+/// tests and the per-codec benches, which must all run exactly the session's code.
 pub fn replay(
-    codecs: super::Codecs,
+    stage: &mut ActiveStage,
     frame: &SharedFrame,
     mut stream: &[u8],
     mut on_damage: impl FnMut(&mut crate::render::Frame),
 ) -> Result<usize, RdpError> {
-    let mut stage = replay_stage(codecs);
     let mut decoded = 0;
     while let Ok(Some(info)) = ironrdp_pdu::find_size(stream) {
         if info.length == 0 || info.length > stream.len() {
@@ -488,7 +487,7 @@ pub fn replay(
         let (pdu, rest) = stream.split_at(info.length);
         stream = rest;
         let outcome = decode(
-            &mut stage,
+            stage,
             frame,
             REPLAY_CHANNELS.io,
             info.action,

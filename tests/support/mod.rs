@@ -196,6 +196,8 @@ pub fn ecsrdp(home: &Path) -> Command {
     }
     command
         .env("HOME", home)
+        // The developer's own config file stays out of it too.
+        .env_remove("XDG_CONFIG_HOME")
         .env("ECSRDP_DATA_DIR", home.join("data"))
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")

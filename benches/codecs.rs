@@ -1,0 +1,66 @@
+//! What each codec costs per pixel on screen: sessions recorded from FreeRDP's shadow server
+//! (`scripts/record-streams`: the same animated 1024x768 desktop sent as H.264 over the graphics
+//! pipeline, as RemoteFX, and as lossless bitmaps) replayed through the session's own decoding
+//! (`rdp::replay`) and the window's blit, as a session does it. The throughput is in pixels
+//! painted (damage area), so ns per pixel is 1000 / Melem/s. `cargo bench --bench codecs`.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use ecsrdp::rdp::{replay, replay_stage, Codecs};
+use ecsrdp::render::{blit, Layout, Placement, SharedFrame};
+
+const DESKTOP: (u16, u16) = (1024, 768);
+
+const STREAMS: [(&str, Codecs); 3] = [
+    ("shadow-h264", Codecs::H264),
+    ("shadow-rfx", Codecs::RemoteFx),
+    ("shadow-lossless", Codecs::Lossless),
+];
+
+/// Replays `stream`, blitting each damage into `window`; returns the pixels painted.
+fn play(codecs: Codecs, stream: &[u8], window: &mut [u32], placement: &Placement) -> u64 {
+    let frame = SharedFrame::new(DESKTOP.0, DESKTOP.1);
+    let mut painted = 0;
+    let mut stage = replay_stage(codecs);
+    replay(&mut stage, &frame, stream, |frame| {
+        let damage = frame.take_damage();
+        for rect in damage.rects() {
+            blit(&frame.image, placement, *rect, window);
+        }
+        painted += damage.area();
+    })
+    .expect("the recording decodes");
+    painted
+}
+
+fn codecs(c: &mut Criterion) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/streams");
+    let size = (u32::from(DESKTOP.0), u32::from(DESKTOP.1));
+    let placement = Placement::new(Layout::unscaled(size, size));
+    let mut window = vec![0u32; (size.0 * size.1) as usize];
+    let mut group = c.benchmark_group("replay");
+    group.sample_size(20);
+    for (name, codecs) in STREAMS {
+        let stream = std::fs::read(dir.join(format!("{name}.bin"))).expect("recorded stream");
+        let painted = play(codecs, &stream, &mut window, &placement);
+        group.throughput(Throughput::Elements(painted));
+        // The decoders' set-up (an H.264 decoder zeroes megabytes) is a session's, once: outside
+        // the measurement, which is the stream itself.
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || (replay_stage(codecs), SharedFrame::new(DESKTOP.0, DESKTOP.1)),
+                |(mut stage, frame)| {
+                    replay(&mut stage, &frame, &stream, |frame| {
+                        for rect in frame.take_damage().rects() {
+                            blit(&frame.image, &placement, *rect, &mut window);
+                        }
+                    })
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codecs);
+criterion_main!(benches);
