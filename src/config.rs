@@ -83,7 +83,13 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
             Err(e) => return Err(bad(&path, &e.to_string())),
         };
-        let config: Config = toml::from_str(&text).map_err(|e| bad(&path, e.message()))?;
+        let config: Config = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start].matches('\n').count() + 1);
+            let at = line.map(|n| format!("line {n}: ")).unwrap_or_default();
+            bad(&path, &format!("{at}{}", e.message()))
+        })?;
         config.check(&path)?;
         Ok(config)
     }

@@ -981,7 +981,7 @@ fn the_config_file_fills_in_what_the_command_line_leaves_open() {
     std::fs::write(&config, "scale = \"huge\"\n").unwrap();
     rdp_file(&[]).fails(2, "is not valid: scale: `huge` is not `fit` or `none`");
     std::fs::write(&config, "colour = \"blue\"\n").unwrap();
-    rdp_file(&[]).fails(2, "unknown field `colour`");
+    rdp_file(&[]).fails(2, "line 1: unknown field `colour`");
 
     // `key_dir` is searched before ~/.ssh.
     std::fs::write(&config, "key_dir = \"~/keys\"\n").unwrap();

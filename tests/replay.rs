@@ -75,17 +75,21 @@ fn every_kept_fuzz_input_passes_without_a_panic() {
     }
 }
 
-/// A RemoteFX tile whose position times 64 overflows 16 bits made IronRDP's decoder panic
-/// (found by the fuzz target). With overflow checks (debug builds) the panic is contained and the
-/// session ends with an error; without them the position wraps. Never a panic out of `replay`.
+/// Inputs on which IronRDP's decoding panicked, found by the fuzz target, one per place
+/// (named after it: RemoteFX tile positions and clipping rects that overflow 16 bits, a
+/// fast-path surface rect of width 0, the AVC444 colour conversion in the `yuv` crate). With
+/// overflow checks (debug builds) each panic is contained and the session ends with an error;
+/// without them the arithmetic wraps. Never a panic out of `replay`.
 #[test]
-fn a_remotefx_tile_beyond_16_bits_ends_the_session_cleanly() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/server_pdus");
-    let data = std::fs::read(dir.join("rfx-tile-position-overflow")).unwrap();
+fn every_decoder_panic_the_fuzzer_found_ends_the_session_cleanly() {
     ecsrdp::rdp::install_panic_hook();
-    let (result, _) = run(&data);
-    if cfg!(debug_assertions) {
-        let error = result.expect_err("the overflow is caught").to_string();
-        assert!(error.contains("IronRDP's decoder failed on it"), "{error}");
+    let found = corpus("fuzz/regressions/server_pdus");
+    assert_eq!(found.len(), 8, "{found:?}");
+    for file in found {
+        let (result, _) = run(&std::fs::read(&file).unwrap());
+        if cfg!(debug_assertions) {
+            let error = result.expect_err(&file.display().to_string()).to_string();
+            assert!(error.contains("IronRDP's decoder failed on it"), "{error}");
+        }
     }
 }
