@@ -150,9 +150,9 @@ async fn a_slow_then_silent_server_leaves_the_window_drawing_and_closable() {
         client,
         window,
         _home,
-        _proxy,
+        _proxy: proxy,
     } = open_window("120s", Some(32 * 1024)).await;
-    let proxy = _proxy.as_ref().unwrap();
+    let proxy = proxy.as_ref().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("screen.png");
     let wrong = desktop_errors(&xvfb, &shot, (640, 480), Duration::from_secs(60)).await;
