@@ -250,6 +250,10 @@ pub struct SessionArgs {
     /// accepts a server that offers only TLS, and says so (the default for `direct`)
     #[arg(long, value_enum, value_name = "nla|tls")]
     pub security: Option<SecurityChoice>,
+    /// Do not share the local clipboard with the session (shared by default: text and images,
+    /// both ways, fetched only when a program pastes)
+    #[arg(long)]
+    pub no_clipboard: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

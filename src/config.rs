@@ -7,6 +7,7 @@
 //! key_dir = "~/keys"
 //! size = "1600x900"
 //! scale = "fit"
+//! clipboard = false
 //!
 //! [clusters.prod]
 //! profile = "prod-admin"
@@ -30,6 +31,8 @@ pub struct Config {
     key_dir: Option<String>,
     size: Option<String>,
     scale: Option<String>,
+    /// `false`: as `--no-clipboard`.
+    clipboard: Option<bool>,
     #[serde(default)]
     clusters: BTreeMap<String, ClusterConfig>,
 }
@@ -151,6 +154,9 @@ impl Config {
             if let Ok(scale) = Scale::from_str(scale, false) {
                 session.scale = scale;
             }
+        }
+        if self.clipboard == Some(false) {
+            session.no_clipboard = true;
         }
     }
 }

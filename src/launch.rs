@@ -110,9 +110,9 @@ fn establish(
     let handshake = runtime.block_on(async {
         match tunnel {
             Some(tunnel) => {
-                connect_over(Transport::Pipe(tunnel.pipe), &endpoint, &options, store).await
+                connect_over(Transport::Pipe(tunnel.pipe), &endpoint, options, store).await
             }
-            None => connect(&endpoint, &options, store).await,
+            None => connect(&endpoint, options, store).await,
         }
     })?;
     // Outside any time bound: a person may be reading the fingerprint.
@@ -154,7 +154,19 @@ fn connect_options(args: &SessionArgs, desktop: (u16, u16)) -> ConnectOptions {
         },
         login_screen: args.login_screen,
         connect_timeout: args.connect_timeout,
+        clipboard: shared_clipboard(args),
     }
+}
+
+/// The local clipboard, shared with a session in a window unless `--no-clipboard` (a headless
+/// session has no desktop to copy from). Without one, the session goes on and says why.
+fn shared_clipboard(args: &SessionArgs) -> Option<crate::rdp::Clipboard> {
+    if args.headless || args.no_clipboard {
+        return None;
+    }
+    crate::rdp::Clipboard::open()
+        .map_err(|why| status::warn(format_args!("the clipboard is not shared: {why}")))
+        .ok()
 }
 
 /// Asks about a certificate seen for the first time; without a terminal, refuses (see

@@ -140,56 +140,33 @@ fn xrdp_over_tls_shows_its_login_screen() {
 #[test]
 fn xrdp_xvnc_session_matches_its_display_exactly() {
     const USER: &str = "ecsrdp-xrdp";
-    // The account is the machine's (PAM): only root may make it.
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { geteuid() },
-        0,
-        "this test makes a local account for xrdp and must run as root (CI does)"
-    );
-    // A password of this run's own, and an account removed with its processes at the end.
-    let password = format!("Xrdp-{}-{:x}!", std::process::id(), rand_u64());
-    let account = Account::create(USER, &password);
-    let home = account.home.clone();
     let colour = [0x40 + (std::process::id() % 0x80) as u8, 0x90, 0x30];
     let hex = format!("#{:02x}{:02x}{:02x}", colour[0], colour[1], colour[2]);
-    std::fs::write(home.join("colour"), &hex).unwrap();
-    let made = std::process::Command::new("convert")
-        .args([
-            "-size",
-            "301x203",
-            "pattern:checkerboard",
-            "-fill",
-            "#c02060",
-        ])
-        .args(["-draw", "line 0,0 300,202"])
-        .arg(home.join("pattern.png"))
-        .status()
-        .expect("convert (apt-get install imagemagick)");
-    assert!(made.success());
-    std::fs::write(
-        home.join(".xsession"),
-        "#!/bin/sh\n\
-         exec >~/session.log 2>&1\n\
-         xsetroot -solid \"$(cat ~/colour)\"\n\
+    let xrdp = XrdpSession::start(
+        USER,
+        "xsetroot -solid \"$(cat ~/colour)\"\n\
          display -geometry +37+41 ~/pattern.png &\n\
          sleep 2\n\
          while :; do import -window root ~/truth.tmp.png && mv ~/truth.tmp.png ~/truth.png; \
          sleep 1; done\n",
-    )
-    .unwrap();
-    account.chown_home();
-    // The session's own processes (chansrv, as the account) make sockets here: the mode is the
-    // one xrdp's service unit gives it. A root-only directory leaves xrdp with one black frame.
-    std::fs::create_dir_all("/run/xrdp/sockdir").unwrap();
-    set_mode("/run/xrdp/sockdir", 0o3777);
-    let sesman = ProcessGroup::start("xrdp-sesman", &["--nodaemon"]);
-    let port = support::free_port();
-    let xrdp = ProcessGroup::start(
-        "xrdp",
-        &["--nodaemon", "--port", &format!("tcp://127.0.0.1:{port}")],
+        |home| {
+            std::fs::write(home.join("colour"), &hex).unwrap();
+            let made = std::process::Command::new("convert")
+                .args([
+                    "-size",
+                    "301x203",
+                    "pattern:checkerboard",
+                    "-fill",
+                    "#c02060",
+                ])
+                .args(["-draw", "line 0,0 300,202"])
+                .arg(home.join("pattern.png"))
+                .status()
+                .expect("convert (apt-get install imagemagick)");
+            assert!(made.success());
+        },
     );
-    support::wait_for_port(port, std::time::Duration::from_secs(10));
+    let (port, home, password) = (xrdp.port, xrdp.home(), xrdp.password.clone());
 
     let out = tempfile::tempdir().unwrap();
     let png = out.path().join("out.png");
@@ -216,10 +193,10 @@ fn xrdp_xvnc_session_matches_its_display_exactly() {
     assert!(
         truth.exists(),
         "the session took no screenshot; its log: {}",
-        std::fs::read_to_string(home.join("session.log")).unwrap_or_default()
+        xrdp.log()
     );
     let truth = read_png(&truth);
-    drop((xrdp, sesman, account));
+    drop(xrdp);
 
     let (w, h, pixels) = read_png(&png);
     assert_eq!((w, h), (1022, 766), "the session follows the client's size");
@@ -254,6 +231,227 @@ fn xrdp_xvnc_session_matches_its_display_exactly() {
         .filter(|(a, b)| a != b)
         .count();
     assert_eq!(wrong, 0, "{wrong} pixels differ from the Xvnc display");
+}
+
+/// The clipboard both ways through xrdp's chansrv, as a user moving a command in and a log out:
+/// what the local clipboard (Xvfb's, where ecsrdp's window is) holds is what a program in the
+/// session pastes, and a 300 KB multi-line log copied in the session is what a local program
+/// pastes (X11 hands that much over in increments). Text no single-byte charset holds; not
+/// outside the BMP, which xrdp 0.9's chansrv cannot convert (with an emoji its paste never
+/// completes, whichever client). Each side's clipboard is read with xclip, as a program would.
+/// First a session with `--no-clipboard`, which must share nothing.
+#[test]
+fn copied_text_crosses_both_ways_through_xrdp() {
+    const USER: &str = "ecsrdp-clip";
+    let here = format!(
+        "copied here → pasted there: naïve 日本語 {}",
+        std::process::id()
+    );
+    let there: String = std::iter::once(format!("Ωμέγα 中文 {:x}\n", rand_u64()))
+        .chain(
+            (0..7000).map(|n| format!("2026-11-28T12:00:{:02} INFO svc[{n}] ünïcödé ok\n", n % 60)),
+        )
+        .collect();
+    assert!(there.len() > 300_000);
+    let xrdp = XrdpSession::start(
+        USER,
+        "xsetroot -solid grey\n\
+         for i in $(seq 150); do\n\
+           xclip -o -selection clipboard -t UTF8_STRING >~/pasted.tmp && [ -s ~/pasted.tmp ] && break\n\
+           sleep 0.2\n\
+         done\n\
+         mv ~/pasted.tmp ~/pasted.txt\n\
+         xclip -i -selection clipboard ~/copied.txt\n\
+         sleep 600\n",
+        |home| std::fs::write(home.join("copied.txt"), &there).unwrap(),
+    );
+    let xvfb = Xvfb::start(1024, 768);
+    copy_on(&xvfb, &here);
+
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("ecsrdp.log");
+    let window = |extra: &[&str]| {
+        let mut command = support::ecsrdp(out.path());
+        command
+            .env("DISPLAY", &xvfb.display)
+            .env_remove("WAYLAND_DISPLAY")
+            .env("ECSRDP_PASSWORD", &xrdp.password)
+            .args(["direct", &format!("127.0.0.1:{}", xrdp.port)])
+            .args(["--user", USER, "--domain", "Xvnc", "--trust-new"])
+            .args(["--size", "800x600"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        command
+    };
+    // The session's script waits 30 s for a paste; the first client ends well before that.
+    Run::of(&mut window(&["--no-clipboard", "--exit-after", "5s"])).succeeds();
+    assert!(
+        !xrdp.home().join("pasted.txt").exists(),
+        "--no-clipboard shared the clipboard"
+    );
+    let client = support::Daemon(
+        window(&["--exit-after", "60s"])
+            .spawn()
+            .expect("start ecsrdp"),
+    );
+
+    let pasted_here = wait_for(std::time::Duration::from_secs(40), || {
+        let now = paste_on(&xvfb);
+        (now == there).then_some(now)
+    });
+    let pasted_there = std::fs::read_to_string(xrdp.home().join("pasted.txt"));
+    drop(client);
+    let diagnostics = || {
+        format!(
+            "ecsrdp said: {}\nthe session's log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            xrdp.log()
+        )
+    };
+    assert_eq!(
+        pasted_there.as_deref().ok(),
+        Some(here.as_str()),
+        "pasted in the session; {}",
+        diagnostics()
+    );
+    assert_eq!(
+        pasted_here.as_deref(),
+        Some(there.as_str()),
+        "pasted here; {}",
+        diagnostics()
+    );
+}
+
+/// Puts `text` on the display's clipboard, as a program copying it would (xclip keeps serving
+/// it in the background until another program takes the clipboard or the display ends).
+fn copy_on(xvfb: &Xvfb, text: &str) {
+    use std::io::Write as _;
+    let mut xclip = std::process::Command::new("xclip")
+        .args(["-i", "-selection", "clipboard"])
+        .env("DISPLAY", &xvfb.display)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("xclip (apt-get install xclip)");
+    xclip
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(xclip.wait().unwrap().success());
+}
+
+/// What a program pasting from the display's clipboard gets (empty when it gets nothing).
+fn paste_on(xvfb: &Xvfb) -> String {
+    let output = std::process::Command::new("xclip")
+        .args(["-o", "-selection", "clipboard", "-t", "UTF8_STRING"])
+        .env("DISPLAY", &xvfb.display)
+        .output()
+        .expect("xclip (apt-get install xclip)");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Polls `probe` until it gives something or `limit` passes.
+fn wait_for<T>(limit: std::time::Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// xrdp 0.9 from Debian with its session manager, for one local account whose X session (an
+/// Xvnc display, picked by the domain `Xvnc`) runs `xsession`, a shell script. Needs root (the
+/// account is the machine's, through PAM); everything is removed when dropped. One at a time:
+/// xrdp-sesman listens on a fixed port.
+struct XrdpSession {
+    port: u16,
+    password: String,
+    // Dropped in this order: the daemons, then the account with its processes.
+    _xrdp: ProcessGroup,
+    _sesman: ProcessGroup,
+    _config: tempfile::TempDir,
+    account: Account,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
+}
+
+impl XrdpSession {
+    /// `prepare` fills the account's home before its session starts.
+    fn start(
+        user: &'static str,
+        xsession: &str,
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> XrdpSession {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let guard = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { geteuid() },
+            0,
+            "this test makes a local account for xrdp and must run as root (CI does)"
+        );
+        // A password of this run's own, and an account removed with its processes at the end.
+        let password = format!("Xrdp-{}-{:x}!", std::process::id(), rand_u64());
+        let account = Account::create(user, &password);
+        prepare(&account.home);
+        std::fs::write(
+            account.home.join(".xsession"),
+            format!("#!/bin/sh\nexec >~/session.log 2>&1\n{xsession}"),
+        )
+        .unwrap();
+        account.chown_home();
+        // The session's own processes (chansrv, as the account) make sockets here: the mode is
+        // the one xrdp's service unit gives it. A root-only directory leaves xrdp with one black
+        // frame, and no clipboard.
+        std::fs::create_dir_all("/run/xrdp/sockdir").unwrap();
+        set_mode("/run/xrdp/sockdir", 0o3777);
+        // The machine's sesman.ini with a UTF-8 locale for the session, as a server with one
+        // set in /etc/default/locale gives it (chansrv converts clipboard text with the C
+        // library's locale-bound functions; this machine has none set).
+        let config = tempfile::tempdir().unwrap();
+        let sesman_ini = config.path().join("sesman.ini");
+        let mut ini = std::fs::read_to_string("/etc/xrdp/sesman.ini")
+            .expect("/etc/xrdp/sesman.ini (apt-get install xrdp)");
+        ini = ini.replace("[SessionVariables]", "[SessionVariables]\nLANG=C.UTF-8");
+        std::fs::write(&sesman_ini, ini).unwrap();
+        let sesman = ProcessGroup::start(
+            "xrdp-sesman",
+            &["--nodaemon", "--config", sesman_ini.to_str().unwrap()],
+        );
+        let port = support::free_port();
+        let xrdp = ProcessGroup::start(
+            "xrdp",
+            &["--nodaemon", "--port", &format!("tcp://127.0.0.1:{port}")],
+        );
+        support::wait_for_port(port, std::time::Duration::from_secs(10));
+        XrdpSession {
+            port,
+            password,
+            _xrdp: xrdp,
+            _sesman: sesman,
+            _config: config,
+            account,
+            _one_at_a_time: guard,
+        }
+    }
+
+    fn home(&self) -> std::path::PathBuf {
+        self.account.home.clone()
+    }
+
+    /// What the session's script wrote to its log so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.account.home.join("session.log")).unwrap_or_default()
+    }
 }
 
 /// A local account for one test, removed with everything it runs and owns when dropped.

@@ -182,9 +182,10 @@ async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
         codecs: rdp::Codecs::Lossless,
         login_screen: false,
         connect_timeout: Duration::from_secs(3),
+        clipboard: None,
     };
     let store = TrustStore::at(home.path().join("known_hosts"));
-    let handshake = rdp::connect(&endpoint, &options, &store)
+    let handshake = rdp::connect(&endpoint, options, &store)
         .await
         .expect("TLS handshake");
     assert!(handshake.is_new() && handshake.nla());

@@ -33,7 +33,7 @@ pub enum Codecs {
 }
 
 /// Choices that shape the connection, beyond where and who.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct ConnectOptions {
     pub security: Security,
     pub desktop: (u16, u16),
@@ -43,6 +43,9 @@ pub struct ConnectOptions {
     /// Let the server show its own login screen instead of logging on automatically.
     pub login_screen: bool,
     pub connect_timeout: std::time::Duration,
+    /// The local clipboard to share with the session (the CLIPRDR channel is announced only
+    /// with one).
+    pub clipboard: Option<super::Clipboard>,
 }
 
 /// The surface codecs advertised: RemoteFX, or none for lossless. Named explicitly rather than

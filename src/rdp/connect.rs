@@ -36,6 +36,8 @@ use super::{Endpoint, RdpError};
 pub struct Connected {
     pub(super) framed: TokioFramed<Stream>,
     pub(super) result: ConnectionResult,
+    /// The local clipboard, when the session shares it.
+    pub(super) clipboard: Option<super::Clipboard>,
     /// `host:port` as dialled, for messages.
     pub addr: String,
     /// The desktop size the server granted (it may differ from the one asked for).
@@ -63,13 +65,14 @@ pub struct Handshake {
     fingerprint: String,
     /// Known or New: a changed certificate aborted the handshake.
     trust: TrustDecision,
+    clipboard: Option<super::Clipboard>,
 }
 
 /// Runs the connection sequence up to the trust decision: TCP, X.224, TLS with the pin (a
 /// certificate other than the remembered one, or a peer that cannot sign with its key, ends it).
 pub async fn connect(
     endpoint: &Endpoint,
-    options: &ConnectOptions,
+    options: ConnectOptions,
     store: &TrustStore,
 ) -> Result<Handshake, RdpError> {
     let addr = format_addr(&endpoint.host, endpoint.port);
@@ -81,7 +84,7 @@ pub async fn connect(
 pub async fn connect_over(
     stream: Transport,
     endpoint: &Endpoint,
-    options: &ConnectOptions,
+    mut options: ConnectOptions,
     store: &TrustStore,
 ) -> Result<Handshake, RdpError> {
     let addr = format_addr(&endpoint.host, endpoint.port);
@@ -95,10 +98,13 @@ pub async fn connect_over(
         Transport::Pipe(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
     };
     let drdynvc = dynamic_channels(options.codecs);
-    let mut connector = WipingConnector(
-        ClientConnector::new(connector_config(endpoint, options), client_addr)
-            .with_static_channel(drdynvc),
-    );
+    let mut connector = ClientConnector::new(connector_config(endpoint, &options), client_addr)
+        .with_static_channel(drdynvc);
+    let clipboard = options.clipboard.take();
+    if let Some(clipboard) = &clipboard {
+        connector.attach_static_channel(clipboard.channel());
+    }
+    let mut connector = WipingConnector(connector);
     let pin = store.pinned(&endpoint.trust_key)?;
 
     let (should_upgrade, tls, certificate, leftover) = within(&addr, async {
@@ -161,6 +167,7 @@ pub async fn connect_over(
         addr,
         fingerprint,
         trust,
+        clipboard,
     })
 }
 
@@ -199,6 +206,7 @@ impl Handshake {
             addr,
             fingerprint,
             trust,
+            clipboard,
         } = self;
         if trust == TrustDecision::New {
             if !accept_new {
@@ -245,6 +253,7 @@ impl Handshake {
         Ok(Connected {
             framed,
             result,
+            clipboard,
             addr,
             desktop,
         })

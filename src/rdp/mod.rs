@@ -5,6 +5,7 @@
 //! [`Handshake`] for the caller's trust decision, then a [`Session`] that takes [`Command`]s and
 //! reports to a [`FrameSink`].
 
+mod clipboard;
 mod config;
 mod connect;
 mod contain;
@@ -19,6 +20,7 @@ mod trust;
 
 use std::io::{BufRead as _, IsTerminal as _};
 
+pub use self::clipboard::Clipboard;
 pub use self::config::{Codecs, Security};
 pub use self::connect::{connect, connect_over, ConnectOptions, Connected, Handshake};
 pub use self::contain::install_panic_hook;

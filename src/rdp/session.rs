@@ -173,6 +173,7 @@ pub async fn run_session(
         framed,
         result,
         addr,
+        mut clipboard,
         ..
     } = connected;
     let (mut reader, mut writer) = split_tokio_framed(framed);
@@ -291,6 +292,12 @@ pub async fn run_session(
                     if let ActiveStageOutput::ResponseFrame(bytes) = output {
                         send(&mut writer, &bytes, &addr).await?;
                     }
+                }
+            }
+            message = next_clipboard(&mut clipboard) => {
+                let bytes = super::clipboard::encode(&mut stage, message);
+                if !bytes.is_empty() {
+                    send(&mut writer, &bytes, &addr).await?;
                 }
             }
             () = sleep_until(check_at), if check_at.is_some() => {
@@ -582,6 +589,16 @@ pub(super) fn check_desktop(addr: &str, width: u16, height: u16) -> Result<(), R
         });
     }
     Ok(())
+}
+
+/// The local clipboard's next request; pending forever in a session without one.
+async fn next_clipboard(
+    clipboard: &mut Option<super::Clipboard>,
+) -> ironrdp_cliprdr::backend::ClipboardMessage {
+    match clipboard {
+        Some(clipboard) => clipboard.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -1,0 +1,114 @@
+//! The local clipboard shared with the session over the CLIPRDR channel (MS-RDPECLIP).
+//!
+//! IronRDP's Linux backend does the clipboard work: it watches the local selection (Wayland's
+//! data-control protocols, else X11 through XFixes), advertises what the remote copied, and
+//! fetches data only when a program pastes, on either side; transfers are bounded (100 MiB).
+//! Text goes as `CF_UNICODETEXT` (UTF-16 on the wire, UTF-8 locally), images as PNG/DIB. This
+//! module is the plumbing between it and the session: the backend's messages come in on a
+//! channel and become CLIPRDR PDUs on the session's connection.
+
+use ironrdp_cliprdr::backend::{ClipboardMessage, ClipboardMessageProxy, CliprdrBackend};
+use ironrdp_cliprdr::{CliprdrClient, CliprdrSvcMessages};
+use ironrdp_session::ActiveStage;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+/// The local side of the clipboard: the OS clipboard's thread, and what it asks of the session.
+pub struct Clipboard {
+    /// Owns the OS clipboard's thread; dropping it stops the sharing.
+    #[cfg(target_os = "linux")]
+    os: ironrdp_cliprdr_native::LinuxClipboard,
+    messages: mpsc::UnboundedReceiver<ClipboardMessage>,
+}
+
+impl std::fmt::Debug for Clipboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clipboard")
+    }
+}
+
+/// Hands the backend's messages (sent from its own thread) to the session.
+#[derive(Debug)]
+struct ToSession(mpsc::UnboundedSender<ClipboardMessage>);
+
+impl ClipboardMessageProxy for ToSession {
+    fn send_clipboard_message(&self, message: ClipboardMessage) {
+        // The session has ended: nobody is left to paste into.
+        let _ = self.0.send(message);
+    }
+}
+
+impl Clipboard {
+    /// Opens the local clipboard (the display's, or the Wayland compositor's). The error says
+    /// why there is none, for a warning: a session without a clipboard is still a session.
+    pub fn open() -> Result<Clipboard, String> {
+        let (sender, messages) = mpsc::unbounded_channel();
+        #[cfg(target_os = "linux")]
+        {
+            let os = ironrdp_cliprdr_native::LinuxClipboard::new(ToSession(sender))
+                .map_err(|e| e.to_string())?;
+            Ok(Clipboard { os, messages })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            drop((sender, messages));
+            Err("ecsrdp shares the clipboard only on Linux so far".into())
+        }
+    }
+
+    /// The CLIPRDR channel to announce at connection time, wired to this clipboard.
+    pub(super) fn channel(&self) -> CliprdrClient {
+        CliprdrClient::new(self.backend())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn backend(&self) -> Box<dyn CliprdrBackend> {
+        self.os.backend_factory().build_cliprdr_backend()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn backend(&self) -> Box<dyn CliprdrBackend> {
+        unreachable!("no Clipboard is opened off Linux")
+    }
+
+    /// The backend's next request; pending forever once the backend is gone.
+    pub(super) async fn next(&mut self) -> ClipboardMessage {
+        match self.messages.recv().await {
+            Some(message) => message,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Turns one request of the local clipboard into the bytes to send; empty when there is
+/// nothing to send (the channel is not open, or the request is one ecsrdp does not serve). A
+/// clipboard that fails is reported and passed over: it must not end the session.
+pub(super) fn encode(stage: &mut ActiveStage, message: ClipboardMessage) -> Vec<u8> {
+    let Some(cliprdr) = stage.get_svc_processor_mut::<CliprdrClient>() else {
+        return Vec::new();
+    };
+    let messages: Result<CliprdrSvcMessages<_>, _> = match message {
+        ClipboardMessage::SendInitiateCopy(formats) => cliprdr.initiate_copy(&formats),
+        ClipboardMessage::SendFormatData(response) => cliprdr.submit_format_data(response),
+        ClipboardMessage::SendInitiatePaste(format) => cliprdr.initiate_paste(format),
+        ClipboardMessage::Error(error) => {
+            warn!(%error, "the local clipboard failed");
+            return Vec::new();
+        }
+        // The Linux backend shares text and images, not files. (Never log a message itself:
+        // it may hold what the user copied.)
+        _ => {
+            debug!("a clipboard file transfer, which ecsrdp does not serve");
+            return Vec::new();
+        }
+    };
+    let bytes = messages.map_err(|e| e.to_string()).and_then(|m| {
+        stage
+            .process_svc_processor_messages(m)
+            .map_err(|e| e.report().to_string())
+    });
+    bytes.unwrap_or_else(|error| {
+        warn!(%error, "cannot send the clipboard's data");
+        Vec::new()
+    })
+}
