@@ -353,6 +353,7 @@ impl App {
         if rects.is_empty() {
             return;
         }
+        tracing::trace!(rects = rects.len(), "present");
         if let Err(e) = buffer.present_with_damage(&rects) {
             warn!(error = %e, "cannot present");
         }
