@@ -14,7 +14,7 @@ use crate::keyfile::{readable_by_others, KeyFileError, KeySearch};
 use crate::keys::{KeyError, Password};
 use crate::rdp::{self, Endpoint, TrustKey, TrustStore};
 use crate::status;
-use crate::target::Target;
+use crate::target::{InstanceRef, Target};
 use crate::tunnel;
 
 /// Runs the parsed command line.
@@ -135,6 +135,17 @@ async fn locate(
 ) -> Result<(Aws, Located), Error> {
     let instance = target.require_instance()?;
     let aws = Aws::load(args.profile.as_deref(), region(target, args)?).await?;
+    let picked;
+    let instance = match instance {
+        InstanceRef::Pick => {
+            status::phase(format!("listing the instances of {}", target.cluster));
+            let rows = aws::list(&aws, &target.cluster).await?;
+            status::clear();
+            picked = tokio::task::block_in_place(|| crate::picker::pick(&target.cluster, &rows))?;
+            &picked
+        }
+        instance => instance,
+    };
     let (arn, ec2_id) = aws::ec2_instance_id(&aws, &target.cluster, instance).await?;
     info!(container_instance = %arn, ec2_instance = %ec2_id, "found the container instance");
     let choice = if args.private {
@@ -547,7 +558,10 @@ async fn aws_endpoint(
     args: &AwsArgs,
     timeout: std::time::Duration,
 ) -> Result<(Endpoint, Option<tunnel::Tunnel>), Error> {
-    status::phase(format!("looking up {target}"));
+    status::phase(match target.instance {
+        Some(InstanceRef::Pick) => format!("looking up {}", target.cluster),
+        _ => format!("looking up {target}"),
+    });
     let (aws, mut located) = locate(target, args, true).await?;
     let path = choose_path(&aws, &mut located.resolved, args).await?;
     let resolved = located.resolved.clone();
@@ -583,8 +597,13 @@ async fn aws_endpoint(
             Some(tunnel::open(&endpoint, &request, &credentials, &aws.region(), timeout).await?)
         }
     };
+    let title = match &target.instance {
+        // The one picked, not the `cluster/` typed.
+        Some(InstanceRef::Pick) => format!("{}/{}", target.cluster, resolved.ec2_instance_id),
+        _ => target.to_string(),
+    };
     let endpoint = Endpoint {
-        title: target.to_string(),
+        title,
         // Keyed by instance, not address: a tunnel's localhost:port must not collide.
         trust_key: TrustKey::new(resolved.ec2_instance_id.clone()),
         host,
@@ -687,7 +706,7 @@ fn print_json(rows: &impl serde::Serialize) -> Result<ExitCode, Error> {
 }
 
 /// Left-aligned columns, each as wide as its widest cell.
-fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+pub(crate) fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     let widths: Vec<usize> = (0..N)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();

@@ -27,6 +27,8 @@ pub enum InstanceRef {
     Task(String),
     /// `service/<name>`: the instance the service's task runs on.
     Service(String),
+    /// Nothing after the `/`: the user picks one from the cluster's listing, on a terminal.
+    Pick,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -45,8 +47,8 @@ pub enum TargetError {
     )]
     BadInstance(String),
     #[error(
-        "`{0}` names no instance: give `<cluster>/<instance>`; `ecsrdp <cluster>` lists the \
-         cluster's instances"
+        "`{0}` names no instance: give `<cluster>/<instance>`, or `<cluster>/` to pick one on \
+         the terminal; `ecsrdp <cluster>` lists the cluster's instances"
     )]
     MissingInstance(String),
 }
@@ -97,7 +99,7 @@ impl FromStr for Target {
         let cluster = parse_cluster(cluster)?;
         let instance = match instance {
             None => None,
-            Some("") => return Err(TargetError::MissingInstance(cluster)),
+            Some("") => Some(InstanceRef::Pick),
             Some(instance) => Some(parse_instance(instance)?),
         };
         Ok(Target { cluster, instance })
@@ -203,6 +205,7 @@ impl fmt::Display for InstanceRef {
             | InstanceRef::Ec2InstanceId(id) => id,
             InstanceRef::Task(id) => return write!(f, "task/{id}"),
             InstanceRef::Service(name) => return write!(f, "service/{name}"),
+            InstanceRef::Pick => "",
         })
     }
 }
@@ -308,10 +311,8 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         assert_eq!(target(""), Err(TargetError::Empty));
-        assert!(matches!(
-            target("prod/"),
-            Err(TargetError::MissingInstance(_))
-        ));
+        assert_eq!(target("prod/").unwrap().instance, Some(InstanceRef::Pick));
+        assert_eq!(target("prod/").unwrap().to_string(), "prod/");
         assert!(matches!(
             target("pr od/i-1"),
             Err(TargetError::BadCluster(_))

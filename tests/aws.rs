@@ -1006,3 +1006,46 @@ fn set_private(path: &Path) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
+
+// ---- Picking an instance ------------------------------------------------------------------
+
+/// `ecsrdp <cluster>/` on a terminal: the picker shows the cluster's instances; typing part of
+/// one's ID narrows the list to it and Enter picks it, as if its ID had been typed.
+#[test]
+fn a_cluster_and_a_slash_picks_the_instance_on_a_terminal() {
+    let emu = Emulator::shared();
+    let home = home();
+    let wanted = emu.field("win-pkcs8", "ec2_instance_id");
+    let mut command = emu.ecsrdp(home.path());
+    command.args(["resolve", "demo/"]);
+    let run = support::on_a_terminal(&command, &format!("{}\r", &wanted[2..]));
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("pick an instance"),
+        "the picker: {}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&emu.field("win-pkcs1", "ec2_instance_id")),
+        "every instance is offered: {}",
+        run.stdout
+    );
+    let resolved = run
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("EC2 instance"))
+        .unwrap_or_else(|| panic!("no resolve output: {}", run.stdout));
+    assert!(
+        resolved.contains(&wanted),
+        "picked {resolved}, not {wanted}"
+    );
+}
+
+#[test]
+fn a_cluster_and_a_slash_without_a_terminal_says_what_to_type() {
+    let emu = Emulator::shared();
+    let home = home();
+    Run::of(emu.ecsrdp(home.path()).args(["resolve", "demo/"]))
+        .fails(2, "picks an instance on a terminal");
+}

@@ -100,6 +100,8 @@ pub async fn ec2_instance_id(
             let described = describe_container_instances(aws, cluster, arns).await?;
             described.into_iter().find(|(_, id)| id == ec2_id)
         }
+        // Picked on the terminal before anything asks AWS for it (`app::locate`).
+        InstanceRef::Pick => None,
     };
     found.ok_or_else(not_found)
 }
