@@ -8,6 +8,7 @@
 //! size = "1600x900"
 //! scale = "fit"
 //! clipboard = false
+//! keyboard_layout = "de"
 //!
 //! [clusters.prod]
 //! profile = "prod-admin"
@@ -22,6 +23,7 @@ use serde::Deserialize;
 
 use crate::cli::{parse_size, Args, AwsArgs, Command, Scale, SessionArgs};
 use crate::error::Error;
+use crate::layout::Klid;
 use crate::target::Target;
 
 #[derive(Debug, Default, Deserialize)]
@@ -33,6 +35,8 @@ pub struct Config {
     scale: Option<String>,
     /// `false`: as `--no-clipboard`.
     clipboard: Option<bool>,
+    /// As `--keyboard-layout`.
+    keyboard_layout: Option<String>,
     #[serde(default)]
     clusters: BTreeMap<String, ClusterConfig>,
 }
@@ -106,6 +110,9 @@ impl Config {
             Scale::from_str(scale, false)
                 .map_err(|_| bad(path, &format!("scale: `{scale}` is not `fit` or `none`")))?;
         }
+        if let Some(layout) = &self.keyboard_layout {
+            Klid::parse(layout).map_err(|e| bad(path, &format!("keyboard_layout: {e}")))?;
+        }
         Ok(())
     }
 
@@ -157,6 +164,12 @@ impl Config {
         }
         if self.clipboard == Some(false) {
             session.no_clipboard = true;
+        }
+        if session.keyboard_layout.is_none() {
+            session.keyboard_layout = self
+                .keyboard_layout
+                .as_deref()
+                .and_then(|l| Klid::parse(l).ok());
         }
     }
 }

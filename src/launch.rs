@@ -154,7 +154,25 @@ fn connect_options(args: &SessionArgs, desktop: (u16, u16)) -> ConnectOptions {
         },
         login_screen: args.login_screen,
         connect_timeout: args.connect_timeout,
+        keyboard_layout: keyboard_layout(args),
         clipboard: shared_clipboard(args),
+    }
+}
+
+/// `--keyboard-layout`, else this machine's layout, else 0: the server's own.
+fn keyboard_layout(args: &SessionArgs) -> u32 {
+    if let Some(klid) = args.keyboard_layout {
+        return klid.0;
+    }
+    match crate::layout::local() {
+        Some((name, klid)) => {
+            tracing::info!(layout = %name, klid = format_args!("{:#x}", klid.0), "keyboard layout");
+            klid.0
+        }
+        None => {
+            tracing::info!("the local keyboard layout is unknown: the server applies its own");
+            0
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod headless;
 pub mod keyfile;
 pub mod keys;
 pub mod launch;
+pub mod layout;
 pub mod picker;
 pub mod rdp;
 pub mod render;

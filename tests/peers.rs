@@ -323,6 +323,100 @@ fn copied_text_crosses_both_ways_through_xrdp() {
     );
 }
 
+/// Typing on a German keyboard through xrdp: the local display's XKB layout is `de`, so ecsrdp
+/// tells the server 0x407, and the keys labelled Y and Z (swapped from US positions) type `y`
+/// and `z` in the session, as a program there (xev) reads them. Sending no layout, the server
+/// would read those positions as US keys and type `z` and `y`.
+#[test]
+fn a_german_keyboard_types_german_in_the_session() {
+    const USER: &str = "ecsrdp-keys";
+    let xrdp = XrdpSession::start(
+        USER,
+        "xsetroot -solid grey\n\
+         stdbuf -oL xev -geometry 800x600+0+0 -event keyboard >~/keys.log &\n\
+         sleep 600\n",
+        |_| {},
+    );
+    let xvfb = Xvfb::start(1024, 768);
+    xvfb.run("setxkbmap", &["-layout", "de"]);
+    xvfb.run("xset", &["r", "off"]);
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("ecsrdp.log");
+    let mut command = support::ecsrdp(out.path());
+    command
+        .env("DISPLAY", &xvfb.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("ECSRDP_PASSWORD", &xrdp.password)
+        .env("RUST_LOG", "ecsrdp=info")
+        .args(["direct", &format!("127.0.0.1:{}", xrdp.port)])
+        .args([
+            "--user",
+            USER,
+            "--domain",
+            "Xvnc",
+            "--trust-new",
+            "--no-clipboard",
+        ])
+        .args(["--size", "800x600", "--exit-after", "60s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let client = support::Daemon(command.spawn().expect("start ecsrdp"));
+    let keys = xrdp.home().join("keys.log");
+    // xev's window is up once it has reported its first events (focus, keymap).
+    let window = wait_for(std::time::Duration::from_secs(30), || {
+        let shown = std::fs::metadata(&keys).is_ok_and(|m| m.len() > 0);
+        let found = std::process::Command::new("xdotool")
+            .args(["search", "--name", "^ecsrdp"])
+            .env("DISPLAY", &xvfb.display)
+            .output()
+            .ok()?;
+        let id = String::from_utf8_lossy(&found.stdout)
+            .lines()
+            .next()?
+            .to_owned();
+        shown.then_some(id)
+    })
+    .unwrap_or_else(|| panic!("no window or no xev; the session's log: {}", xrdp.log()));
+    xvfb.run("xdotool", &["windowfocus", "--sync", &window]);
+    xvfb.run(
+        "xdotool",
+        &["key", "--window", &window, "--delay", "100", "y", "z"],
+    );
+    let typed = wait_for(std::time::Duration::from_secs(15), || {
+        let text = std::fs::read_to_string(&keys).ok()?;
+        let typed = pressed_keysyms(&text);
+        (typed.len() >= 2).then_some(typed)
+    });
+    drop(client);
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(
+        typed,
+        Some(vec!["y".to_owned(), "z".to_owned()]),
+        "what the session read; ecsrdp said: {said}"
+    );
+    assert!(
+        said.contains("layout=de") && said.contains("klid=0x407"),
+        "the local layout was not found: {said}"
+    );
+}
+
+/// The keysym names of the KeyPress events in xev's output, a key pressed twice in a row
+/// counted once (the Xvnc session now and then reports a press twice on a busy machine; which
+/// keys arrive, and in which order, is what the layout decides).
+fn pressed_keysyms(xev: &str) -> Vec<String> {
+    let mut names: Vec<String> = xev
+        .split("\n\n")
+        .filter(|event| event.starts_with("KeyPress"))
+        .filter_map(|event| {
+            let after = event.split("(keysym ").nth(1)?;
+            let name = after.split(", ").nth(1)?.split(')').next()?;
+            Some(name.to_owned())
+        })
+        .collect();
+    names.dedup();
+    names
+}
+
 /// Puts `text` on the display's clipboard, as a program copying it would (xclip keeps serving
 /// it in the background until another program takes the clipboard or the display ends).
 fn copy_on(xvfb: &Xvfb, text: &str) {

@@ -182,6 +182,7 @@ async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
         codecs: rdp::Codecs::Lossless,
         login_screen: false,
         connect_timeout: Duration::from_secs(3),
+        keyboard_layout: 0,
         clipboard: None,
     };
     let store = TrustStore::at(home.path().join("known_hosts"));

@@ -43,6 +43,9 @@ pub struct ConnectOptions {
     /// Let the server show its own login screen instead of logging on automatically.
     pub login_screen: bool,
     pub connect_timeout: std::time::Duration,
+    /// The Windows keyboard layout ID the server should read our scancodes with; 0 leaves it
+    /// to the server.
+    pub keyboard_layout: u32,
     /// The local clipboard to share with the session (the CLIPRDR channel is announced only
     /// with one).
     pub clipboard: Option<super::Clipboard>,
@@ -91,8 +94,8 @@ pub(super) fn connector_config(endpoint: &Endpoint, options: &ConnectOptions) ->
         keyboard_type: ironrdp_pdu::gcc::KeyboardType::IBM_ENHANCED,
         keyboard_subtype: 0,
         keyboard_functional_keys_count: 12,
-        // 0: let the server use its own layout; we send physical scancodes.
-        keyboard_layout: 0,
+        // We send physical scancodes; the layout says how the server reads them.
+        keyboard_layout: options.keyboard_layout,
         ime_file_name: String::new(),
         connection_type: ironrdp_pdu::gcc::ConnectionType::Lan,
         bitmap: Some(BitmapConfig {

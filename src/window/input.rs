@@ -76,17 +76,33 @@ impl InputState {
     }
 }
 
-/// A key press or release by physical position; keys with no set-1 code are dropped.
-pub fn key(event: &KeyEvent) -> Option<Operation> {
-    let PhysicalKey::Code(code) = event.physical_key else {
-        return None;
+/// A key press or release by physical position. A key with no set-1 code (a media key on some
+/// keyboards, a key an input method produced) goes as the text it typed, as Unicode events
+/// (MS-RDPBCGR 2.2.8.1.2.2.2), so the character still arrives whatever the remote layout.
+pub fn key(event: &KeyEvent) -> Vec<Operation> {
+    let code = match event.physical_key {
+        PhysicalKey::Code(code) => scancode(code),
+        PhysicalKey::Unidentified(_) => None,
     };
-    let sc = scancode(code)?;
-    let scancode = Scancode::from_u8(sc.extended, sc.code);
-    Some(match event.state {
-        ElementState::Pressed => Operation::KeyPressed(scancode),
-        ElementState::Released => Operation::KeyReleased(scancode),
-    })
+    if let Some(sc) = code {
+        let scancode = Scancode::from_u8(sc.extended, sc.code);
+        return vec![match event.state {
+            ElementState::Pressed => Operation::KeyPressed(scancode),
+            ElementState::Released => Operation::KeyReleased(scancode),
+        }];
+    }
+    match (&event.text, event.state) {
+        (Some(text), ElementState::Pressed) => text
+            .chars()
+            .flat_map(|c| {
+                [
+                    Operation::UnicodeKeyPressed(c),
+                    Operation::UnicodeKeyReleased(c),
+                ]
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 pub fn button(state: ElementState, button: WinitButton) -> Option<Operation> {

@@ -560,8 +560,9 @@ impl ApplicationHandler<UserEvent> for App {
                     }
                     return;
                 }
-                if let Some(op) = input::key(&event) {
-                    self.send(Command::Input(vec![op]));
+                let ops = input::key(&event);
+                if !ops.is_empty() {
+                    self.send(Command::Input(ops));
                 }
             }
             WindowEvent::CursorMoved { position, .. } => {
