@@ -252,8 +252,8 @@ pub struct SessionArgs {
     pub security: Option<SecurityChoice>,
     /// The keyboard layout the server applies to the keys you press: an XKB name (`de`, `fr`,
     /// `gb`, `ch(fr)`) or a Windows layout ID (`0x407`); default: this machine's
-    #[arg(long, value_name = "LAYOUT", value_parser = crate::layout::Klid::parse)]
-    pub keyboard_layout: Option<crate::layout::Klid>,
+    #[arg(long, value_name = "LAYOUT", value_parser = crate::keyboard::Klid::parse)]
+    pub keyboard_layout: Option<crate::keyboard::Klid>,
     /// Do not share the local clipboard with the session (shared by default: text and images,
     /// both ways, fetched only when a program pastes)
     #[arg(long)]

@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use crate::cli::{parse_size, Args, AwsArgs, Command, Scale, SessionArgs};
 use crate::error::Error;
-use crate::layout::Klid;
+use crate::keyboard::Klid;
 use crate::target::Target;
 
 #[derive(Debug, Default, Deserialize)]

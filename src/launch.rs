@@ -164,7 +164,7 @@ fn keyboard_layout(args: &SessionArgs) -> u32 {
     if let Some(klid) = args.keyboard_layout {
         return klid.0;
     }
-    match crate::layout::local() {
+    match crate::keyboard::local() {
         Some((name, klid)) => {
             tracing::info!(layout = %name, klid = format_args!("{:#x}", klid.0), "keyboard layout");
             klid.0

@@ -362,21 +362,7 @@ fn a_german_keyboard_types_german_in_the_session() {
         .stderr(std::fs::File::create(&log).unwrap());
     let client = support::Daemon(command.spawn().expect("start ecsrdp"));
     let keys = xrdp.home().join("keys.log");
-    // xev's window is up once it has reported its first events (focus, keymap).
-    let window = wait_for(std::time::Duration::from_secs(30), || {
-        let shown = std::fs::metadata(&keys).is_ok_and(|m| m.len() > 0);
-        let found = std::process::Command::new("xdotool")
-            .args(["search", "--name", "^ecsrdp"])
-            .env("DISPLAY", &xvfb.display)
-            .output()
-            .ok()?;
-        let id = String::from_utf8_lossy(&found.stdout)
-            .lines()
-            .next()?
-            .to_owned();
-        shown.then_some(id)
-    })
-    .unwrap_or_else(|| panic!("no window or no xev; the session's log: {}", xrdp.log()));
+    let window = session_window(&xvfb, &keys, &xrdp);
     xvfb.run("xdotool", &["windowfocus", "--sync", &window]);
     xvfb.run(
         "xdotool",
@@ -398,6 +384,103 @@ fn a_german_keyboard_types_german_in_the_session() {
         said.contains("layout=de") && said.contains("klid=0x407"),
         "the local layout was not found: {said}"
     );
+}
+
+/// Caps Lock switched on here before the window had focus is on in the session once the window
+/// gains it: ecsrdp tells the server the lock keys (a synchronize event), so `a` types `A` in
+/// the session, as xev there reads it. Without that the server would type `a`.
+#[test]
+fn caps_lock_is_synchronised_when_the_window_gains_focus() {
+    const USER: &str = "ecsrdp-locks";
+    let xrdp = XrdpSession::start(
+        USER,
+        "xsetroot -solid grey\n\
+         stdbuf -oL xev -geometry 800x600+0+0 -event keyboard >~/keys.log &\n\
+         sleep 600\n",
+        |_| {},
+    );
+    let xvfb = Xvfb::start(1024, 768);
+    xvfb.run("xset", &["r", "off"]);
+    xvfb.run("xdotool", &["key", "Caps_Lock"]);
+    let state = xvfb.run("xset", &["q"]);
+    assert!(
+        state.contains("Caps Lock:   on"),
+        "Caps Lock on the local display: {state}"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let log = out.path().join("ecsrdp.log");
+    let mut command = support::ecsrdp(out.path());
+    command
+        .env("DISPLAY", &xvfb.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("ECSRDP_PASSWORD", &xrdp.password)
+        .args(["direct", &format!("127.0.0.1:{}", xrdp.port)])
+        .args([
+            "--user",
+            USER,
+            "--domain",
+            "Xvnc",
+            "--trust-new",
+            "--no-clipboard",
+        ])
+        .args([
+            "--keyboard-layout",
+            "us",
+            "--size",
+            "800x600",
+            "--exit-after",
+            "60s",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let client = support::Daemon(command.spawn().expect("start ecsrdp"));
+    let keys = xrdp.home().join("keys.log");
+    let window = session_window(&xvfb, &keys, &xrdp);
+    xvfb.run("xdotool", &["windowfocus", "--sync", &window]);
+    xvfb.run(
+        "xdotool",
+        &["key", "--window", &window, "--delay", "100", "a"],
+    );
+    let typed = wait_for(std::time::Duration::from_secs(15), || {
+        let text = std::fs::read_to_string(&keys).ok()?;
+        let typed = pressed_keysyms(&text);
+        typed
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case("a"))
+            .then_some(typed)
+    });
+    drop(client);
+    // xrdp applies the synchronize event to its Xvnc session by pressing Caps_Lock there.
+    let letters = typed.map(|keys| {
+        keys.into_iter()
+            .filter(|k| !k.ends_with("_Lock"))
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(
+        letters,
+        Some(vec!["A".to_owned()]),
+        "what the session read; ecsrdp said: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+/// ecsrdp's window on `xvfb`, once xev in the session has reported its first events (its
+/// window is up).
+fn session_window(xvfb: &Xvfb, keys: &std::path::Path, xrdp: &XrdpSession) -> String {
+    wait_for(std::time::Duration::from_secs(30), || {
+        let shown = std::fs::metadata(keys).is_ok_and(|m| m.len() > 0);
+        let found = std::process::Command::new("xdotool")
+            .args(["search", "--name", "^ecsrdp"])
+            .env("DISPLAY", &xvfb.display)
+            .output()
+            .ok()?;
+        let id = String::from_utf8_lossy(&found.stdout)
+            .lines()
+            .next()?
+            .to_owned();
+        shown.then_some(id)
+    })
+    .unwrap_or_else(|| panic!("no window or no xev; the session's log: {}", xrdp.log()))
 }
 
 /// The keysym names of the KeyPress events in xev's output, a key pressed twice in a row

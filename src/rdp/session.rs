@@ -31,6 +31,8 @@ pub enum Command {
     Input(Vec<Operation>),
     /// Release every held key and button (the window lost focus).
     ReleaseAll,
+    /// The lock keys as they are now (the window gained focus): MS-RDPBCGR 2.2.8.1.1.3.1.1.5.
+    SyncLocks(crate::keyboard::Locks),
     /// Ask the server for a new desktop size (debounced here: resizes come in bursts).
     Resize {
         width: u32,
@@ -271,6 +273,9 @@ pub async fn run_session(
                 let events: Vec<FastPathInputEvent> = match command {
                     Some(Command::Input(operations)) => input.apply(operations).into_iter().collect(),
                     Some(Command::ReleaseAll) => input.release_all().into_iter().collect(),
+                    Some(Command::SyncLocks(locks)) => {
+                        vec![ironrdp_input::synchronize_event(locks.scroll, locks.num, locks.caps, false)]
+                    }
                     Some(Command::Resize { width, height, scale_percent }) => {
                         pending_resize = Some((Instant::now() + RESIZE_DEBOUNCE, width, height, scale_percent));
                         continue;

@@ -553,6 +553,11 @@ impl ApplicationHandler<UserEvent> for App {
                 self.input.clear();
                 self.send(Command::ReleaseAll);
             }
+            WindowEvent::Focused(true) => {
+                if let Some(locks) = crate::keyboard::locks() {
+                    self.send(Command::SyncLocks(locks));
+                }
+            }
             WindowEvent::KeyboardInput { event, .. } => {
                 if event.physical_key == PhysicalKey::Code(KeyCode::F11) {
                     if event.state.is_pressed() && !event.repeat {

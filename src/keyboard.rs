@@ -1,6 +1,7 @@
-//! The local keyboard layout, told to the server so it reads the physical keys ecsrdp sends
-//! (scancodes, by position) with the user's layout: the key labelled Z on a German keyboard
-//! types `z` in the session, not `y`.
+//! The local keyboard as the server must know it: its layout, told at connection so the server
+//! reads the physical keys ecsrdp sends (scancodes, by position) with the user's layout (the key
+//! labelled Z on a German keyboard types `z` in the session, not `y`), and its lock keys, told
+//! whenever the window gains focus (they may have changed meanwhile in another window).
 //!
 //! RDP names layouts by Windows keyboard layout IDs (KLIDs, MS-RDPBCGR 2.2.1.3.2); X11 and
 //! Wayland by XKB layout and variant names. The table below is the common part of both worlds,
@@ -146,6 +147,51 @@ fn x11_layout() -> Option<(String, String)> {
 
 #[cfg(not(all(unix, not(target_os = "macos"))))]
 fn x11_layout() -> Option<(String, String)> {
+    None
+}
+
+/// Which lock keys are on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Locks {
+    pub caps: bool,
+    pub num: bool,
+    pub scroll: bool,
+}
+
+/// The lock keys of the X server's core keyboard (XWayland's too), from XKB: Caps Lock is the
+/// Lock modifier, Num Lock the modifier the keymap gives `Num_Lock` (Mod2 in every common
+/// keymap), Scroll Lock its indicator. `None` without X11: winit does not report lock states.
+#[cfg(all(unix, not(target_os = "macos")))]
+pub fn locks() -> Option<Locks> {
+    use x11rb::protocol::xkb::{self, ConnectionExt as _};
+    use x11rb::protocol::xproto::ModMask;
+
+    std::env::var_os("DISPLAY")?;
+    let (connection, _) = x11rb::connect(None).ok()?;
+    connection
+        .xkb_use_extension(1, 0)
+        .ok()?
+        .reply()
+        .ok()
+        .filter(|r| r.supported)?;
+    let core = xkb::DeviceSpec::from(u16::from(xkb::ID::USE_CORE_KBD));
+    let state = connection.xkb_get_state(core).ok()?.reply().ok()?;
+    let locked = u16::from(state.locked_mods);
+    let indicators = connection
+        .xkb_get_indicator_state(core)
+        .ok()?
+        .reply()
+        .ok()?;
+    Some(Locks {
+        caps: locked & u16::from(ModMask::LOCK) != 0,
+        num: locked & u16::from(ModMask::M2) != 0,
+        // The third indicator is Scroll Lock's in every keymap XKB ships.
+        scroll: indicators.state & 0b100 != 0,
+    })
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+pub fn locks() -> Option<Locks> {
     None
 }
 
