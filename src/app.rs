@@ -663,6 +663,9 @@ async fn list(target: &Target, args: &AwsArgs, json: bool) -> Result<ExitCode, E
             "EC2 INSTANCE",
             "PLATFORM",
             "STATE",
+            "ECS",
+            "AGENT",
+            "TASKS",
             "ADDRESS",
             "KEY PAIR",
             "NAME",
@@ -674,6 +677,14 @@ async fn list(target: &Target, args: &AwsArgs, json: bool) -> Result<ExitCode, E
                 row.ec2_instance_id.clone(),
                 row.platform.clone(),
                 row.state.clone(),
+                row.status.to_lowercase(),
+                if row.agent_connected {
+                    "connected"
+                } else {
+                    "disconnected"
+                }
+                .to_owned(),
+                row.running_tasks.to_string(),
                 row.address.clone().unwrap_or_else(|| "-".into()),
                 row.key_name.clone().unwrap_or_else(|| "-".into()),
                 row.name.clone().unwrap_or_default(),

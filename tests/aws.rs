@@ -27,6 +27,14 @@ fn list_shows_windows_instances_first_with_a_hint() {
     run.succeeds();
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert!(lines[0].starts_with("CONTAINER INSTANCE"), "{}", run.stdout);
+    for column in ["ECS", "AGENT", "TASKS"] {
+        assert!(lines[0].contains(column), "{column}: {}", run.stdout);
+    }
+    assert!(
+        lines[1].contains(" active ") && lines[1].contains(" connected "),
+        "{}",
+        run.stdout
+    );
     let linux_row = lines
         .iter()
         .position(|l| l.contains(" linux "))
@@ -782,6 +790,10 @@ fn a_cluster_listing_as_json() {
         .find(|r| r["ec2_instance_id"] == emu.field("win-private", "ec2_instance_id"))
         .expect("the private instance is listed");
     assert_eq!(private["platform"], "windows");
+    // What ECS says of it: its status, its agent, its tasks.
+    assert_eq!(private["status"], "ACTIVE");
+    assert_eq!(private["agent_connected"], true);
+    assert!(private["running_tasks"].is_i64(), "{private}");
 }
 
 // ---- ECS-shaped targets -----------------------------------------------------------------------

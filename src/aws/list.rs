@@ -1,6 +1,6 @@
 //! `ecsrdp <cluster>`: the cluster's container instances, Windows first.
 
-use super::resolve::{describe_container_instances, list_container_instance_arns};
+use super::resolve::{describe, list_container_instance_arns};
 use super::{Aws, AwsError};
 
 /// One row of the listing.
@@ -13,6 +13,12 @@ pub struct Listed {
     pub state: String,
     pub address: Option<String>,
     pub key_name: Option<String>,
+    /// ECS's own status of the container instance: ACTIVE, DRAINING...
+    pub status: String,
+    /// Whether the ECS agent on it is connected (a disconnected agent often means a stuck or
+    /// rebooting instance).
+    pub agent_connected: bool,
+    pub running_tasks: i32,
 }
 
 impl Listed {
@@ -70,14 +76,17 @@ const EC2_FILTER_VALUES: usize = 200;
 
 pub async fn list(aws: &Aws, cluster: &str) -> Result<Vec<Listed>, AwsError> {
     let arns = list_container_instance_arns(aws, cluster, None).await?;
-    let mut pairs = Vec::new();
+    let mut described = Vec::new();
     for chunk in arns.chunks(100) {
-        pairs.extend(describe_container_instances(aws, cluster, chunk.to_vec()).await?);
+        described.extend(describe(aws, cluster, chunk.to_vec()).await?);
     }
-    if pairs.is_empty() {
+    let ids: Vec<String> = described
+        .iter()
+        .filter_map(|ci| ci.ec2_instance_id().map(str::to_owned))
+        .collect();
+    if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = pairs.iter().map(|(_, id)| id.clone()).collect();
     let mut instances = Vec::new();
     // A filter, not instance IDs: one terminated instance must not fail the whole listing. EC2
     // takes at most 200 values in one filter.
@@ -104,14 +113,16 @@ pub async fn list(aws: &Aws, cluster: &str) -> Result<Vec<Listed>, AwsError> {
         );
     }
 
-    let mut rows: Vec<Listed> = pairs
-        .into_iter()
-        .map(|(arn, ec2_instance_id)| {
+    let mut rows: Vec<Listed> = described
+        .iter()
+        .filter_map(|ci| {
+            let arn = ci.container_instance_arn()?.to_owned();
+            let ec2_instance_id = ci.ec2_instance_id()?.to_owned();
             let instance = instances
                 .iter()
                 .find(|i| i.instance_id() == Some(ec2_instance_id.as_str()));
             let text = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
-            Listed {
+            Some(Listed {
                 container_instance_id: arn.rsplit('/').next().unwrap_or(&arn).to_owned(),
                 name: instance.and_then(|i| {
                     i.tags()
@@ -129,8 +140,11 @@ pub async fn list(aws: &Aws, cluster: &str) -> Result<Vec<Listed>, AwsError> {
                     text(i.public_ip_address()).or_else(|| text(i.private_ip_address()))
                 }),
                 key_name: instance.and_then(|i| text(i.key_name())),
+                status: ci.status().unwrap_or("-").to_owned(),
+                agent_connected: ci.agent_connected(),
+                running_tasks: ci.running_tasks_count(),
                 ec2_instance_id,
-            }
+            })
         })
         .collect();
     rows.sort_by(|a, b| {

@@ -245,6 +245,24 @@ pub(super) async fn describe_container_instances(
     cluster: &str,
     ids: Vec<String>,
 ) -> Result<Vec<(String, String)>, AwsError> {
+    Ok(describe(aws, cluster, ids)
+        .await?
+        .iter()
+        .filter_map(|ci| {
+            Some((
+                ci.container_instance_arn()?.to_owned(),
+                ci.ec2_instance_id()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// ECS's whole description of up to 100 container instances (DescribeContainerInstances' limit).
+pub(super) async fn describe(
+    aws: &Aws,
+    cluster: &str,
+    ids: Vec<String>,
+) -> Result<Vec<aws_sdk_ecs::types::ContainerInstance>, AwsError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -256,16 +274,7 @@ pub(super) async fn describe_container_instances(
         .send()
         .await
         .map_err(|e| cluster_error(cluster, "ecs:DescribeContainerInstances", e))?;
-    Ok(output
-        .container_instances()
-        .iter()
-        .filter_map(|ci| {
-            Some((
-                ci.container_instance_arn()?.to_owned(),
-                ci.ec2_instance_id()?.to_owned(),
-            ))
-        })
-        .collect())
+    Ok(output.container_instances.unwrap_or_default())
 }
 
 fn cluster_error<E, R>(
