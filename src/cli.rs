@@ -254,6 +254,11 @@ pub struct SessionArgs {
     /// `gb`, `ch(fr)`) or a Windows layout ID (`0x407`); default: this machine's
     #[arg(long, value_name = "LAYOUT", value_parser = crate::keyboard::Klid::parse)]
     pub keyboard_layout: Option<crate::keyboard::Klid>,
+    /// When the network drops the session, try this many times to get it back (waiting 1 s,
+    /// 2 s, 4 s... between tries); 0 never reconnects. Not through an EC2 Instance Connect
+    /// Endpoint tunnel yet
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub reconnect: u32,
     /// Do not share the local clipboard with the session (shared by default: text and images,
     /// both ways, fetched only when a program pastes)
     #[arg(long)]

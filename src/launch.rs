@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::headless::HeadlessOptions;
 use crate::rdp::{
     connect, connect_over, Codecs, ConnectOptions, Endpoint, Handshake, Outcome, RdpError,
-    Security, Session, Transport, TrustStore,
+    Reconnect, Security, Session, Transport, TrustStore,
 };
 use crate::tunnel::{Tunnel, TunnelError};
 
@@ -107,6 +107,9 @@ fn establish(
 ) -> Result<Session, Error> {
     let options = connect_options(args, desktop);
     status::phase(format!("connecting to {}", endpoint.title));
+    // Through a tunnel the way back is a new tunnel, which this layer cannot open.
+    let reconnect = (args.reconnect > 0 && tunnel.is_none())
+        .then(|| reconnector(&endpoint, args, desktop, store));
     let handshake = runtime.block_on(async {
         match tunnel {
             Some(tunnel) => {
@@ -130,9 +133,35 @@ fn establish(
     status::phase(format!("logging on as {}", endpoint.user));
     let connected = runtime.block_on(handshake.finish(store, accept_new))?;
     status::clear();
-    // The password has done its work; do not keep it for the whole session.
+    // The password has done its work; without reconnection it goes now, with it, it stays (in
+    // zeroizing memory, inside the reconnector) for as long as the session may need it.
     drop(endpoint);
-    Ok(Session::new(connected, args.exit_after))
+    let session = Session::new(connected, args.exit_after);
+    Ok(match reconnect {
+        Some(reconnect) => session.with_reconnect(reconnect),
+        None => session,
+    })
+}
+
+/// How a session dropped by the network comes back: the same connection again, without a
+/// question (the certificate pinned on the first one must match; a new one is refused).
+fn reconnector(
+    endpoint: &Endpoint,
+    args: &SessionArgs,
+    desktop: (u16, u16),
+    store: &TrustStore,
+) -> Reconnect {
+    let (endpoint, args, store) = (endpoint.clone(), args.clone(), store.clone());
+    Reconnect {
+        attempts: args.reconnect,
+        connect: Box::new(move || {
+            let (endpoint, args, store) = (endpoint.clone(), args.clone(), store.clone());
+            Box::pin(async move {
+                let handshake = connect(&endpoint, connect_options(&args, desktop), &store).await?;
+                handshake.finish(&store, false).await
+            })
+        }),
+    }
 }
 
 /// The options `connect` needs, from the flags.

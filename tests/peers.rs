@@ -821,10 +821,12 @@ fn session_in_background(
     port: u16,
     exit_after: &str,
     debug_log: bool,
+    extra: &[&str],
 ) -> std::thread::JoinHandle<(Run, std::time::Instant)> {
     let mut command = support::ecsrdp(home);
     command
         .args(["direct", &format!("127.0.0.1:{port}"), "--user", USER])
+        .args(extra)
         .args([
             "--password-stdin",
             "--headless",
@@ -848,7 +850,7 @@ fn an_idle_session_stays_up() {
     let xvfb = Xvfb::start(640, 480);
     let shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
     let home = tempfile::tempdir().unwrap();
-    let (run, _) = session_in_background(home.path(), shadow.port, "35s", true)
+    let (run, _) = session_in_background(home.path(), shadow.port, "35s", true, &[])
         .join()
         .unwrap();
     run.succeeds();
@@ -870,12 +872,17 @@ struct Proxied {
 }
 
 impl Proxied {
+    /// Without reconnection: what the fault does to a session is what is looked at.
     fn start() -> Proxied {
+        Proxied::with(&["--reconnect", "0"], "120s", false)
+    }
+
+    fn with(extra: &[&str], exit_after: &str, debug_log: bool) -> Proxied {
         let xvfb = Xvfb::start(640, 480);
         let shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
         let proxy = support::proxy::Proxy::start(shadow.port);
         let home = tempfile::tempdir().unwrap();
-        let session = session_in_background(home.path(), proxy.port, "120s", false);
+        let session = session_in_background(home.path(), proxy.port, exit_after, debug_log, extra);
         proxy.wait_downstream(20_000, std::time::Duration::from_secs(30));
         Proxied {
             _xvfb: xvfb,
@@ -924,6 +931,57 @@ fn a_server_killed_mid_session_ends_the_session() {
         |p| p.shadow.kill(),
         "during the session",
         std::time::Duration::from_secs(5),
+    );
+}
+
+/// A network blip (the connection reset under a running session): ecsrdp connects again by
+/// itself, the server sends the desktop again on the new connection, and the session runs to
+/// its end (exit 0) instead of failing.
+#[test]
+fn a_blip_reconnects_and_the_session_goes_on() {
+    let proxied = Proxied::with(&[], "25s", true);
+    let before = proxied.proxy.downstream();
+    proxied.proxy.blip();
+    let started = std::time::Instant::now();
+    while proxied.proxy.connections() < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "ecsrdp did not connect again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The desktop again, on the new connection.
+    proxied
+        .proxy
+        .wait_downstream(before + 20_000, std::time::Duration::from_secs(30));
+    let (run, _) = proxied.session.join().unwrap();
+    run.succeeds();
+    assert!(run.stderr.contains("reconnecting"), "{}", run.stderr);
+    assert!(run.stderr.contains("reconnected"), "{}", run.stderr);
+    assert_eq!(proxied.proxy.connections(), 2);
+}
+
+/// The server is gone for good: ecsrdp tries `--reconnect` times, waiting longer each time,
+/// then ends with exit 5 saying what was lost and that reconnecting failed.
+#[test]
+fn a_server_gone_for_good_is_tried_then_given_up() {
+    let proxied = Proxied::with(&["--reconnect", "2"], "120s", false);
+    let mut proxied = proxied;
+    let at = std::time::Instant::now();
+    proxied.shadow.kill();
+    let (run, ended) = proxied.session.join().unwrap();
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("tried to reconnect 2 times"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    // Two waits, 1 s and 2 s, and two refused connections.
+    let took = ended - at;
+    assert!(
+        took >= std::time::Duration::from_secs(3) && took < std::time::Duration::from_secs(15),
+        "took {took:?}"
     );
 }
 

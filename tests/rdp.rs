@@ -421,7 +421,8 @@ async fn server_going_away_mid_session() {
     let running = run_direct(
         home.path(),
         server.addr.port(),
-        &["--trust-new", "--exit-after", "20s"],
+        // What the loss itself looks like; reconnecting is tests/peers.rs's.
+        &["--trust-new", "--exit-after", "20s", "--reconnect", "0"],
         PASSWORD,
     );
     let stop = async {

@@ -99,4 +99,40 @@ pub enum RdpError {
     Unresponsive { addr: String, seconds: u64 },
     #[error("the session with {addr} ended: {detail}")]
     SessionLost { addr: String, detail: String },
+    #[error(
+        "{lost}. ecsrdp tried to reconnect {attempts} times and could not ({last}); connect again \
+         once the instance is reachable"
+    )]
+    ReconnectFailed {
+        lost: String,
+        attempts: u32,
+        last: String,
+    },
+}
+
+impl RdpError {
+    /// The network took an established session away (a closed or reset connection, a silent
+    /// peer): worth reconnecting. A server that ended the session itself says so instead, and
+    /// is not reconnected to.
+    pub fn is_network_loss(&self) -> bool {
+        matches!(
+            self,
+            RdpError::Dropped { .. } | RdpError::Unresponsive { .. } | RdpError::SessionLost { .. }
+        )
+    }
+
+    /// The server could not be reached or did not finish the handshake: perhaps not yet (it is
+    /// rebooting, the network is still down); worth another try.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            RdpError::Unreachable { .. }
+                | RdpError::Timeout { .. }
+                | RdpError::HandshakeTimeout { .. }
+                | RdpError::Resolve { .. }
+                | RdpError::Dropped { .. }
+                | RdpError::SessionLost { .. }
+                | RdpError::Tls { .. }
+        )
+    }
 }

@@ -27,7 +27,7 @@ pub use self::contain::install_panic_hook;
 pub use self::error::RdpError;
 pub use self::session::{
     decode, replay, replay_stage, run_session, Command, Decoded, FrameSink, Outcome, PointerShape,
-    ReplayChannels, Session, REPLAY_CHANNELS,
+    Reconnect, ReplayChannels, Session, REPLAY_CHANNELS,
 };
 pub use self::transport::Transport;
 pub use self::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};

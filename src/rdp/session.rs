@@ -61,6 +61,28 @@ pub trait FrameSink: Send + 'static {
     fn resize_refused(&self) {}
     /// Display Control opened after all: follow the window's size again.
     fn resize_resumed(&self) {}
+    /// The connection was lost and ecsrdp is getting it back: `Some((attempt, of))` while it
+    /// tries, `None` once the session is back.
+    fn reconnecting(&self, _attempt: Option<(u32, u32)>) {}
+}
+
+/// A new connection to the same server for a session the network dropped: logged on again,
+/// with the certificate the session had (a changed one is refused, as on any connection).
+pub type Reconnector = Box<
+    dyn FnMut() -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Connected, RdpError>> + Send>,
+        > + Send,
+>;
+
+/// How a session comes back when the network drops it: how many times to try, and how.
+pub struct Reconnect {
+    pub attempts: u32,
+    pub connect: Reconnector,
+}
+
+/// The wait before each reconnection attempt: 1 s, 2 s, 4 s... at most 16 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1 << attempt.saturating_sub(1).min(4))
 }
 
 /// How a session ended, when it ended well.
@@ -117,6 +139,7 @@ pub struct Session {
     commands: mpsc::Sender<Command>,
     receiver: mpsc::Receiver<Command>,
     exit_after: Option<Duration>,
+    reconnect: Option<Reconnect>,
 }
 
 impl Session {
@@ -130,7 +153,14 @@ impl Session {
             commands,
             receiver,
             exit_after,
+            reconnect: None,
         }
+    }
+
+    /// Comes back after the network drops the session, as `reconnect` says.
+    pub fn with_reconnect(mut self, reconnect: Reconnect) -> Session {
+        self.reconnect = Some(reconnect);
+        self
     }
 
     /// The frame the session decodes into.
@@ -144,21 +174,115 @@ impl Session {
         self.commands.clone()
     }
 
-    /// Runs until the session ends.
+    /// Runs until the session ends, reconnecting when the network drops it (if asked to).
     pub async fn run(self, sink: impl FrameSink) -> Result<Outcome, RdpError> {
         let Session {
             connected,
             frame,
-            receiver,
+            mut receiver,
             exit_after,
+            mut reconnect,
             ..
         } = self;
+        let deadline = exit_after.map(|after| Instant::now() + after);
         // `--exit-after` holds even when the session is stuck in a write to a peer that stopped
         // reading: past the goodbye's grace, the connection is simply dropped.
-        let hard_stop = exit_after.map(|after| Instant::now() + after + GOODBYE_GRACE);
+        let hard_stop = deadline.map(|at| at + GOODBYE_GRACE);
+        let work = async {
+            let mut connected = connected;
+            loop {
+                let ended = run_session(connected, &frame, &mut receiver, &sink, deadline).await;
+                let (Err(lost), Some(reconnect)) = (&ended, reconnect.as_mut()) else {
+                    return ended;
+                };
+                if !lost.is_network_loss() {
+                    return ended;
+                }
+                warn!(error = %lost, "the connection was lost; reconnecting");
+                connected = match come_back(reconnect, &mut receiver, &sink, deadline).await {
+                    Back::Connected(connected) => *connected,
+                    Back::Ended(outcome) => return Ok(outcome),
+                    Back::GaveUp(error) => {
+                        return Err(RdpError::ReconnectFailed {
+                            lost: lost.to_string(),
+                            attempts: reconnect.attempts,
+                            last: error.to_string(),
+                        })
+                    }
+                    Back::Refused(error) => return Err(error),
+                };
+                frame
+                    .lock()
+                    .replace(connected.desktop.0, connected.desktop.1);
+                sink.reconnecting(None);
+                sink.frame_ready();
+                info!("reconnected");
+            }
+        };
         tokio::select! {
-            outcome = run_session(connected, frame, receiver, sink, exit_after) => outcome,
+            outcome = work => outcome,
             () = sleep_until(hard_stop) => Ok(Outcome::TimeUp),
+        }
+    }
+}
+
+/// What came of trying to get a lost session back.
+enum Back {
+    Connected(Box<Connected>),
+    /// The user closed the window meanwhile, or `--exit-after` ran out.
+    Ended(Outcome),
+    /// Every attempt failed to reach the server; the last failure.
+    GaveUp(RdpError),
+    /// The server answered but must not be trusted or logged on to (a changed certificate, a
+    /// refused password): no point in trying again.
+    Refused(RdpError),
+}
+
+/// Tries `reconnect.attempts` times with a growing wait, while the window keeps the last frame
+/// and input is dropped (it would land at the wrong time); a closed window ends it.
+async fn come_back(
+    reconnect: &mut Reconnect,
+    commands: &mut mpsc::Receiver<Command>,
+    sink: &impl FrameSink,
+    deadline: Option<Instant>,
+) -> Back {
+    let mut last = None;
+    for attempt in 1..=reconnect.attempts {
+        sink.reconnecting(Some((attempt, reconnect.attempts)));
+        let wait = Instant::now() + backoff(attempt);
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Close) | None => return Back::Ended(Outcome::Closed),
+                    Some(_) => continue,
+                },
+                () = tokio::time::sleep_until(wait) => break,
+                () = sleep_until(deadline), if deadline.is_some() => return Back::Ended(Outcome::TimeUp),
+            }
+        }
+        info!(attempt, of = reconnect.attempts, "reconnecting");
+        let result = tokio::select! {
+            result = (reconnect.connect)() => result,
+            () = close_requested(commands) => return Back::Ended(Outcome::Closed),
+        };
+        match result {
+            Ok(connected) => return Back::Connected(Box::new(connected)),
+            Err(error) if error.is_unreachable() => {
+                warn!(%error, attempt, "reconnection failed");
+                last = Some(error);
+            }
+            Err(error) => return Back::Refused(error),
+        }
+    }
+    Back::GaveUp(last.unwrap_or(RdpError::NoPassword))
+}
+
+/// Resolves when the window asks to close (other commands are dropped meanwhile).
+async fn close_requested(commands: &mut mpsc::Receiver<Command>) {
+    loop {
+        match commands.recv().await {
+            Some(Command::Close) | None => return,
+            Some(_) => {}
         }
     }
 }
@@ -166,10 +290,10 @@ impl Session {
 /// Drives the session until it ends; the frame is resized to whatever the server grants.
 pub async fn run_session(
     connected: Connected,
-    frame: Arc<SharedFrame>,
-    mut commands: mpsc::Receiver<Command>,
-    sink: impl FrameSink,
-    exit_after: Option<Duration>,
+    frame: &SharedFrame,
+    commands: &mut mpsc::Receiver<Command>,
+    sink: &impl FrameSink,
+    deadline: Option<Instant>,
 ) -> Result<Outcome, RdpError> {
     let Connected {
         framed,
@@ -194,7 +318,6 @@ pub async fn run_session(
     // The window scales the desktop because the server cannot (yet) follow its size.
     let mut fitting = false;
     let started = Instant::now();
-    let deadline = exit_after.map(|d| started + d);
     let lost = |e: &dyn std::fmt::Display| RdpError::SessionLost {
         addr: addr.clone(),
         detail: e.to_string(),
@@ -221,7 +344,7 @@ pub async fn run_session(
                 }
                 let Some(Decoded { outputs, damaged }) = decode(
                     &mut stage,
-                    &frame,
+                    frame,
                     io_channel,
                     action,
                     &payload,
@@ -261,7 +384,7 @@ pub async fn run_session(
                             return Ok(Outcome::ServerEnded(reason));
                         }
                         ActiveStageOutput::DeactivateAll => {
-                            reactivate(&mut reader, &mut writer, &activation, &mut stage, &frame, &addr)
+                            reactivate(&mut reader, &mut writer, &activation, &mut stage, frame, &addr)
                                 .await?;
                             sink.frame_ready();
                         }

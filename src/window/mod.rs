@@ -43,6 +43,7 @@ enum UserEvent {
     Pointer(PointerShape),
     ResizeRefused,
     ResizeResumed,
+    Reconnecting(Option<(u32, u32)>),
     Ended(Result<Outcome, RdpError>),
 }
 
@@ -193,6 +194,10 @@ impl FrameSink for ProxySink {
 
     fn resize_resumed(&self) {
         let _ = self.proxy.send_event(UserEvent::ResizeResumed);
+    }
+
+    fn reconnecting(&self, attempt: Option<(u32, u32)>) {
+        let _ = self.proxy.send_event(UserEvent::Reconnecting(attempt));
     }
 }
 
@@ -504,6 +509,15 @@ impl ApplicationHandler<UserEvent> for App {
                 }
             }
             UserEvent::Pointer(shape) => self.set_pointer(event_loop, shape),
+            // The last frame stays; the title says what is going on.
+            UserEvent::Reconnecting(attempt) => {
+                if let Some(view) = &self.view {
+                    view.window.set_title(&match attempt {
+                        Some((n, of)) => format!("{} — reconnecting ({n} of {of})…", self.title),
+                        None => self.title.clone(),
+                    });
+                }
+            }
             UserEvent::ResizeRefused => {
                 // The server keeps its size: letterbox it into the window instead of cutting.
                 if self.scale != Scale::Fit {

@@ -23,6 +23,10 @@ struct Orders {
     downstream: AtomicU64,
     /// When not 0, the server's bytes reach the client at this many per second.
     slow: AtomicU64,
+    /// Connections accepted so far; each is numbered from 1.
+    connections: AtomicU64,
+    /// Connections numbered up to this one are reset; later ones go on.
+    reset_up_to: AtomicU64,
 }
 
 pub struct Proxy {
@@ -47,8 +51,9 @@ impl Proxy {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                     return;
                 };
-                pump(&client, &server, &shared, false);
-                pump(&server, &client, &shared, true);
+                let number = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
+                pump(&client, &server, &shared, false, number);
+                pump(&server, &client, &shared, true, number);
             }
         });
         Proxy { port, orders }
@@ -73,6 +78,18 @@ impl Proxy {
     pub fn reset(&self) {
         self.orders.reset.store(true, Ordering::SeqCst);
         self.cut();
+    }
+
+    /// Resets the connections open now (RST), as a network blip does, and forwards the next
+    /// ones as before.
+    pub fn blip(&self) {
+        let now = self.orders.connections.load(Ordering::SeqCst);
+        self.orders.reset_up_to.store(now, Ordering::SeqCst);
+    }
+
+    /// Connections the proxy has forwarded so far.
+    pub fn connections(&self) -> u64 {
+        self.orders.connections.load(Ordering::SeqCst)
     }
 
     /// Bytes the server has sent the client through the proxy.
@@ -103,7 +120,7 @@ impl Drop for Proxy {
 }
 
 /// Copies `from` to `to` on a thread of its own while the orders allow.
-fn pump(from: &TcpStream, to: &TcpStream, orders: &Arc<Orders>, downstream: bool) {
+fn pump(from: &TcpStream, to: &TcpStream, orders: &Arc<Orders>, downstream: bool, number: u64) {
     let (mut from, mut to) = (
         from.try_clone().expect("clone socket"),
         to.try_clone().expect("clone socket"),
@@ -112,8 +129,13 @@ fn pump(from: &TcpStream, to: &TcpStream, orders: &Arc<Orders>, downstream: bool
     from.set_read_timeout(Some(TICK)).expect("read timeout");
     thread::spawn(move || {
         let mut buf = vec![0; 64 * 1024];
+        let mut reset = false;
         loop {
             if orders.cut.load(Ordering::SeqCst) {
+                break;
+            }
+            if number <= orders.reset_up_to.load(Ordering::SeqCst) {
+                reset = true;
                 break;
             }
             if orders.stalled.load(Ordering::SeqCst) {
@@ -148,7 +170,7 @@ fn pump(from: &TcpStream, to: &TcpStream, orders: &Arc<Orders>, downstream: bool
                 Err(_) => break,
             }
         }
-        if orders.reset.load(Ordering::SeqCst) {
+        if reset || orders.reset.load(Ordering::SeqCst) {
             // Linger 0: closing sends RST instead of FIN.
             for socket in [&from, &to] {
                 let _ = socket2::SockRef::from(socket).set_linger(Some(Duration::ZERO));
