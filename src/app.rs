@@ -146,7 +146,22 @@ async fn locate(
         }
         instance => instance,
     };
-    let (arn, ec2_id) = aws::ec2_instance_id(&aws, &target.cluster, instance).await?;
+    let (arn, ec2_id) = match aws::ec2_instance_id(&aws, &target.cluster, instance).await {
+        // A service whose tasks run on several instances: on a terminal, pick one of them.
+        Err(aws::AwsError::ServiceOnSeveralInstances { instances, .. })
+            if crate::picker::can_ask() =>
+        {
+            let rows: Vec<aws::Listed> = aws::list(&aws, &target.cluster)
+                .await?
+                .into_iter()
+                .filter(|row| instances.contains(&row.ec2_instance_id))
+                .collect();
+            let picked =
+                tokio::task::block_in_place(|| crate::picker::pick(&target.cluster, &rows))?;
+            aws::ec2_instance_id(&aws, &target.cluster, &picked).await?
+        }
+        found => found?,
+    };
     info!(container_instance = %arn, ec2_instance = %ec2_id, "found the container instance");
     let choice = if args.private {
         AddressChoice::Private

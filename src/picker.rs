@@ -11,7 +11,7 @@ use crate::target::InstanceRef;
 /// the instance is named by its EC2 ID from then on. Without a terminal there is nobody to
 /// ask: the error says what to type instead.
 pub fn pick(cluster: &str, rows: &[Listed]) -> Result<InstanceRef, Error> {
-    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+    if !can_ask() {
         return Err(Error::Usage(format!(
             "`{cluster}/` picks an instance on a terminal, and there is none here; name the \
              instance (`{cluster}/i-…`), as `ecsrdp {cluster}` lists them"
@@ -45,6 +45,11 @@ pub fn pick(cluster: &str, rows: &[Listed]) -> Result<InstanceRef, Error> {
         )),
         None => Err(Error::Usage("no instance was picked".into())),
     }
+}
+
+/// Whether there is someone to ask: a terminal on both stdin and stderr.
+pub fn can_ask() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// One instance as a row of the picker: what tells instances apart at a glance.

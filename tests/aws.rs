@@ -867,6 +867,55 @@ fn a_task_and_a_service_name_their_instance() {
     .fails(3, "runs on Fargate");
 }
 
+/// A service whose tasks run on several instances: without a terminal the error names them; on
+/// a terminal the picker offers just those, and Enter takes the first.
+#[test]
+fn a_service_on_several_instances_is_picked_on_a_terminal() {
+    let emu = Emulator::start();
+    let home = home();
+    // One task on each of two instances, as ECS spreads a service's tasks.
+    let script = "import boto3, sys\n\
+         s = boto3.session.Session(region_name='us-east-1', aws_access_key_id='testing', \
+         aws_secret_access_key='testing')\n\
+         ecs = s.client('ecs', endpoint_url=sys.argv[1])\n\
+         ecs.register_task_definition(family='web', containerDefinitions=[{'name': 'iis', \
+         'image': 'iis', 'memory': 64, 'cpu': 16}])\n\
+         ecs.start_task(cluster='demo', taskDefinition='web', group='service:spread', \
+         containerInstances=sys.argv[2:])\n";
+    let started = std::process::Command::new(support::python())
+        .args(["-c", script, &emu.endpoint])
+        .arg(emu.field("win-pkcs1", "container_instance_arn"))
+        .arg(emu.field("win-pkcs8", "container_instance_arn"))
+        .output()
+        .expect("start tasks");
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let refused = Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", "demo/service/spread"]),
+    );
+    refused.fails(3, "service `spread` runs on");
+    let mut command = emu.ecsrdp(home.path());
+    command.args(["resolve", "demo/service/spread"]);
+    let run = support::on_a_terminal(&command, "\r");
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("pick an instance"), "{}", run.stdout);
+    let resolved = run
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("EC2 instance"))
+        .unwrap_or_else(|| panic!("no resolve output: {}", run.stdout));
+    let id = resolved.split_whitespace().nth(2).unwrap();
+    assert!(
+        refused.stderr.contains(id),
+        "{id} is not one of the service's: {}",
+        refused.stderr
+    );
+}
+
 /// An SSO profile whose cached token has expired, as on the morning after `aws sso login`:
 /// the profile is named with the command that renews it.
 #[test]
