@@ -609,7 +609,20 @@ async fn aws_endpoint(
                 max_duration: args.tunnel_duration,
             };
             let credentials = aws.credentials().await?;
-            Some(tunnel::open(&endpoint, &request, &credentials, &aws.region(), timeout).await?)
+            let mut opened =
+                tunnel::open(&endpoint, &request, &credentials, &aws.region(), timeout).await?;
+            // Credentials are asked for again each time: a session may outlive them.
+            let aws = aws.clone();
+            opened.reopen = Some(std::sync::Arc::new(move || {
+                let (aws, endpoint, request) = (aws.clone(), endpoint.clone(), request.clone());
+                Box::pin(async move {
+                    let credentials = aws.credentials().await.map_err(|e| e.to_string())?;
+                    tunnel::open(&endpoint, &request, &credentials, &aws.region(), timeout)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            }));
+            Some(opened)
         }
     };
     let title = match &target.instance {

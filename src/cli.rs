@@ -255,8 +255,8 @@ pub struct SessionArgs {
     #[arg(long, value_name = "LAYOUT", value_parser = crate::keyboard::Klid::parse)]
     pub keyboard_layout: Option<crate::keyboard::Klid>,
     /// When the network drops the session, try this many times to get it back (waiting 1 s,
-    /// 2 s, 4 s... between tries); 0 never reconnects. Not through an EC2 Instance Connect
-    /// Endpoint tunnel yet
+    /// 2 s, 4 s... between tries; through a new tunnel when it went through one); 0 never
+    /// reconnects
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub reconnect: u32,
     /// Do not share the local clipboard with the session (shared by default: text and images,

@@ -43,6 +43,8 @@ pub fn run(
         .as_ref()
         .map(|t| (t.ended.clone(), t.expires, t.expires - Instant::now()));
     let blame_tunnel = |error: Error| match (&error, &ended) {
+        // The first tunnel is long gone; what the reconnection tries met is the news.
+        (Error::Rdp(RdpError::ReconnectFailed { .. }), _) => error,
         (Error::Rdp(_), Some((ended, expires, limit))) => match ended.failure() {
             Some(cause) => Error::Tunnel(cause),
             // The service's clock and ours differ by the handshake's time at most.
@@ -107,9 +109,10 @@ fn establish(
 ) -> Result<Session, Error> {
     let options = connect_options(args, desktop);
     status::phase(format!("connecting to {}", endpoint.title));
-    // Through a tunnel the way back is a new tunnel, which this layer cannot open.
-    let reconnect = (args.reconnect > 0 && tunnel.is_none())
-        .then(|| reconnector(&endpoint, args, desktop, store));
+    // Through a tunnel, the way back is a new tunnel; one that cannot be reopened is not retried.
+    let reopen = tunnel.as_ref().map(|t| t.reopen.clone());
+    let reconnect = (args.reconnect > 0 && !matches!(reopen, Some(None)))
+        .then(|| reconnector(&endpoint, args, desktop, store, reopen.flatten()));
     let handshake = runtime.block_on(async {
         match tunnel {
             Some(tunnel) => {
@@ -143,21 +146,36 @@ fn establish(
     })
 }
 
-/// How a session dropped by the network comes back: the same connection again, without a
-/// question (the certificate pinned on the first one must match; a new one is refused).
+/// How a session dropped by the network comes back: the same connection again (through a new
+/// tunnel when it went through one), without a question (the certificate pinned on the first
+/// one must match; a new one is refused).
 fn reconnector(
     endpoint: &Endpoint,
     args: &SessionArgs,
     desktop: (u16, u16),
     store: &TrustStore,
+    reopen: Option<crate::tunnel::Reopen>,
 ) -> Reconnect {
     let (endpoint, args, store) = (endpoint.clone(), args.clone(), store.clone());
     Reconnect {
         attempts: args.reconnect,
         connect: Box::new(move || {
             let (endpoint, args, store) = (endpoint.clone(), args.clone(), store.clone());
+            let reopen = reopen.clone();
             Box::pin(async move {
-                let handshake = connect(&endpoint, connect_options(&args, desktop), &store).await?;
+                let options = connect_options(&args, desktop);
+                let handshake = match reopen {
+                    Some(reopen) => {
+                        let tunnel = reopen().await.map_err(|detail| RdpError::Unreachable {
+                            addr: endpoint.title.clone(),
+                            port: endpoint.port,
+                            detail: format!("a new tunnel did not open: {detail}"),
+                        })?;
+                        connect_over(Transport::Pipe(tunnel.pipe), &endpoint, options, &store)
+                            .await?
+                    }
+                    None => connect(&endpoint, options, &store).await?,
+                };
                 handshake.finish(&store, false).await
             })
         }),

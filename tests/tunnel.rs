@@ -226,7 +226,7 @@ fn the_tunnel_serves_another_client_on_a_local_port() {
 /// A tunnel ends at its maximum duration (the service's limit is an hour; here 4 s): the user
 /// is told that, not that the server dropped the connection.
 #[test]
-fn a_tunnel_at_its_maximum_duration_says_so() {
+fn a_tunnel_at_its_maximum_duration_says_so_or_is_replaced() {
     let emu = Emulator::start();
     let xvfb = Xvfb::start(640, 480);
     let password = emu.field(PRIVATE, "password");
@@ -239,10 +239,27 @@ fn a_tunnel_at_its_maximum_duration_says_so() {
             .arg(emu.target(PRIVATE))
             .args(["--key", &emu.field(PRIVATE, "key_file")])
             .args(["--headless", "--trust-new", "--exit-after", "30s"])
-            .args(["--tunnel-duration", "4s"]),
+            .args(["--tunnel-duration", "4s", "--reconnect", "0"]),
     )
     .fails(5, "ended the tunnel at its maximum duration (4s)");
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+    // Reconnecting (the default), the session outlives its tunnels: each one that ends is
+    // replaced by a new one, and the session runs to its own end.
+    let run = Run::of(
+        emu.ecsrdp(home.path())
+            .arg(emu.target(PRIVATE))
+            .args(["--key", &emu.field(PRIVATE, "key_file")])
+            .args(["--headless", "--exit-after", "11s"])
+            .args(["--tunnel-duration", "4s"])
+            .env("RUST_LOG", "ecsrdp=info"),
+    );
+    run.succeeds();
+    assert!(
+        run.stderr.matches("reconnected").count() >= 2,
+        "{}",
+        run.stderr
+    );
 }
 
 /// A private instance that cannot be used anyway (here stopped) is reported as such, not as a
@@ -320,4 +337,42 @@ fn an_endpoint_breaking_the_protocol_is_named() {
     let home = tempfile::tempdir().unwrap();
     Run::of(&mut ecsrdp(&emu, home.path(), PRIVATE))
         .fails(5, "broke the protocol: a text frame instead of data");
+}
+
+/// A tunnel that breaks under a running session (the connection behind the endpoint is reset,
+/// as when the instance's network blips): ecsrdp opens a new tunnel, freshly signed, logs on
+/// again through it and the session goes on to its end (exit 0).
+#[test]
+fn a_broken_tunnel_is_opened_again_and_the_session_goes_on() {
+    let emu = Emulator::start();
+    let xvfb = Xvfb::start(800, 600);
+    let password = emu.field(PRIVATE, "password");
+    let shadow = Shadow::start(&xvfb, "nla", "Administrator", &password);
+    let proxy = support::proxy::Proxy::start(shadow.port);
+    emu.set_route(PRIVATE, proxy.port);
+    let home = tempfile::tempdir().unwrap();
+    let mut command = emu.ecsrdp(home.path());
+    command
+        .arg(emu.target(PRIVATE))
+        .args(["--key", &emu.field(PRIVATE, "key_file")])
+        .args(["--headless", "--trust-new", "--exit-after", "25s"])
+        .env("RUST_LOG", "ecsrdp=info");
+    let session = std::thread::spawn(move || Run::of(&mut command));
+    // The first desktop (H.264: a still one is small).
+    proxy.wait_downstream(5_000, std::time::Duration::from_secs(30));
+    let before = proxy.downstream();
+    proxy.blip();
+    let started = std::time::Instant::now();
+    while proxy.connections() < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no second tunnel reached the instance"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    proxy.wait_downstream(before + 5_000, std::time::Duration::from_secs(30));
+    let run = session.join().unwrap();
+    run.succeeds();
+    assert!(run.stderr.contains("reconnected"), "{}", run.stderr);
+    assert_eq!(proxy.connections(), 2);
 }

@@ -69,7 +69,17 @@ pub struct Tunnel {
     pub ended: Ended,
     /// When the service will end it (its maximum duration from opening).
     pub expires: std::time::Instant,
+    /// How to open another to the same place, freshly signed: how a session through a tunnel
+    /// comes back after the tunnel breaks or reaches its maximum duration.
+    pub reopen: Option<Reopen>,
 }
+
+/// Opens a new tunnel like the first; its error, said for a person.
+pub type Reopen = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Tunnel, String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// The longest tunnel the service grants, and its default.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
@@ -102,6 +112,7 @@ pub async fn open(
         pipe,
         ended,
         expires: opened + request.max_duration.unwrap_or(MAX_DURATION),
+        reopen: None,
     })
 }
 
