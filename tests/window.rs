@@ -140,6 +140,63 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
     server.stop().await;
 }
 
+/// The network drops under the window and stays down a while: the window keeps the last
+/// frame, dimmed, with "Reconnecting (n of 5)..." over it and in its title; once the network is
+/// back the session reconnects by itself and the window shows the desktop exactly again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_session_shows_it_is_reconnecting_then_comes_back() {
+    let (width, height) = (640u16, 480u16);
+    let opened = open_window("40s", Some(0)).await;
+    let (xvfb, window) = (&opened.xvfb, &opened.window);
+    let proxy = opened._proxy.as_ref().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("screen.png");
+    let wrong = desktop_errors(xvfb, &shot, (width, height), Duration::from_secs(5)).await;
+    assert_eq!(wrong, 0, "{wrong} pixels differ before the drop");
+
+    proxy.refuse_new(true);
+    proxy.blip();
+    // The notice: most of the desktop dimmed to half, white text over a dark band.
+    let started = Instant::now();
+    let (dimmed, white) = loop {
+        xvfb.run("import", &["-window", "root", shot.to_str().unwrap()]);
+        let (w, _, rgb) = read_png(&shot);
+        let (mut dimmed, mut white) = (0, 0);
+        for y in 0..u32::from(height) {
+            for x in 0..u32::from(width) {
+                let i = ((y * w + x) * 3) as usize;
+                let [b, g, r, _] = TestServer::expected_pixel(x as u16, y as u16);
+                let seen = &rgb[i..i + 3];
+                if seen == [r >> 1, g >> 1, b >> 1] {
+                    dimmed += 1;
+                } else if seen == [255, 255, 255] {
+                    white += 1;
+                }
+            }
+        }
+        if (dimmed > 250_000 && white > 500) || started.elapsed() > Duration::from_secs(10) {
+            break (dimmed, white);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    if let Ok(keep) = std::env::var("ECSRDP_KEEP_RECONNECTING") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+    assert!(
+        dimmed > 250_000 && white > 500,
+        "{dimmed} dimmed and {white} white pixels: no notice"
+    );
+    let title = xvfb.run("xdotool", &["getwindowname", window]);
+    assert!(title.contains("reconnecting ("), "title: {title}");
+
+    proxy.refuse_new(false);
+    let wrong = desktop_errors(xvfb, &shot, (width, height), Duration::from_secs(20)).await;
+    assert_eq!(wrong, 0, "{wrong} pixels differ after reconnecting");
+    let title = xvfb.run("xdotool", &["getwindowname", window]);
+    assert!(!title.contains("reconnecting"), "title: {title}");
+    assert!(proxy.connections() >= 2);
+}
+
 /// A server behind a slow link (32 KiB/s), then one that stops answering: the window draws the
 /// desktop as it trickles in, and closes at once while the server is silent.
 #[tokio::test(flavor = "multi_thread")]

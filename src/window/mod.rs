@@ -8,6 +8,7 @@
 
 mod input;
 pub mod keymap;
+mod overlay;
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -136,6 +137,7 @@ pub fn run(
         window_error: None,
         backlog: VecDeque::new(),
         closing: None,
+        away: None,
     };
     event_loop
         .run_app(&mut app)
@@ -234,6 +236,8 @@ struct App {
     backlog: VecDeque<Command>,
     /// When the window was closed: leave by then even if the session does not answer.
     closing: Option<Instant>,
+    /// What the window says over the last frame while the session is away (reconnecting).
+    away: Option<String>,
 }
 
 impl App {
@@ -301,7 +305,8 @@ impl App {
                 return;
             }
         };
-        let mut age = if view.full || !view.requested {
+        // Over a notice, the whole window is drawn again each time.
+        let mut age = if view.full || !view.requested || self.away.is_some() {
             0
         } else {
             buffer.age()
@@ -344,6 +349,13 @@ impl App {
             }
         };
         view.full = false;
+        let damaged = match &self.away {
+            Some(text) => {
+                overlay::notice(&mut buffer, size.width, size.height, text);
+                vec![Rect::new(0, 0, size.width, size.height)]
+            }
+            None => damaged,
+        };
         let rects: Vec<softbuffer::Rect> = damaged
             .iter()
             .filter_map(|r| {
@@ -509,14 +521,16 @@ impl ApplicationHandler<UserEvent> for App {
                 }
             }
             UserEvent::Pointer(shape) => self.set_pointer(event_loop, shape),
-            // The last frame stays; the title says what is going on.
+            // The last frame stays, dimmed, with a notice over it; the title says it too.
             UserEvent::Reconnecting(attempt) => {
+                self.away = attempt.map(|(n, of)| format!("Reconnecting ({n} of {of})..."));
                 if let Some(view) = &self.view {
                     view.window.set_title(&match attempt {
                         Some((n, of)) => format!("{} — reconnecting ({n} of {of})…", self.title),
                         None => self.title.clone(),
                     });
                 }
+                self.repaint();
             }
             UserEvent::ResizeRefused => {
                 // The server keeps its size: letterbox it into the window instead of cutting.

@@ -27,6 +27,8 @@ struct Orders {
     connections: AtomicU64,
     /// Connections numbered up to this one are reset; later ones go on.
     reset_up_to: AtomicU64,
+    /// New connections are closed at once, as by a network that is still down.
+    refuse: AtomicBool,
 }
 
 pub struct Proxy {
@@ -47,6 +49,10 @@ impl Proxy {
                 let Ok(client) = client else { return };
                 if shared.cut.load(Ordering::SeqCst) {
                     return;
+                }
+                if shared.refuse.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
                 }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                     return;
@@ -85,6 +91,11 @@ impl Proxy {
     pub fn blip(&self) {
         let now = self.orders.connections.load(Ordering::SeqCst);
         self.orders.reset_up_to.store(now, Ordering::SeqCst);
+    }
+
+    /// Closes new connections at once (`true`) until told otherwise (`false`).
+    pub fn refuse_new(&self, refuse: bool) {
+        self.orders.refuse.store(refuse, Ordering::SeqCst);
     }
 
     /// Connections the proxy has forwarded so far.
