@@ -259,6 +259,13 @@ pub struct SessionArgs {
     /// reconnects
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub reconnect: u32,
+    /// Share a local folder with the session as a drive, e.g. `--drive logs=./logs` (it shows
+    /// as "logs on ecsrdp" in Explorer); the session can read and write it, nothing outside it
+    #[arg(long, value_name = "NAME=PATH", value_parser = parse_drive)]
+    pub drive: Option<(String, PathBuf)>,
+    /// With --drive: the session may read the folder but not change it
+    #[arg(long, requires = "drive")]
+    pub drive_read_only: bool,
     /// Do not share the local clipboard with the session (shared by default: text and images,
     /// both ways, fetched only when a program pastes)
     #[arg(long)]
@@ -282,6 +289,30 @@ pub enum SecurityChoice {
 pub enum Scale {
     Fit,
     None,
+}
+
+/// `NAME=PATH`: a drive name the server can show (letters, digits, `-`, `_`; at most 32) and
+/// an existing folder.
+pub fn parse_drive(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=PATH, e.g. logs=./logs"))?;
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(format!(
+            "`{name}` is not a drive name: use letters, digits, `-` and `_`, at most 32"
+        ));
+    }
+    let path = PathBuf::from(path);
+    let folder = std::fs::canonicalize(&path)
+        .ok()
+        .filter(|p| p.is_dir())
+        .ok_or_else(|| format!("`{}` is not a folder", path.display()))?;
+    Ok((name.to_owned(), folder))
 }
 
 pub fn parse_size(text: &str) -> Result<(u16, u16), String> {

@@ -203,6 +203,8 @@ fn connect_options(args: &SessionArgs, desktop: (u16, u16)) -> ConnectOptions {
         connect_timeout: args.connect_timeout,
         keyboard_layout: keyboard_layout(args),
         clipboard: shared_clipboard(args),
+        drive: args.drive.clone(),
+        drive_read_only: args.drive_read_only,
     }
 }
 

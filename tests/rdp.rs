@@ -184,6 +184,8 @@ async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
         connect_timeout: Duration::from_secs(3),
         keyboard_layout: 0,
         clipboard: None,
+        drive: None,
+        drive_read_only: false,
     };
     let store = TrustStore::at(home.path().join("known_hosts"));
     let handshake = rdp::connect(&endpoint, options, &store)

@@ -49,6 +49,10 @@ pub struct ConnectOptions {
     /// The local clipboard to share with the session (the CLIPRDR channel is announced only
     /// with one).
     pub clipboard: Option<super::Clipboard>,
+    /// A local folder the session sees as a drive: its name there, and its path here.
+    pub drive: Option<(String, std::path::PathBuf)>,
+    /// The session may read the drive but not change it.
+    pub drive_read_only: bool,
 }
 
 /// The surface codecs advertised: RemoteFX, or none for lossless. Named explicitly rather than

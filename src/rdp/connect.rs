@@ -104,6 +104,9 @@ pub async fn connect_over(
     if let Some(clipboard) = &clipboard {
         connector.attach_static_channel(clipboard.channel());
     }
+    if let Some((name, path)) = &options.drive {
+        connector.attach_static_channel(super::drive::shared(name, path, options.drive_read_only));
+    }
     let mut connector = WipingConnector(connector);
     let pin = store.pinned(&endpoint.trust_key)?;
 

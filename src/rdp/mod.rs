@@ -9,6 +9,7 @@ mod clipboard;
 mod config;
 mod connect;
 mod contain;
+mod drive;
 mod error;
 mod graphics;
 mod ignorable;
