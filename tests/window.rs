@@ -197,6 +197,43 @@ async fn a_dropped_session_shows_it_is_reconnecting_then_comes_back() {
     assert!(proxy.connections() >= 2);
 }
 
+/// A character the local keyboard has no key for (xdotool binds it to a spare keycode for the
+/// moment, as an input method or compose sequence would produce it): the window sends it as the
+/// character itself, a Unicode key event, rather than a scancode the server would misread.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_character_without_a_key_goes_as_unicode() {
+    let opened = open_window("20s", None).await;
+    let (xvfb, window) = (&opened.xvfb, &opened.window);
+    xvfb.run("xset", &["r", "off"]);
+    xvfb.run("xdotool", &["windowfocus", "--sync", window]);
+    xvfb.run("xdotool", &["key", "--window", window, "U014B"]);
+    let wanted = [
+        InputEvent::Unicode {
+            unit: 0x014B,
+            down: true,
+        },
+        InputEvent::Unicode {
+            unit: 0x014B,
+            down: false,
+        },
+    ];
+    let started = Instant::now();
+    let typed = loop {
+        let typed: Vec<InputEvent> = opened
+            .server
+            .input
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, InputEvent::Unicode { .. } | InputEvent::Key { .. }))
+            .collect();
+        if typed.len() >= 2 || started.elapsed() > Duration::from_secs(5) {
+            break typed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(typed, wanted);
+}
+
 /// A server behind a slow link (32 KiB/s), then one that stops answering: the window draws the
 /// desktop as it trickles in, and closes at once while the server is silent.
 #[tokio::test(flavor = "multi_thread")]

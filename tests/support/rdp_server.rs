@@ -93,6 +93,11 @@ pub enum InputEvent {
         vertical: bool,
         amount: i32,
     },
+    /// A character typed as itself (a UTF-16 code unit), not as a key.
+    Unicode {
+        unit: u16,
+        down: bool,
+    },
 }
 
 /// All input events received so far, in the order they arrived, across connections.
@@ -506,7 +511,13 @@ fn record_input(log: &InputLog, frame: &[u8]) {
                     }
                 }
             }
-            // Not recorded: extended buttons, relative motion, Unicode, lock-key sync.
+            FastPathInputEvent::UnicodeKeyboardEvent(flags, unit) => {
+                log.push(InputEvent::Unicode {
+                    unit: *unit,
+                    down: !flags.contains(KeyboardFlags::RELEASE),
+                })
+            }
+            // Not recorded: extended buttons, relative motion, lock-key sync.
             _ => {}
         }
     }
