@@ -271,17 +271,8 @@ fn copied_text_crosses_both_ways_through_xrdp() {
     let out = tempfile::tempdir().unwrap();
     let log = out.path().join("ecsrdp.log");
     let window = |extra: &[&str]| {
-        let mut command = support::ecsrdp(out.path());
-        command
-            .env("DISPLAY", &xvfb.display)
-            .env_remove("WAYLAND_DISPLAY")
-            .env("ECSRDP_PASSWORD", &xrdp.password)
-            .args(["direct", &format!("127.0.0.1:{}", xrdp.port)])
-            .args(["--user", USER, "--domain", "Xvnc", "--trust-new"])
-            .args(["--size", "800x600"])
-            .args(extra)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+        let mut command = window_on(&xvfb, &xrdp, USER, &log);
+        command.args(extra);
         command
     };
     // The session's script waits 30 s for a paste; the first client ends well before that.
@@ -330,36 +321,16 @@ fn copied_text_crosses_both_ways_through_xrdp() {
 #[test]
 fn a_german_keyboard_types_german_in_the_session() {
     const USER: &str = "ecsrdp-keys";
-    let xrdp = XrdpSession::start(
-        USER,
-        "xsetroot -solid grey\n\
-         stdbuf -oL xev -geometry 800x600+0+0 -event keyboard >~/keys.log &\n\
-         sleep 600\n",
-        |_| {},
-    );
+    let xrdp = XrdpSession::start(USER, XEV_SESSION, |_| {});
     let xvfb = Xvfb::start(1024, 768);
     xvfb.run("setxkbmap", &["-layout", "de"]);
     xvfb.run("xset", &["r", "off"]);
     let out = tempfile::tempdir().unwrap();
     let log = out.path().join("ecsrdp.log");
-    let mut command = support::ecsrdp(out.path());
+    let mut command = window_on(&xvfb, &xrdp, USER, &log);
     command
-        .env("DISPLAY", &xvfb.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("ECSRDP_PASSWORD", &xrdp.password)
         .env("RUST_LOG", "ecsrdp=info")
-        .args(["direct", &format!("127.0.0.1:{}", xrdp.port)])
-        .args([
-            "--user",
-            USER,
-            "--domain",
-            "Xvnc",
-            "--trust-new",
-            "--no-clipboard",
-        ])
-        .args(["--size", "800x600", "--exit-after", "60s"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+        .args(["--no-clipboard", "--exit-after", "60s"]);
     let client = support::Daemon(command.spawn().expect("start ecsrdp"));
     let keys = xrdp.home().join("keys.log");
     let window = session_window(&xvfb, &keys, &xrdp);
@@ -392,13 +363,7 @@ fn a_german_keyboard_types_german_in_the_session() {
 #[test]
 fn caps_lock_is_synchronised_when_the_window_gains_focus() {
     const USER: &str = "ecsrdp-locks";
-    let xrdp = XrdpSession::start(
-        USER,
-        "xsetroot -solid grey\n\
-         stdbuf -oL xev -geometry 800x600+0+0 -event keyboard >~/keys.log &\n\
-         sleep 600\n",
-        |_| {},
-    );
+    let xrdp = XrdpSession::start(USER, XEV_SESSION, |_| {});
     let xvfb = Xvfb::start(1024, 768);
     xvfb.run("xset", &["r", "off"]);
     xvfb.run("xdotool", &["key", "Caps_Lock"]);
@@ -409,30 +374,14 @@ fn caps_lock_is_synchronised_when_the_window_gains_focus() {
     );
     let out = tempfile::tempdir().unwrap();
     let log = out.path().join("ecsrdp.log");
-    let mut command = support::ecsrdp(out.path());
-    command
-        .env("DISPLAY", &xvfb.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("ECSRDP_PASSWORD", &xrdp.password)
-        .args(["direct", &format!("127.0.0.1:{}", xrdp.port)])
-        .args([
-            "--user",
-            USER,
-            "--domain",
-            "Xvnc",
-            "--trust-new",
-            "--no-clipboard",
-        ])
-        .args([
-            "--keyboard-layout",
-            "us",
-            "--size",
-            "800x600",
-            "--exit-after",
-            "60s",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+    let mut command = window_on(&xvfb, &xrdp, USER, &log);
+    command.args([
+        "--no-clipboard",
+        "--keyboard-layout",
+        "us",
+        "--exit-after",
+        "60s",
+    ]);
     let client = support::Daemon(command.spawn().expect("start ecsrdp"));
     let keys = xrdp.home().join("keys.log");
     let window = session_window(&xvfb, &keys, &xrdp);
@@ -603,25 +552,10 @@ fn share_a_folder(user: &'static str, read_only: bool) -> Shared {
     let xvfb = Xvfb::start(1024, 768);
     let out = tempfile::tempdir().unwrap();
     let log = out.path().join("ecsrdp.log");
-    let mut command = support::ecsrdp(out.path());
+    let mut command = window_on(&xvfb, &xrdp, user, &log);
     command
-        .env("DISPLAY", &xvfb.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .env("ECSRDP_PASSWORD", &xrdp.password)
-        .args(["direct", &format!("127.0.0.1:{}", xrdp.port)])
-        .args([
-            "--user",
-            user,
-            "--domain",
-            "Xvnc",
-            "--trust-new",
-            "--no-clipboard",
-        ])
-        .arg("--drive")
-        .arg(format!("logs={}", folder.path().display()))
-        .args(["--size", "800x600", "--exit-after", "60s"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+        .args(["--no-clipboard", "--exit-after", "60s", "--drive"])
+        .arg(format!("logs={}", folder.path().display()));
     if read_only {
         command.arg("--drive-read-only");
     }
@@ -671,6 +605,32 @@ impl Drop for FuseAccess {
             .args(["-x", &format!("u:{}", self.0), "/dev/fuse"])
             .status();
     }
+}
+
+/// An xrdp session that shows xev over its whole screen and logs the keys it reads.
+const XEV_SESSION: &str = "xsetroot -solid grey\n\
+     stdbuf -oL xev -geometry 800x600+0+0 -event keyboard >~/keys.log &\n\
+     sleep 600\n";
+
+/// `ecsrdp direct` in a window on `xvfb`, logged on to `xrdp`'s Xvnc session as `user` at
+/// 800x600 (a new certificate trusted), its stderr in `log`; the caller adds the rest.
+fn window_on(
+    xvfb: &Xvfb,
+    xrdp: &XrdpSession,
+    user: &str,
+    log: &std::path::Path,
+) -> std::process::Command {
+    let mut command = support::ecsrdp(log.parent().expect("the log's folder"));
+    command
+        .env("DISPLAY", &xvfb.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("ECSRDP_PASSWORD", &xrdp.password)
+        .args(["direct", &format!("127.0.0.1:{}", xrdp.port)])
+        .args(["--user", user, "--domain", "Xvnc", "--trust-new"])
+        .args(["--size", "800x600"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    command
 }
 
 /// Puts `text` on the display's clipboard, as a program copying it would (xclip keeps serving
