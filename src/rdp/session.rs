@@ -202,11 +202,11 @@ impl Session {
                 connected = match come_back(reconnect, &mut receiver, &sink, deadline).await {
                     Back::Connected(connected) => *connected,
                     Back::Ended(outcome) => return Ok(outcome),
-                    Back::GaveUp(error) => {
+                    Back::GaveUp(last) => {
                         return Err(RdpError::ReconnectFailed {
                             lost: lost.to_string(),
                             attempts: reconnect.attempts,
-                            last: error.to_string(),
+                            last,
                         })
                     }
                     Back::Refused(error) => return Err(error),
@@ -231,8 +231,8 @@ enum Back {
     Connected(Box<Connected>),
     /// The user closed the window meanwhile, or `--exit-after` ran out.
     Ended(Outcome),
-    /// Every attempt failed to reach the server; the last failure.
-    GaveUp(RdpError),
+    /// Every attempt failed to reach the server; the last failure, as said to the user.
+    GaveUp(String),
     /// The server answered but must not be trusted or logged on to (a changed certificate, a
     /// refused password): no point in trying again.
     Refused(RdpError),
@@ -246,19 +246,13 @@ async fn come_back(
     sink: &impl FrameSink,
     deadline: Option<Instant>,
 ) -> Back {
-    let mut last = None;
+    let mut last = String::new();
     for attempt in 1..=reconnect.attempts {
         sink.reconnecting(Some((attempt, reconnect.attempts)));
-        let wait = Instant::now() + backoff(attempt);
-        loop {
-            tokio::select! {
-                command = commands.recv() => match command {
-                    Some(Command::Close) | None => return Back::Ended(Outcome::Closed),
-                    Some(_) => continue,
-                },
-                () = tokio::time::sleep_until(wait) => break,
-                () = sleep_until(deadline), if deadline.is_some() => return Back::Ended(Outcome::TimeUp),
-            }
+        tokio::select! {
+            () = tokio::time::sleep(backoff(attempt)) => {}
+            () = close_requested(commands) => return Back::Ended(Outcome::Closed),
+            () = sleep_until(deadline), if deadline.is_some() => return Back::Ended(Outcome::TimeUp),
         }
         info!(attempt, of = reconnect.attempts, "reconnecting");
         let result = tokio::select! {
@@ -269,12 +263,12 @@ async fn come_back(
             Ok(connected) => return Back::Connected(Box::new(connected)),
             Err(error) if error.is_unreachable() => {
                 warn!(%error, attempt, "reconnection failed");
-                last = Some(error);
+                last = error.to_string();
             }
             Err(error) => return Back::Refused(error),
         }
     }
-    Back::GaveUp(last.unwrap_or(RdpError::NoPassword))
+    Back::GaveUp(last)
 }
 
 /// Resolves when the window asks to close (other commands are dropped meanwhile).
