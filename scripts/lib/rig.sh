@@ -1,0 +1,47 @@
+# The rig the side-by-side scripts share (sourced, not run): Xvfb displays, a FreeRDP shadow
+# server sharing one of them, and xfreerdp and ecsrdp connected to it at the same time.
+# The sourcing script sets $work (a temporary folder) and $pids (what its exit trap kills).
+
+python=.venv/bin/python
+ecsrdp=${ECSRDP:-target/release/ecsrdp}
+xfreerdp=${XFREERDP:-xfreerdp}
+[ -x "$ecsrdp" ] || { echo "$(basename "$0"): build the release binary first: cargo build --release" >&2; exit 2; }
+command -v "$xfreerdp" >/dev/null || { echo "$(basename "$0"): no $xfreerdp (apt-get install freerdp2-x11)" >&2; exit 2; }
+
+xvfb() {  # starts an Xvfb of the given size; its display goes to $display (not a subshell:
+          # the server's PID must reach the cleanup list)
+  local file=$work/display.$RANDOM
+  Xvfb -displayfd 3 -screen 0 "$1" -nolisten tcp -noreset >/dev/null 2>&1 3>"$file" &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$file" ] && break; sleep 0.1; done
+  display=":$(head -n1 "$file")"
+}
+
+shadow_server() {  # display: shares it over RDP (NLA, an Administrator with a fresh password);
+                   # sets $port and $password
+  password="Rig-$RANDOM-$RANDOM!"
+  winpr-hash -u Administrator -p "$password" -f sam > "$work/sam"
+  port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  DISPLAY=$1 freerdp-shadow-cli /port:"$port" /bind-address:127.0.0.1 /sec:nla \
+    /sam-file:"$work/sam" -auth >/dev/null 2>&1 &
+  pids+=($!)
+  for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+}
+
+connect_both() {  # display, xfreerdp codec args, ecsrdp codec args: sets $xf and $ec (PIDs)
+  DISPLAY=$1 "$xfreerdp" /v:127.0.0.1:"$port" /u:Administrator /p:"$password" \
+    /cert:ignore /size:1024x768 $2 >"$work/xfreerdp.log" 2>&1 &
+  xf=$!
+  pids+=($xf)
+  DISPLAY=$1 ECSRDP_DATA_DIR=$work/data ECSRDP_PASSWORD=$password \
+    "$ecsrdp" direct 127.0.0.1:"$port" --security nla --trust-new --size 1024x768 $3 \
+    >"$work/ecsrdp.log" 2>&1 &
+  ec=$!
+  pids+=($ec)
+}
+
+still_running() {  # pids...: fails, with both clients' logs, when one has ended
+  for pid in "$@"; do
+    kill -0 "$pid" 2>/dev/null || { echo "$(basename "$0"): a client ended early:" >&2; cat "$work/xfreerdp.log" "$work/ecsrdp.log" >&2; exit 1; }
+  done
+}
