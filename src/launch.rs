@@ -64,7 +64,7 @@ fn run_session(
     tunnel: Option<Tunnel>,
     args: &SessionArgs,
 ) -> Result<ExitCode, Error> {
-    let started = Instant::now();
+    let started = status::command_started();
     let store = TrustStore::open_default()?;
     let desktop = args.size.unwrap_or(DEFAULT_DESKTOP);
     let title = format!("ecsrdp — {}", endpoint.title);

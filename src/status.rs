@@ -8,7 +8,7 @@
 
 use std::io::IsTerminal as _;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -16,6 +16,8 @@ struct Status {
     /// The phase line, when stderr is a terminal and not `-q`.
     line: Option<ProgressBar>,
     quiet: bool,
+    /// When the command started: the time to the first frame counts from here, AWS included.
+    started: Instant,
 }
 
 static STATUS: OnceLock<Status> = OnceLock::new();
@@ -30,7 +32,16 @@ pub fn init(quiet: bool) {
         }
         line
     });
-    let _ = STATUS.set(Status { line, quiet });
+    let _ = STATUS.set(Status {
+        line,
+        quiet,
+        started: Instant::now(),
+    });
+}
+
+/// When [`init`] ran, at the start of the command (now, if it never ran).
+pub fn command_started() -> Instant {
+    STATUS.get().map_or_else(Instant::now, |s| s.started)
 }
 
 /// Shows `phase` ("connecting to …"), with the time spent in it.

@@ -450,8 +450,8 @@ fn pressed_keysyms(xev: &str) -> Vec<String> {
 }
 
 /// A local folder shared with `--drive logs=DIR`, through xrdp's chansrv, which mounts
-/// redirected drives with FUSE under `~/thinclient_drives` in the session: a program there reads
-/// the file this side put in the folder, a file it writes appears here, what it appends to a
+/// redirected drives with FUSE under `~/thinclient_drives` in the session: a program there lists
+/// the folder (chansrv asks for FileDirectoryInformation), reads the file this side put in it, a file it writes appears here, what it appends to a
 /// file is in it here, and a symbolic link in the folder pointing out of it (to /etc) leads
 /// nowhere.
 ///
@@ -464,6 +464,12 @@ fn a_shared_folder_is_read_and_written_by_the_session() {
         shared.read.as_deref(),
         Some(shared.here.as_str()),
         "read in the session; {}",
+        shared.diagnostics
+    );
+    assert_eq!(
+        shared.listing.as_deref(),
+        Some("hello.txt\noutside\n"),
+        "the folder as listed in the session; {}",
         shared.diagnostics
     );
     assert_eq!(
@@ -500,6 +506,12 @@ fn a_read_only_folder_is_read_but_not_changed() {
         shared.diagnostics
     );
     assert_eq!(
+        shared.listing.as_deref(),
+        Some("hello.txt\noutside\n"),
+        "the folder as listed in the session; {}",
+        shared.diagnostics
+    );
+    assert_eq!(
         shared.written, None,
         "a new file was written; {}",
         shared.diagnostics
@@ -516,6 +528,8 @@ fn a_read_only_folder_is_read_but_not_changed() {
 struct Shared {
     here: String,
     read: Option<String>,
+    /// `ls -1` of the shared folder in the session.
+    listing: Option<String>,
     written: Option<String>,
     escaped: Option<String>,
     hello_after: Option<String>,
@@ -539,6 +553,7 @@ fn share_a_folder(user: &'static str, read_only: bool) -> Shared {
            sleep 0.2\n\
          done\n\
          d=$(dirname \"$f\")\n\
+         ls -1 \"$d\" >~/listing.txt\n\
          cat \"$f\" >~/read.txt\n\
          cat \"$d/outside/hostname\" >~/escaped.txt\n\
          echo \"from the session\" >\"$d/written.txt\"\n\
@@ -567,6 +582,7 @@ fn share_a_folder(user: &'static str, read_only: bool) -> Shared {
     let shared = Shared {
         here,
         read: read(xrdp.home().join("read.txt")),
+        listing: read(xrdp.home().join("listing.txt")),
         written: read(folder.path().join("written.txt")),
         escaped: read(xrdp.home().join("escaped.txt")),
         hello_after: read(folder.path().join("hello.txt")),

@@ -10,18 +10,24 @@
 //! - Read-only sharing (`--drive-read-only`): every request that could change the folder is
 //!   answered "write protected" before the backend sees it (an open for writing or deleting,
 //!   a create, a write, a rename, a truncation, a delete).
+//! - Listings in every class MS-RDPEFS allows. The backend answers a directory query only in
+//!   FileBothDirectoryInformation, what Explorer asks for; xrdp's chansrv asks for
+//!   FileDirectoryInformation, and Windows programs may ask for the full or the names-only
+//!   class. Those are asked of the backend in its class and its answer restated.
 
-use ironrdp_core::impl_as_any;
-use ironrdp_pdu::PduResult;
+use ironrdp_core::{impl_as_any, ReadCursor};
+use ironrdp_pdu::{pdu_other_err, PduResult};
 use ironrdp_rdpdr::backend::RdpdrBackend;
 use ironrdp_rdpdr::pdu::efs::{
-    ClientDriveSetInformationResponse, CreateDisposition, CreateOptions, DesiredAccess,
-    DeviceControlRequest, DeviceCreateResponse, DeviceIoRequest, DeviceIoResponse,
-    DeviceWriteResponse, Information, NtStatus, PrinterIoRequest, ServerDeviceAnnounceResponse,
-    ServerDriveIoRequest,
+    ClientDriveQueryDirectoryResponse, ClientDriveSetInformationResponse, CreateDisposition,
+    CreateOptions, DesiredAccess, DeviceControlRequest, DeviceCreateResponse, DeviceIoRequest,
+    DeviceIoResponse, DeviceWriteResponse, FileBothDirectoryInformation, FileDirectoryInformation,
+    FileFullDirectoryInformation, FileInformationClass, FileInformationClassLevel,
+    FileNamesInformation, Information, NtStatus, PrinterIoRequest, ServerDeviceAnnounceResponse,
+    ServerDriveIoRequest, ServerDriveQueryDirectoryRequest,
 };
 use ironrdp_rdpdr::pdu::esc::{ScardCall, ScardIoCtlCode};
-use ironrdp_rdpdr::pdu::RdpdrPdu;
+use ironrdp_rdpdr::pdu::{RdpdrPdu, SharedHeader};
 use ironrdp_rdpdr::Rdpdr;
 use ironrdp_rdpdr_native::backend::NixRdpdrBackend;
 use ironrdp_svc::SvcMessage;
@@ -98,6 +104,122 @@ fn refusal(req: &ServerDriveIoRequest) -> Option<PduResult<Vec<SvcMessage>>> {
     Some(Ok(vec![SvcMessage::from(pdu)]))
 }
 
+/// The listing classes the backend does not answer itself.
+fn restated_class(class: &FileInformationClassLevel) -> bool {
+    [
+        FileInformationClassLevel::FILE_DIRECTORY_INFORMATION,
+        FileInformationClassLevel::FILE_FULL_DIRECTORY_INFORMATION,
+        FileInformationClassLevel::FILE_NAMES_INFORMATION,
+    ]
+    .contains(class)
+}
+
+/// One listing entry in the class the server asked for (MS-FSCC 2.4: the other classes are
+/// the both-names class without its short name, or without its extended-attribute size too,
+/// or the name alone).
+fn restate(
+    both: FileBothDirectoryInformation,
+    class: FileInformationClassLevel,
+) -> FileInformationClass {
+    let FileBothDirectoryInformation {
+        next_entry_offset,
+        file_index,
+        creation_time,
+        last_access_time,
+        last_write_time,
+        change_time,
+        end_of_file,
+        allocation_size,
+        file_attributes,
+        ea_size,
+        file_name,
+        ..
+    } = both;
+    match class {
+        FileInformationClassLevel::FILE_NAMES_INFORMATION => {
+            FileInformationClass::Names(FileNamesInformation {
+                next_entry_offset,
+                file_index,
+                file_name,
+            })
+        }
+        FileInformationClassLevel::FILE_FULL_DIRECTORY_INFORMATION => {
+            FileInformationClass::FullDirectory(FileFullDirectoryInformation {
+                next_entry_offset,
+                file_index,
+                creation_time,
+                last_access_time,
+                last_write_time,
+                change_time,
+                end_of_file,
+                allocation_size,
+                file_attributes,
+                ea_size,
+                file_name,
+            })
+        }
+        _ => FileInformationClass::Directory(FileDirectoryInformation {
+            next_entry_offset,
+            file_index,
+            creation_time,
+            last_access_time,
+            last_write_time,
+            change_time,
+            end_of_file,
+            allocation_size,
+            file_attributes,
+            file_name,
+        }),
+    }
+}
+
+impl Guarded {
+    /// A directory query in a class the backend does not serve: asked of the backend in the
+    /// class it does, then answered in the one wanted. The backend's answer comes encoded (its
+    /// PDUs are opaque once made), so it is decoded again here: one entry, a few hundred bytes.
+    fn query_directory_as(
+        &mut self,
+        mut query: ServerDriveQueryDirectoryRequest,
+    ) -> PduResult<Vec<SvcMessage>> {
+        let wanted = query.file_info_class_lvl;
+        let request = query.device_io_request.clone();
+        query.file_info_class_lvl = FileInformationClassLevel::FILE_BOTH_DIRECTORY_INFORMATION;
+        let answers = self.backend.handle_drive_io_request(
+            ServerDriveIoRequest::ServerDriveQueryDirectoryRequest(query),
+        )?;
+        let [answer] = answers.as_slice() else {
+            return Err(pdu_other_err!(
+                "the drive backend answered a listing with several PDUs"
+            ));
+        };
+        let bytes = answer
+            .encode_unframed_pdu()
+            .map_err(|e| pdu_other_err!("the drive backend's listing", source: e))?;
+        let mut src = ReadCursor::new(&bytes);
+        let decoded = SharedHeader::decode(&mut src)
+            .and_then(|_| DeviceIoResponse::decode(&mut src))
+            .and_then(|reply| {
+                ClientDriveQueryDirectoryResponse::decode_for_class(
+                    FileInformationClassLevel::FILE_BOTH_DIRECTORY_INFORMATION,
+                    reply,
+                    &mut src,
+                )
+            })
+            .map_err(|e| pdu_other_err!("the drive backend's listing", source: e))?;
+        let buffer = match decoded.buffer {
+            Some(FileInformationClass::BothDirectory(both)) => Some(restate(both, wanted)),
+            _ => None,
+        };
+        let response = ClientDriveQueryDirectoryResponse {
+            device_io_reply: DeviceIoResponse::new(request, decoded.device_io_reply.io_status),
+            buffer,
+        };
+        Ok(vec![SvcMessage::from(
+            RdpdrPdu::ClientDriveQueryDirectoryResponse(response),
+        )])
+    }
+}
+
 impl RdpdrBackend for Guarded {
     fn reset(&mut self) -> PduResult<()> {
         self.backend.reset()
@@ -131,7 +253,14 @@ impl RdpdrBackend for Guarded {
                 return refused;
             }
         }
-        self.backend.handle_drive_io_request(req)
+        match req {
+            ServerDriveIoRequest::ServerDriveQueryDirectoryRequest(query)
+                if restated_class(&query.file_info_class_lvl) =>
+            {
+                self.query_directory_as(query)
+            }
+            other => self.backend.handle_drive_io_request(other),
+        }
     }
 
     fn handle_printer_io_request(&mut self, req: PrinterIoRequest) -> PduResult<Vec<SvcMessage>> {
@@ -140,5 +269,73 @@ impl RdpdrBackend for Guarded {
 
     fn reject_printer_write(&mut self, req: DeviceIoRequest) -> PduResult<Vec<SvcMessage>> {
         self.backend.reject_printer_write(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironrdp_rdpdr::pdu::efs::FileAttributes;
+
+    fn entry() -> FileBothDirectoryInformation {
+        FileBothDirectoryInformation::new(
+            1,
+            2,
+            3,
+            4,
+            5,
+            FileAttributes::FILE_ATTRIBUTE_ARCHIVE,
+            "hello.txt".into(),
+        )
+    }
+
+    #[test]
+    fn each_listing_class_keeps_what_it_has_of_the_entry() {
+        let FileInformationClass::Directory(d) = restate(
+            entry(),
+            FileInformationClassLevel::FILE_DIRECTORY_INFORMATION,
+        ) else {
+            panic!("not the directory class")
+        };
+        assert_eq!(
+            (
+                d.creation_time,
+                d.last_access_time,
+                d.last_write_time,
+                d.change_time,
+                d.end_of_file
+            ),
+            (1, 2, 3, 4, 5)
+        );
+        assert_eq!(
+            (d.file_name.as_str(), d.file_attributes),
+            ("hello.txt", FileAttributes::FILE_ATTRIBUTE_ARCHIVE)
+        );
+        let FileInformationClass::FullDirectory(f) = restate(
+            entry(),
+            FileInformationClassLevel::FILE_FULL_DIRECTORY_INFORMATION,
+        ) else {
+            panic!("not the full class")
+        };
+        assert_eq!((f.last_write_time, f.file_name.as_str()), (3, "hello.txt"));
+        let FileInformationClass::Names(n) =
+            restate(entry(), FileInformationClassLevel::FILE_NAMES_INFORMATION)
+        else {
+            panic!("not the names class")
+        };
+        assert_eq!(n.file_name, "hello.txt");
+    }
+
+    #[test]
+    fn only_the_classes_the_backend_lacks_are_restated() {
+        assert!(restated_class(
+            &FileInformationClassLevel::FILE_DIRECTORY_INFORMATION
+        ));
+        assert!(!restated_class(
+            &FileInformationClassLevel::FILE_BOTH_DIRECTORY_INFORMATION
+        ));
+        assert!(!restated_class(
+            &FileInformationClassLevel::FILE_BASIC_INFORMATION
+        ));
     }
 }
