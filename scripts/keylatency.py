@@ -16,7 +16,7 @@ import argparse
 import statistics
 import time
 
-from Xlib import X, XK, display
+from Xlib import X, XK, display, error
 from Xlib.ext import xtest
 
 COLOURS = (0x203C60, 0xE0C040)
@@ -35,7 +35,11 @@ def target(name):
     d.sync()
     presses = 0
     while True:
-        if d.next_event().type == X.KeyPress:
+        try:
+            event = d.next_event()
+        except error.ConnectionClosedError:
+            return  # the display was shut down: the run is over
+        if event.type == X.KeyPress:
             presses += 1
             window.change_attributes(background_pixel=COLOURS[presses % 2])
             window.clear_area()
