@@ -56,12 +56,13 @@ def centre_pixel(d, window):
 def measure(name, windows, trials):
     d = display.Display(name)
     keycode = d.keysym_to_keycode(XK.string_to_keysym("a"))
-    clients = [(w, centre_pixel(d, d.create_resource_object("window", w))) for w in windows]
+    clients = [(w, d.create_resource_object("window", w)) for w in windows]
+    clients = [(w, window, centre_pixel(d, window)) for w, window in clients]
     times = {w: [] for w in windows}
     missed = {w: 0 for w in windows}
     for _ in range(trials):
-        for w, pixel in clients:
-            d.create_resource_object("window", w).set_input_focus(X.RevertToParent, X.CurrentTime)
+        for w, window, pixel in clients:
+            window.set_input_focus(X.RevertToParent, X.CurrentTime)
             d.sync()
             time.sleep(0.4)  # focus settles, and the last trial's frames are through
             before = pixel()
