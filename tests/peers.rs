@@ -452,7 +452,8 @@ fn pressed_keysyms(xev: &str) -> Vec<String> {
 /// A local folder shared with `--drive logs=DIR`, through xrdp's chansrv, which mounts
 /// redirected drives with FUSE under `~/thinclient_drives` in the session: a program there lists
 /// the folder (chansrv asks for FileDirectoryInformation), reads the file this side put in it, a file it writes appears here, what it appends to a
-/// file is in it here, and a symbolic link in the folder pointing out of it (to /etc) leads
+/// file is in it here, a file it deletes is gone here (chansrv opens it without asking for
+/// DELETE access), and a symbolic link in the folder pointing out of it (to /etc) leads
 /// nowhere.
 ///
 /// FUSE needs `/dev/fuse` for the session's user: the test grants it to its own account with an
@@ -468,7 +469,7 @@ fn a_shared_folder_is_read_and_written_by_the_session() {
     );
     assert_eq!(
         shared.listing.as_deref(),
-        Some("hello.txt\noutside\n"),
+        Some("doomed.txt\nhello.txt\noutside\n"),
         "the folder as listed in the session; {}",
         shared.diagnostics
     );
@@ -484,8 +485,12 @@ fn a_shared_folder_is_read_and_written_by_the_session() {
         "a symbolic link led out of the folder; {}",
         shared.diagnostics
     );
-    // Appended to (deleting it from xrdp's FUSE mount does not reach the folder: `rm` there
-    // leaves the file here, an xrdp 0.9 limit not looked into further).
+    assert_eq!(
+        (shared.removed.as_deref(), shared.doomed_after.as_deref()),
+        (Some("0\n"), None),
+        "rm's status in the session, and the file here after it; {}",
+        shared.diagnostics
+    );
     assert_eq!(
         shared.hello_after,
         Some(format!("{}more\n", shared.here)),
@@ -495,7 +500,7 @@ fn a_shared_folder_is_read_and_written_by_the_session() {
 }
 
 /// The same with `--drive-read-only`: the session reads the file, but cannot write a new one,
-/// append to the file or delete it; the folder here is as it was.
+/// append to the file or delete one; the folder here is as it was.
 #[test]
 fn a_read_only_folder_is_read_but_not_changed() {
     let shared = share_a_folder("ecsrdp-rodrive", true);
@@ -507,7 +512,7 @@ fn a_read_only_folder_is_read_but_not_changed() {
     );
     assert_eq!(
         shared.listing.as_deref(),
-        Some("hello.txt\noutside\n"),
+        Some("doomed.txt\nhello.txt\noutside\n"),
         "the folder as listed in the session; {}",
         shared.diagnostics
     );
@@ -519,7 +524,14 @@ fn a_read_only_folder_is_read_but_not_changed() {
     assert_eq!(
         shared.hello_after.as_deref(),
         Some(shared.here.as_str()),
-        "the file was changed or deleted; {}",
+        "the file was changed; {}",
+        shared.diagnostics
+    );
+    assert_eq!(
+        shared.doomed_after.as_deref(),
+        Some("delete me\n"),
+        "a file was deleted (rm said {:?}); {}",
+        shared.removed,
         shared.diagnostics
     );
 }
@@ -533,15 +545,20 @@ struct Shared {
     written: Option<String>,
     escaped: Option<String>,
     hello_after: Option<String>,
+    /// `rm`'s exit status in the session, and the file it removed as it is here afterwards.
+    removed: Option<String>,
+    doomed_after: Option<String>,
     diagnostics: String,
 }
 
-/// Shares a folder holding `hello.txt` (and a link to /etc) with an xrdp session whose script
-/// reads the file, follows the link, writes `written.txt`, appends to the file and deletes it.
+/// Shares a folder holding `hello.txt`, `doomed.txt` and a link to /etc with an xrdp session
+/// whose script reads the first, follows the link, writes `written.txt`, appends to the first
+/// and deletes the second.
 fn share_a_folder(user: &'static str, read_only: bool) -> Shared {
     let folder = tempfile::tempdir().unwrap();
     let here = format!("from the client {}\n", rand_u64());
     std::fs::write(folder.path().join("hello.txt"), &here).unwrap();
+    std::fs::write(folder.path().join("doomed.txt"), "delete me\n").unwrap();
     // A link out of the folder: the session must not get through it.
     std::os::unix::fs::symlink("/etc", folder.path().join("outside")).unwrap();
     let xrdp = XrdpSession::start(
@@ -558,7 +575,7 @@ fn share_a_folder(user: &'static str, read_only: bool) -> Shared {
          cat \"$d/outside/hostname\" >~/escaped.txt\n\
          echo \"from the session\" >\"$d/written.txt\"\n\
          echo more >>\"$f\"\n\
-         rm -f \"$f\"\n\
+         rm -f \"$d/doomed.txt\"; echo $? >~/removed.txt\n\
          touch ~/done\n\
          sleep 600\n",
         |_| {},
@@ -586,6 +603,8 @@ fn share_a_folder(user: &'static str, read_only: bool) -> Shared {
         written: read(folder.path().join("written.txt")),
         escaped: read(xrdp.home().join("escaped.txt")),
         hello_after: read(folder.path().join("hello.txt")),
+        removed: read(xrdp.home().join("removed.txt")),
+        doomed_after: read(folder.path().join("doomed.txt")),
         diagnostics: format!(
             "ecsrdp said: {}\nthe session's log: {}",
             std::fs::read_to_string(&log).unwrap_or_default(),

@@ -10,6 +10,10 @@
 //! - Read-only sharing (`--drive-read-only`): every request that could change the folder is
 //!   answered "write protected" before the backend sees it (an open for writing or deleting,
 //!   a create, a write, a rename, a truncation, a delete).
+//! - Deleting from xrdp. Its chansrv opens a file to delete without asking for DELETE access
+//!   (as Windows' own client, it says, accepts), and the backend then refuses to mark it for
+//!   deletion. That one open, exactly as chansrv sends it, is given DELETE on a drive shared
+//!   read-write: the server could ask for it anyway, so nothing more is allowed than before.
 //! - Listings in every class MS-RDPEFS allows. The backend answers a directory query only in
 //!   FileBothDirectoryInformation, what Explorer asks for; xrdp's chansrv asks for
 //!   FileDirectoryInformation, and Windows programs may ask for the full or the names-only
@@ -20,11 +24,11 @@ use ironrdp_pdu::{pdu_other_err, PduResult};
 use ironrdp_rdpdr::backend::RdpdrBackend;
 use ironrdp_rdpdr::pdu::efs::{
     ClientDriveQueryDirectoryResponse, ClientDriveSetInformationResponse, CreateDisposition,
-    CreateOptions, DesiredAccess, DeviceControlRequest, DeviceCreateResponse, DeviceIoRequest,
-    DeviceIoResponse, DeviceWriteResponse, FileBothDirectoryInformation, FileDirectoryInformation,
-    FileFullDirectoryInformation, FileInformationClass, FileInformationClassLevel,
-    FileNamesInformation, Information, NtStatus, PrinterIoRequest, ServerDeviceAnnounceResponse,
-    ServerDriveIoRequest, ServerDriveQueryDirectoryRequest,
+    CreateOptions, DesiredAccess, DeviceControlRequest, DeviceCreateRequest, DeviceCreateResponse,
+    DeviceIoRequest, DeviceIoResponse, DeviceWriteResponse, FileBothDirectoryInformation,
+    FileDirectoryInformation, FileFullDirectoryInformation, FileInformationClass,
+    FileInformationClassLevel, FileNamesInformation, Information, NtStatus, PrinterIoRequest,
+    ServerDeviceAnnounceResponse, ServerDriveIoRequest, ServerDriveQueryDirectoryRequest,
 };
 use ironrdp_rdpdr::pdu::esc::{ScardCall, ScardIoCtlCode};
 use ironrdp_rdpdr::pdu::{RdpdrPdu, SharedHeader};
@@ -102,6 +106,15 @@ fn refusal(req: &ServerDriveIoRequest) -> Option<PduResult<Vec<SvcMessage>>> {
         _ => return None,
     };
     Some(Ok(vec![SvcMessage::from(pdu)]))
+}
+
+/// xrdp's open before a delete (chansrv's `devredir_rmdir_or_file`): read attributes and
+/// synchronise, synchronous I/O, an existing file. Its lookups ask the same access with no
+/// options, so they are told apart and keep what they asked for.
+fn opens_to_delete_without_asking(create: &DeviceCreateRequest) -> bool {
+    create.desired_access == DesiredAccess::FILE_READ_ATTRIBUTES | DesiredAccess::SYNCHRONIZE
+        && create.create_options == CreateOptions::FILE_SYNCHRONOUS_IO_NONALERT
+        && create.create_disposition == CreateDisposition::FILE_OPEN
 }
 
 /// The listing classes the backend does not answer itself.
@@ -244,6 +257,9 @@ impl RdpdrBackend for Guarded {
         let req = match req {
             ServerDriveIoRequest::ServerCreateDriveRequest(mut create) => {
                 create.path = create.path.replace('/', "\\");
+                if !self.read_only && opens_to_delete_without_asking(&create) {
+                    create.desired_access |= DesiredAccess::DELETE;
+                }
                 ServerDriveIoRequest::ServerCreateDriveRequest(create)
             }
             other => other,
