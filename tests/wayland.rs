@@ -1,7 +1,8 @@
 //! The window as a native Wayland client, not through XWayland: under sway's headless backend
 //! (wlroots with its pixman renderer; no X server anywhere), `ecsrdp direct` opens its window,
 //! a screenshot (grim) shows the server's pixels exactly where sway placed it, a key typed
-//! into it reaches the server, and closing it ends ecsrdp cleanly.
+//! into it reaches the server, a resize and a scale factor of 2 leave every pixel right, and
+//! closing it ends ecsrdp cleanly.
 //!
 //! Why sway and not Weston: Weston 10's headless backend shows every winit + softbuffer
 //! window white, ecsrdp's and a 30-line example's alike, while its own shm clients draw; sway
@@ -32,8 +33,8 @@ impl Sway {
         let config = runtime.path().join("config");
         std::fs::write(
             &config,
-            "output HEADLESS-1 resolution 1024x768\n\
-             for_window [title=\"^ecsrdp\"] floating enable\n",
+            "output HEADLESS-1 resolution 1600x1200\n\
+             for_window [title=\"^ecsrdp\"] floating enable, border none\n",
         )
         .unwrap();
         let mut command = if is_root() {
@@ -228,6 +229,31 @@ async fn a_native_wayland_window_shows_the_desktop_and_sends_keys() {
         "{keys:?}"
     );
 
+    // Resized to an odd size, as dragging a corner does: the server here cannot follow, so the
+    // window scales the desktop to fit, to its last column and row.
+    sway.run("swaymsg", &["[title=\"^ecsrdp\"] resize set 641 481"]);
+    let wrong = fitted_window_errors(&sway, &shot, 1).await;
+    assert!(
+        wrong.is_empty(),
+        "{} pixels wrong after a resize, first (x, y, seen, wanted): {:?}; ecsrdp said: {}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)],
+        said()
+    );
+
+    // On a screen at scale 2 the window keeps its size in the layout and gets twice the pixels
+    // each way; it fills them all, each desktop pixel as a sharp 2x2 block.
+    sway.run("swaymsg", &["output HEADLESS-1 scale 2"]);
+    sway.run("swaymsg", &["[title=\"^ecsrdp\"] move position 0 0"]);
+    let wrong = fitted_window_errors(&sway, &shot, 2).await;
+    assert!(
+        wrong.is_empty(),
+        "{} pixels wrong at scale 2, first (x, y, seen, wanted): {:?}; ecsrdp said: {}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)],
+        said()
+    );
+
     // Closing it the way the compositor asks ends ecsrdp at once, cleanly.
     sway.run("swaymsg", &["[title=\"^ecsrdp\"] kill"]);
     let started = Instant::now();
@@ -282,5 +308,30 @@ async fn desktop_errors(
             return (wrong, window);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The window's wrong pixels as it scales the 640x480 desktop to fit, looked at through a
+/// screenshot on an output at `scale` (sway's layout is in logical pixels, grim's picture in
+/// the output's own), until there are none or 10 s pass: the window fits the desktop once it
+/// gives up waiting for the server to follow its size.
+async fn fitted_window_errors(
+    sway: &Sway,
+    shot: &Path,
+    scale: u32,
+) -> Vec<(u32, u32, [u8; 3], [u8; 3])> {
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (left, top, width, height) = sway.window().expect("the window");
+        sway.run("grim", &[shot.to_str().unwrap()]);
+        let window = (left * scale, top * scale, width * scale, height * scale);
+        let wrong = support::fitted_errors(shot, window, (640, 480));
+        if wrong.is_empty() || started.elapsed() > Duration::from_secs(10) {
+            if let Ok(keep) = std::env::var("ECSRDP_KEEP_SCREENSHOT") {
+                std::fs::copy(shot, keep).unwrap();
+            }
+            return wrong;
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use support::proxy::Proxy;
 use support::rdp_server::{InputEvent, Security, TestServer, TestServerOptions};
-use support::{read_png, Daemon, Xvfb};
+use support::{fitted_errors, read_png, Daemon, Xvfb};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn window_shows_the_desktop_and_sends_typed_keys() {
@@ -262,7 +262,7 @@ async fn a_slow_then_silent_server_leaves_the_window_drawing_and_closable() {
     let wrong = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         xvfb.run("import", &["-window", "root", shot.to_str().unwrap()]);
-        let wrong = odd_window_errors(&shot, 641, 481, 640, 480);
+        let wrong = fitted_errors(&shot, (0, 0, 641, 481), (640, 480));
         if wrong.is_empty() || started.elapsed() > Duration::from_secs(6) {
             break wrong.len();
         }
@@ -308,7 +308,7 @@ async fn a_window_resized_to_an_odd_size_has_no_black_edge() {
     let wrong = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         xvfb.run("import", &["-window", "root", shot.to_str().unwrap()]);
-        let wrong = odd_window_errors(&shot, odd_w, odd_h, width, height);
+        let wrong = fitted_errors(&shot, (0, 0, odd_w, odd_h), (width, height));
         if wrong.is_empty() || started.elapsed() > Duration::from_secs(6) {
             break wrong;
         }
@@ -323,40 +323,6 @@ async fn a_window_resized_to_an_odd_size_has_no_black_edge() {
         &wrong[..wrong.len().min(5)]
     );
     server.stop().await;
-}
-
-/// Window pixels that are not the desktop pixel under them. The aspect is kept, so a
-/// `w`×`h` window over a `dw`×`dh` desktop shows it `w` wide and `w·dh/dw` tall, each window
-/// pixel sampling the desktop under its centre; rows left below it (at most two) continue the
-/// last row.
-fn odd_window_errors(
-    shot: &std::path::Path,
-    w: u32,
-    h: u32,
-    dw: u16,
-    dh: u16,
-) -> Vec<(u32, u32, [u8; 3], [u8; 3])> {
-    let (sw, _, rgb) = read_png(shot);
-    let (dw, dh) = (u32::from(dw), u32::from(dh));
-    let view_h = w * dh / dw;
-    assert!(
-        view_h <= h && h - view_h <= 2,
-        "this check is for thin bars"
-    );
-    let under = |i: u32, len: u32, size: u32| ((2 * i + 1) * size / (2 * len)).min(size - 1);
-    let mut wrong = Vec::new();
-    for y in 0..h {
-        for x in 0..w {
-            let (sx, sy) = (under(x, w, dw), under(y.min(view_h - 1), view_h, dh));
-            let [b, g, r, _] = TestServer::expected_pixel(sx as u16, sy as u16);
-            let i = ((y * sw + x) * 3) as usize;
-            let seen = [rgb[i], rgb[i + 1], rgb[i + 2]];
-            if seen != [r, g, b] {
-                wrong.push((x, y, seen, [r, g, b]));
-            }
-        }
-    }
-    wrong
 }
 
 /// The in-process server (640x480, NLA), an Xvfb display, and ecsrdp's window on it, maybe

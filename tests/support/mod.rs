@@ -452,6 +452,45 @@ impl Shadow {
     }
 }
 
+/// Pixels of a window, seen in a screenshot, that are not the desktop pixel under them when the
+/// window scales the desktop to fit: `window` is where its inside is in the screenshot (left,
+/// top, width, height) and `desktop` the served size. The aspect is kept, so a `w`×`h` window
+/// over a `dw`×`dh` desktop shows it `w` wide and `w·dh/dw` tall, each window pixel sampling
+/// the desktop under its centre; rows left below it (at most two) continue the last row. Each
+/// wrong pixel comes as (x, y in the window, seen, wanted).
+pub fn fitted_errors(
+    shot: &Path,
+    window: (u32, u32, u32, u32),
+    desktop: (u16, u16),
+) -> Vec<(u32, u32, [u8; 3], [u8; 3])> {
+    let (left, top, w, h) = window;
+    let (sw, sh, rgb) = read_png(shot);
+    assert!(
+        left + w <= sw && top + h <= sh,
+        "the window is not all on the screen"
+    );
+    let (dw, dh) = (u32::from(desktop.0), u32::from(desktop.1));
+    let view_h = w * dh / dw;
+    assert!(
+        view_h <= h && h - view_h <= 2,
+        "this check is for thin bars"
+    );
+    let under = |i: u32, len: u32, size: u32| ((2 * i + 1) * size / (2 * len)).min(size - 1);
+    let mut wrong = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            let (sx, sy) = (under(x, w, dw), under(y.min(view_h - 1), view_h, dh));
+            let [b, g, r, _] = rdp_server::TestServer::expected_pixel(sx as u16, sy as u16);
+            let i = (((top + y) * sw + left + x) * 3) as usize;
+            let seen = [rgb[i], rgb[i + 1], rgb[i + 2]];
+            if seen != [r, g, b] {
+                wrong.push((x, y, seen, [r, g, b]));
+            }
+        }
+    }
+    wrong
+}
+
 /// Reads a PNG as (width, height, RGB bytes).
 pub fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
     let mut decoder = png::Decoder::new(std::fs::File::open(path).expect("open png"));
