@@ -818,6 +818,9 @@ impl Account {
         sh(&format!(
             "if id {name} >/dev/null 2>&1; then pkill -KILL -u {name}; userdel -r {name} 2>/dev/null; true; fi"
         ));
+        let home = std::path::PathBuf::from(format!("/home/{name}"));
+        unmount_below(&home);
+        let _ = std::fs::remove_dir_all(&home);
         sh(&format!("useradd -m -s /bin/sh {name}"));
         // chpasswd reads the password on stdin: never on a command line.
         let mut chpasswd = std::process::Command::new("chpasswd")
@@ -827,10 +830,7 @@ impl Account {
         use std::io::Write as _;
         writeln!(chpasswd.stdin.take().unwrap(), "{name}:{password}").unwrap();
         assert!(chpasswd.wait().unwrap().success());
-        Account {
-            name,
-            home: std::path::PathBuf::from(format!("/home/{name}")),
-        }
+        Account { name, home }
     }
 
     fn chown_home(&self) {
@@ -851,10 +851,27 @@ impl Drop for Account {
             .args(["-KILL", "-u", self.name])
             .status();
         std::thread::sleep(std::time::Duration::from_millis(200));
+        // chansrv killed leaves its FUSE mount of the shared drives behind, which would keep
+        // the home from being removed (and the next run from owning it).
+        unmount_below(&self.home);
         let _ = std::process::Command::new("userdel")
             .args(["-r", self.name])
             .stderr(std::process::Stdio::null())
             .status();
+    }
+}
+
+/// Detaches every file system mounted below `dir` (as root may: the mount of a dead FUSE
+/// daemon only answers "transport endpoint is not connected" until then).
+fn unmount_below(dir: &std::path::Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // The fifth field of each line is the mount point (proc(5)).
+    for point in mounts.lines().filter_map(|line| line.split(' ').nth(4)) {
+        if std::path::Path::new(point).starts_with(dir) {
+            let _ = std::process::Command::new("umount")
+                .args(["-l", point])
+                .status();
+        }
     }
 }
 
