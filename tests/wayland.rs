@@ -232,27 +232,13 @@ async fn a_native_wayland_window_shows_the_desktop_and_sends_keys() {
     // Resized to an odd size, as dragging a corner does: the server here cannot follow, so the
     // window scales the desktop to fit, to its last column and row.
     sway.run("swaymsg", &["[title=\"^ecsrdp\"] resize set 641 481"]);
-    let wrong = fitted_window_errors(&sway, &shot, 1).await;
-    assert!(
-        wrong.is_empty(),
-        "{} pixels wrong after a resize, first (x, y, seen, wanted): {:?}; ecsrdp said: {}",
-        wrong.len(),
-        &wrong[..wrong.len().min(5)],
-        said()
-    );
+    expect_fitted(&sway, &shot, 1, "after a resize", said).await;
 
     // On a screen at scale 2 the window keeps its size in the layout and gets twice the pixels
     // each way; it fills them all, each desktop pixel as a sharp 2x2 block.
     sway.run("swaymsg", &["output HEADLESS-1 scale 2"]);
     sway.run("swaymsg", &["[title=\"^ecsrdp\"] move position 0 0"]);
-    let wrong = fitted_window_errors(&sway, &shot, 2).await;
-    assert!(
-        wrong.is_empty(),
-        "{} pixels wrong at scale 2, first (x, y, seen, wanted): {:?}; ecsrdp said: {}",
-        wrong.len(),
-        &wrong[..wrong.len().min(5)],
-        said()
-    );
+    expect_fitted(&sway, &shot, 2, "at scale 2", said).await;
 
     // Closing it the way the compositor asks ends ecsrdp at once, cleanly.
     sway.run("swaymsg", &["[title=\"^ecsrdp\"] kill"]);
@@ -311,10 +297,27 @@ async fn desktop_errors(
     }
 }
 
-/// The window's wrong pixels as it scales the 640x480 desktop to fit, looked at through a
-/// screenshot on an output at `scale` (sway's layout is in logical pixels, grim's picture in
-/// the output's own), until there are none or 10 s pass: the window fits the desktop once it
-/// gives up waiting for the server to follow its size.
+/// Fails `when` the window does not show the 640x480 desktop scaled to fit, looked at through
+/// a screenshot on an output at `scale` (sway's layout is in logical pixels, grim's picture in
+/// the output's own) until every pixel is right or 10 s pass: the window fits the desktop once
+/// it gives up waiting for the server to follow its size.
+async fn expect_fitted(
+    sway: &Sway,
+    shot: &Path,
+    scale: u32,
+    when: &str,
+    said: impl Fn() -> String,
+) {
+    let wrong = fitted_window_errors(sway, shot, scale).await;
+    assert!(
+        wrong.is_empty(),
+        "{} pixels wrong {when}, first (x, y, seen, wanted): {:?}; ecsrdp said: {}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)],
+        said()
+    );
+}
+
 async fn fitted_window_errors(
     sway: &Sway,
     shot: &Path,
