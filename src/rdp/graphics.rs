@@ -2,11 +2,9 @@
 //! The session composites its output into the shared frame itself; this module only builds
 //! the channel and reports which codecs the server chose.
 
-use std::collections::HashSet;
-
 use ironrdp_egfx::client::{BitmapUpdate, GraphicsPipelineClient, GraphicsPipelineHandler};
 use ironrdp_egfx::decode::{H264Decoder, OpenH264Decoder};
-use ironrdp_egfx::pdu::CapabilitySet;
+use ironrdp_egfx::pdu::{CapabilitySet, Codec1Type};
 use tracing::{info, warn};
 
 /// The EGFX dynamic channel, with an H.264 decoder when OpenH264 starts. Without one, the
@@ -26,7 +24,8 @@ pub(super) fn pipeline() -> GraphicsPipelineClient {
 /// Logs the capability set the server confirmed and each codec the first time it is used.
 #[derive(Default)]
 struct CodecReport {
-    seen: HashSet<String>,
+    /// A handful at most: looked through at every update, without allocating.
+    seen: Vec<Codec1Type>,
 }
 
 impl GraphicsPipelineHandler for CodecReport {
@@ -35,9 +34,9 @@ impl GraphicsPipelineHandler for CodecReport {
     }
 
     fn on_bitmap_updated(&mut self, update: &BitmapUpdate) {
-        let codec = format!("{:?}", update.codec_id);
-        if self.seen.insert(codec.clone()) {
-            info!(%codec, "graphics pipeline codec in use");
+        if !self.seen.contains(&update.codec_id) {
+            self.seen.push(update.codec_id);
+            info!(codec = ?update.codec_id, "graphics pipeline codec in use");
         }
     }
 }
