@@ -18,13 +18,14 @@ xvfb() {  # starts an Xvfb of the given size; its display goes to $display (not 
 }
 
 shadow_server() {  # display: shares it over RDP (NLA, an Administrator with a fresh password);
-                   # sets $port and $password
+                   # sets $port, $password and $shadow (its PID)
   password="Rig-$RANDOM-$RANDOM!"
   winpr-hash -u Administrator -p "$password" -f sam > "$work/sam"
   port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   DISPLAY=$1 freerdp-shadow-cli /port:"$port" /bind-address:127.0.0.1 /sec:nla \
     /sam-file:"$work/sam" -auth >/dev/null 2>&1 &
-  pids+=($!)
+  shadow=$!
+  pids+=($shadow)
   for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 }
 
