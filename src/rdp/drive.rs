@@ -305,6 +305,49 @@ mod tests {
         )
     }
 
+    /// A create request as chansrv sends it, with the given access and options.
+    fn open(access: DesiredAccess, options: CreateOptions) -> DeviceCreateRequest {
+        DeviceCreateRequest {
+            device_io_request: DeviceIoRequest {
+                device_id: 1,
+                file_id: 0,
+                completion_id: 7,
+                major_function: ironrdp_rdpdr::pdu::efs::MajorFunction::Create,
+                minor_function: 0.into(),
+            },
+            desired_access: access,
+            allocation_size: 0,
+            file_attributes: FileAttributes::empty(),
+            shared_access: ironrdp_rdpdr::pdu::efs::SharedAccess::all(),
+            create_disposition: CreateDisposition::FILE_OPEN,
+            create_options: options,
+            path: "/doomed.txt".into(),
+        }
+    }
+
+    #[test]
+    fn only_xrdps_open_before_a_delete_is_given_delete_access() {
+        let read_attributes = || DesiredAccess::FILE_READ_ATTRIBUTES | DesiredAccess::SYNCHRONIZE;
+        let synchronous = || CreateOptions::FILE_SYNCHRONOUS_IO_NONALERT;
+        assert!(opens_to_delete_without_asking(&open(
+            read_attributes(),
+            synchronous()
+        )));
+        // chansrv's lookup: the same access, no options.
+        let lookup = open(read_attributes(), CreateOptions::empty());
+        assert!(!opens_to_delete_without_asking(&lookup));
+        // An open that reads data is not a delete.
+        let reading = read_attributes() | DesiredAccess::FILE_READ_DATA_OR_FILE_LIST_DIRECTORY;
+        assert!(!opens_to_delete_without_asking(&open(
+            reading,
+            synchronous()
+        )));
+        // Nor is one that creates.
+        let mut creating = open(read_attributes(), synchronous());
+        creating.create_disposition = CreateDisposition::FILE_CREATE;
+        assert!(!opens_to_delete_without_asking(&creating));
+    }
+
     #[test]
     fn each_listing_class_keeps_what_it_has_of_the_entry() {
         let FileInformationClass::Directory(d) = restate(
