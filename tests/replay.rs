@@ -5,8 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use ecsrdp::rdp::{replay, replay_stage, Codecs};
+use ecsrdp::rdp::{replay, replay_stage, Codecs, REPLAY_CHANNELS};
 use ecsrdp::render::SharedFrame;
+use ironrdp_displaycontrol::client::DisplayControlClient;
+use ironrdp_dvc::DrdynvcClient;
+use ironrdp_egfx::client::{GraphicsPipelineClient, GraphicsPipelineHandler};
+use ironrdp_egfx::decode::OpenH264Decoder;
+use ironrdp_session::{ActiveStage, ActiveStageBuilder};
 
 fn corpus(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -61,6 +66,67 @@ fn recorded_sessions_decode_whole_and_paint() {
             "{name}: {decoded} PDUs painted {painted} pixels"
         );
     }
+}
+
+/// ecsrdp decodes H.264 in front of IronRDP's graphics pipeline (`src/rdp/graphics`). On the
+/// AVC444v2 stream FreeRDP's shadow server sent, it must paint what IronRDP's own decoding
+/// paints, up to the two colour conversions' rounding.
+#[test]
+fn h264_paints_what_ironrdp_paints() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/streams/shadow-h264.bin");
+    let stream = std::fs::read(path).unwrap();
+    let paint = |mut stage: ActiveStage| {
+        let frame = SharedFrame::new(1024, 768);
+        let mut updates = 0;
+        replay(&mut stage, &frame, &stream, |_| updates += 1).unwrap();
+        let pixels = frame.lock().image.data().to_vec();
+        (pixels, updates)
+    };
+    let (ours, our_updates) = paint(replay_stage(Codecs::H264));
+    let (theirs, their_updates) = paint(ironrdp_stage());
+    assert!(
+        our_updates > 2 && their_updates > 2,
+        "{our_updates} and {their_updates} updates"
+    );
+    assert_eq!(ours.len(), theirs.len());
+    let mut off = [0u32; 256];
+    for (a, b) in ours.iter().zip(&theirs) {
+        off[usize::from(a.abs_diff(*b))] += 1;
+    }
+    let worst = off.iter().rposition(|&n| n > 0).unwrap();
+    let exact = f64::from(off[0]) / ours.len() as f64;
+    eprintln!("channels off by 0: {:.1} %, worst {worst}", exact * 100.0);
+    assert!(worst <= 2, "a channel is off by {worst}: {off:?}");
+    // The stream is not all black: the comparison compared something.
+    assert!(theirs.iter().filter(|&&c| c > 0x20).count() > theirs.len() / 4);
+}
+
+/// An active stage like [`replay_stage`]'s, with IronRDP's own graphics pipeline and decoder.
+fn ironrdp_stage() -> ActiveStage {
+    struct Quiet;
+    impl GraphicsPipelineHandler for Quiet {}
+    let decoder = OpenH264Decoder::new().unwrap();
+    let pipeline = GraphicsPipelineClient::new(Box::new(Quiet), Some(Box::new(decoder)));
+    let drdynvc = DrdynvcClient::new()
+        .with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())))
+        .with_dynamic_channel(pipeline);
+    let mut static_channels = ironrdp_svc::StaticChannelSet::new();
+    static_channels.insert(drdynvc);
+    static_channels.attach_channel_id(
+        std::any::TypeId::of::<DrdynvcClient>(),
+        REPLAY_CHANNELS.drdynvc,
+    );
+    ActiveStageBuilder {
+        static_channels,
+        user_channel_id: REPLAY_CHANNELS.user,
+        io_channel_id: REPLAY_CHANNELS.io,
+        message_channel_id: None,
+        share_id: 0x0001_03ea,
+        compression_type: None,
+        enable_server_pointer: true,
+        pointer_software_rendering: false,
+    }
+    .build()
 }
 
 /// Everything under `fuzz/corpus/server_pdus` and `fuzz/regressions/server_pdus`.

@@ -532,7 +532,17 @@ pub fn decode(
     let mut frame = frame.lock();
     let size = frame.image_size();
     let image = &mut frame.image;
-    let outputs = super::contain::contained(|| stage.process(image, action, payload, received_at))
+    let processed = super::contain::contained(|| {
+        let outputs = stage.process(image, action, payload, received_at)?;
+        // The graphics pipeline is ours (see `graphics`), so IronRDP's session does not
+        // composite it: that happens here, after each PDU, as the session would.
+        let graphics = stage
+            .get_dvc_mut::<super::graphics::Pipeline>()
+            .map(|mut pipeline| pipeline.processor_mut().composite(image))
+            .transpose()?;
+        Ok::<_, ironrdp_session::SessionError>((outputs, graphics))
+    });
+    let (outputs, graphics) = processed
         .map_err(|panic| RdpError::Protocol {
             addr: addr.to_owned(),
             stage: "the session",
@@ -549,13 +559,23 @@ pub fn decode(
         frame.resized_in_place();
     }
     // The exact rectangles each update touched, not their union.
-    let damage = stage.take_damage_regions();
+    let mut damage = stage.take_damage_regions();
+    let mut reset = false;
+    if let Some(graphics) = graphics {
+        reset = graphics.reset;
+        if reset {
+            // The image was cleared for the server's new size: all of it is to be painted.
+            let (width, height) = frame.image_size();
+            frame.add_damage(Rect::new(0, 0, u32::from(width), u32::from(height)));
+        }
+        damage.extend(graphics.regions);
+    }
     for rect in &damage {
         frame.add_damage(Rect::from(rect));
     }
     Ok(Some(Decoded {
         outputs,
-        damaged: !damage.is_empty(),
+        damaged: reset || !damage.is_empty(),
     }))
 }
 

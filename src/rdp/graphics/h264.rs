@@ -1,0 +1,363 @@
+//! H.264 in the graphics pipeline (MS-RDPEGFX 2.2.4.4 to 2.2.4.6: AVC420, AVC444, AVC444v2),
+//! decoded with OpenH264 and converted straight into the caller's buffer.
+//!
+//! ironrdp-egfx decodes these too, but copies each decoded picture out of the decoder, combines
+//! and converts it pixel by pixel in scalar code, and copies the result once more before its
+//! compositor sees it: two thirds of a session's CPU with H.264, against a sixth for the H.264
+//! decoding itself. Here each surface has its own decoder (a server encodes each surface as a
+//! stream of its own), the planes are read where the decoder left them, and the `yuv` crate's
+//! SIMD conversion writes the pixels where [`Canvas`] wants them.
+
+use std::collections::BTreeMap;
+
+use ironrdp_core::{Decode as _, ReadCursor};
+use ironrdp_egfx::pdu::{
+    avc_to_annex_b_into, is_avc_format, Avc420BitmapStream, Avc444BitmapStream, Codec1Type,
+    Encoding, WireToSurface1Pdu,
+};
+use ironrdp_pdu::geometry::ExclusiveRectangle;
+use openh264::decoder::Decoder;
+use openh264::formats::YUVSource as _;
+use yuv::{YuvPlanarImage, YuvRange, YuvStandardMatrix};
+
+use super::yuv444::{Layout, Picture, View};
+
+/// The most all AVC444 pictures together may hold: three planes of an 8K desktop. A server
+/// cannot make the client allocate more by creating surfaces.
+const PICTURE_BUDGET: usize = 3 * 7680 * 4320;
+
+/// Why an H.264 update could not be painted. The pipeline then drops it, as it drops any
+/// update it cannot decode, and the session goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum H264Error {
+    #[error("it is for surface {0}, which the server never created")]
+    UnknownSurface(u16),
+    #[error("its bitmap stream does not parse: {0}")]
+    Stream(String),
+    #[error("OpenH264 failed on it: {0}")]
+    Decoder(#[from] openh264::Error),
+    #[error("OpenH264 returned no picture for it")]
+    NoPicture,
+    #[error("its picture is {0}x{1}, smaller than the area it paints")]
+    TooSmall(usize, usize),
+    #[error("its surface is larger than the client keeps AVC444 pictures for")]
+    OverBudget,
+    #[error("its colours do not convert: {0}")]
+    Convert(#[from] yuv::YuvError),
+}
+
+/// Writes the pixels of a part of a surface (first argument) into a buffer for its rows of
+/// BGRX pixels, tightly packed.
+pub type Convert<'a> = dyn FnMut(&ExclusiveRectangle, &mut [u8]) -> Result<(), H264Error> + 'a;
+
+/// Where decoded pixels go. [`Canvas::paint`] calls `convert` for parts of `rect` (in surface
+/// coordinates), each with a buffer for the part's pixels.
+pub trait Canvas {
+    fn paint(
+        &mut self,
+        surface_id: u16,
+        rect: &ExclusiveRectangle,
+        convert: &mut Convert<'_>,
+    ) -> Result<(), H264Error>;
+}
+
+/// The H.264 state of every surface.
+#[derive(Default)]
+pub struct H264 {
+    surfaces: BTreeMap<u16, Surface>,
+    /// The decoder that proved OpenH264 starts, kept for the first surface that needs one.
+    spare: Option<Decoder>,
+    /// AVC-format NAL units rewritten as the Annex B stream OpenH264 reads.
+    annex_b: Vec<u8>,
+    /// Bytes the surfaces' AVC444 pictures hold.
+    picture_bytes: usize,
+    /// AVC420 pictures converted from an odd row or column go through here first.
+    scratch: Vec<u8>,
+}
+
+struct Surface {
+    width: u16,
+    height: u16,
+    decoder: Option<Decoder>,
+    picture: Option<Picture>,
+}
+
+impl H264 {
+    /// Starts one decoder, to learn whether this build can decode H.264 at all.
+    pub fn new() -> Result<H264, openh264::Error> {
+        Ok(H264 {
+            spare: Some(Decoder::new()?),
+            ..H264::default()
+        })
+    }
+
+    /// The server created (or re-created) a surface.
+    pub fn create_surface(&mut self, surface_id: u16, width: u16, height: u16) {
+        self.delete_surface(surface_id);
+        let surface = Surface {
+            width,
+            height,
+            decoder: None,
+            picture: None,
+        };
+        self.surfaces.insert(surface_id, surface);
+    }
+
+    pub fn delete_surface(&mut self, surface_id: u16) {
+        if let Some(surface) = self.surfaces.remove(&surface_id) {
+            self.picture_bytes -= surface.picture.map_or(0, |p| p.allocated_bytes());
+        }
+    }
+
+    /// `ResetGraphics` deletes every surface.
+    pub fn reset(&mut self) {
+        self.surfaces.clear();
+        self.picture_bytes = 0;
+    }
+
+    /// Decodes an H.264 update and paints the rectangles it changed on `canvas`.
+    pub fn decode(
+        &mut self,
+        pdu: &WireToSurface1Pdu,
+        canvas: &mut impl Canvas,
+    ) -> Result<(), H264Error> {
+        let surface = self
+            .surfaces
+            .get_mut(&pdu.surface_id)
+            .ok_or(H264Error::UnknownSurface(pdu.surface_id))?;
+        if surface.decoder.is_none() {
+            surface.decoder = Some(match self.spare.take() {
+                Some(decoder) => decoder,
+                None => Decoder::new()?,
+            });
+        }
+        let mut cursor = ReadCursor::new(&pdu.bitmap_data);
+        let streams = Streams {
+            annex_b: &mut self.annex_b,
+            scratch: &mut self.scratch,
+            picture_bytes: &mut self.picture_bytes,
+        };
+        match pdu.codec_id {
+            Codec1Type::Avc420 => {
+                let stream = Avc420BitmapStream::decode(&mut cursor)
+                    .map_err(|e| H264Error::Stream(e.to_string()))?;
+                streams.avc420(surface, pdu, &stream, canvas)
+            }
+            codec => {
+                let stream = Avc444BitmapStream::decode(&mut cursor)
+                    .map_err(|e| H264Error::Stream(e.to_string()))?;
+                let layout = if codec == Codec1Type::Avc444 {
+                    Layout::V1
+                } else {
+                    Layout::V2
+                };
+                streams.avc444(surface, pdu.surface_id, layout, &stream, canvas)
+            }
+        }
+    }
+}
+
+/// The buffers shared by all surfaces, borrowed for one update.
+struct Streams<'a> {
+    annex_b: &'a mut Vec<u8>,
+    scratch: &'a mut Vec<u8>,
+    picture_bytes: &'a mut usize,
+}
+
+impl Streams<'_> {
+    fn avc420(
+        self,
+        surface: &mut Surface,
+        pdu: &WireToSurface1Pdu,
+        stream: &Avc420BitmapStream<'_>,
+        canvas: &mut impl Canvas,
+    ) -> Result<(), H264Error> {
+        let decoder = surface.decoder.as_mut().ok_or(H264Error::NoPicture)?;
+        let picture = decode_view(decoder, self.annex_b, stream.data)?;
+        let view = view_of(&picture);
+        let (picture_width, picture_height) = (clamp16(view.width), clamp16(view.height));
+        // Each region's pixels are at the same place in the picture as on the surface. Without
+        // regions, the destination rectangle takes the picture from its origin.
+        let regions: Vec<(ExclusiveRectangle, (u16, u16))> = if stream.rectangles.is_empty() {
+            let rect = &pdu.destination_rectangle;
+            let from_origin = ExclusiveRectangle {
+                right: rect.right.min(rect.left.saturating_add(picture_width)),
+                bottom: rect.bottom.min(rect.top.saturating_add(picture_height)),
+                ..rect.clone()
+            };
+            let shown = clip(&from_origin, surface.width, surface.height);
+            shown
+                .into_iter()
+                .map(|r| (r, (rect.left, rect.top)))
+                .collect()
+        } else {
+            let width = surface.width.min(picture_width);
+            let height = surface.height.min(picture_height);
+            let rects = stream.rectangles.iter();
+            rects
+                .filter_map(|r| clip(r, width, height))
+                .map(|r| (r, (0, 0)))
+                .collect()
+        };
+        for (rect, origin) in regions {
+            canvas.paint(pdu.surface_id, &rect, &mut |part, out| {
+                let left = usize::from(part.left - origin.0);
+                let top = usize::from(part.top - origin.1);
+                let width = usize::from(part.right - part.left);
+                let height = usize::from(part.bottom - part.top);
+                convert_420(&view, (left, top, width, height), out, self.scratch)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn avc444(
+        self,
+        surface: &mut Surface,
+        surface_id: u16,
+        layout: Layout,
+        stream: &Avc444BitmapStream<'_>,
+        canvas: &mut impl Canvas,
+    ) -> Result<(), H264Error> {
+        let (main, auxiliary) = match stream.encoding {
+            Encoding::LUMA => (Some(&stream.stream1), None),
+            Encoding::CHROMA => (None, Some(&stream.stream1)),
+            _ => (Some(&stream.stream1), stream.stream2.as_ref()),
+        };
+        if surface.picture.is_none() {
+            let bytes = Picture::allocation(surface.width, surface.height);
+            if *self.picture_bytes + bytes > PICTURE_BUDGET {
+                return Err(H264Error::OverBudget);
+            }
+            *self.picture_bytes += bytes;
+            surface.picture = Some(Picture::new(surface.width, surface.height));
+        }
+        let (Some(decoder), Some(picture)) = (surface.decoder.as_mut(), surface.picture.as_mut())
+        else {
+            return Err(H264Error::NoPicture);
+        };
+        // Both views are pictures of one H.264 stream, main first (MS-RDPEGFX 2.2.4.5); each is
+        // combined before the decoder overwrites it with the next.
+        if let Some(main) = main {
+            let decoded = decode_view(decoder, self.annex_b, main.data)?;
+            picture.apply_main(&view_of(&decoded), &main.rectangles);
+        }
+        if let Some(auxiliary) = auxiliary {
+            let decoded = decode_view(decoder, self.annex_b, auxiliary.data)?;
+            picture.apply_auxiliary(layout, &view_of(&decoded), &auxiliary.rectangles);
+        }
+        let mut painted: Vec<ExclusiveRectangle> = Vec::new();
+        let rects = main
+            .into_iter()
+            .chain(auxiliary)
+            .flat_map(|s| s.rectangles.iter());
+        for rect in rects.filter_map(|r| clip(r, surface.width, surface.height)) {
+            if painted.contains(&rect) {
+                continue;
+            }
+            canvas.paint(surface_id, &rect, &mut |part, out| {
+                Ok(picture.write_bgrx(part, out)?)
+            })?;
+            painted.push(rect);
+        }
+        Ok(())
+    }
+}
+
+/// Decodes one picture, whether `data` is an Annex B stream (as MS-RDPEGFX says) or AVC-format
+/// NAL units (as some servers send).
+fn decode_view<'d>(
+    decoder: &'d mut Decoder,
+    annex_b: &mut Vec<u8>,
+    data: &[u8],
+) -> Result<openh264::decoder::DecodedYUV<'d>, H264Error> {
+    let data = if is_avc_format(data) {
+        avc_to_annex_b_into(data, annex_b);
+        annex_b.as_slice()
+    } else {
+        data
+    };
+    decoder.decode(data)?.ok_or(H264Error::NoPicture)
+}
+
+fn view_of<'a>(picture: &'a openh264::decoder::DecodedYUV<'_>) -> View<'a> {
+    let (width, height) = picture.dimensions();
+    let (y_stride, chroma_stride, _) = picture.strides();
+    View {
+        y: picture.y(),
+        u: picture.u(),
+        v: picture.v(),
+        y_stride,
+        chroma_stride,
+        width,
+        height,
+    }
+}
+
+/// Converts `(left, top, width, height)` of a 4:2:0 picture to BGRX in `out`. A block of four
+/// pixels shares its chroma, so an area starting on an odd row or column is converted from the
+/// block's start into `scratch`, and copied from there.
+fn convert_420(
+    view: &View<'_>,
+    (left, top, width, height): (usize, usize, usize, usize),
+    out: &mut [u8],
+    scratch: &mut Vec<u8>,
+) -> Result<(), H264Error> {
+    if left + width > view.width || top + height > view.height {
+        return Err(H264Error::TooSmall(view.width, view.height));
+    }
+    let (from_left, from_top) = (left & !1, top & !1);
+    let (full_width, full_height) = (width + left - from_left, height + top - from_top);
+    let image = YuvPlanarImage {
+        y_plane: view
+            .y
+            .get(from_top * view.y_stride + from_left..)
+            .unwrap_or_default(),
+        y_stride: view.y_stride as u32,
+        u_plane: view
+            .u
+            .get(from_top / 2 * view.chroma_stride + from_left / 2..)
+            .unwrap_or_default(),
+        u_stride: view.chroma_stride as u32,
+        v_plane: view
+            .v
+            .get(from_top / 2 * view.chroma_stride + from_left / 2..)
+            .unwrap_or_default(),
+        v_stride: view.chroma_stride as u32,
+        width: full_width as u32,
+        height: full_height as u32,
+    };
+    let (range, matrix) = (YuvRange::Full, YuvStandardMatrix::Bt709);
+    if (from_left, from_top) == (left, top) {
+        return Ok(yuv::yuv420_to_bgra(
+            &image,
+            out,
+            (width * 4) as u32,
+            range,
+            matrix,
+        )?);
+    }
+    scratch.resize(full_width * full_height * 4, 0);
+    yuv::yuv420_to_bgra(&image, scratch, (full_width * 4) as u32, range, matrix)?;
+    let skip = (top - from_top) * full_width * 4 + (left - from_left) * 4;
+    let rows = scratch[skip..].chunks(full_width * 4);
+    for (out, row) in out.chunks_exact_mut(width * 4).zip(rows) {
+        out.copy_from_slice(&row[..width * 4]);
+    }
+    Ok(())
+}
+
+/// `rect` clipped to `width` by `height`, or `None` when nothing of it is left.
+fn clip(rect: &ExclusiveRectangle, width: u16, height: u16) -> Option<ExclusiveRectangle> {
+    let clipped = ExclusiveRectangle {
+        left: rect.left,
+        top: rect.top,
+        right: rect.right.min(width),
+        bottom: rect.bottom.min(height),
+    };
+    (clipped.left < clipped.right && clipped.top < clipped.bottom).then_some(clipped)
+}
+
+fn clamp16(value: usize) -> u16 {
+    u16::try_from(value).unwrap_or(u16::MAX)
+}
