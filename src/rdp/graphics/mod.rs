@@ -85,7 +85,7 @@ impl Pipeline {
         };
         if !self.seen.contains(&codec) {
             self.seen.push(codec);
-            info!(codec, "graphics pipeline codec in use");
+            info!(codec = %codec, "graphics pipeline codec in use");
         }
     }
 }
@@ -252,14 +252,19 @@ impl Canvas for Forward<'_> {
                 bottom,
             };
             let pixels = row_bytes * usize::from(bottom - top);
-            write_update_header(self.update, surface_id, &strip, pixels);
-            self.update.resize(UPDATE_HEADER + pixels, 0);
-            convert(&strip, &mut self.update[UPDATE_HEADER..])?;
-            let message = if self.update.len() <= SEGMENT_MAX + 2 {
-                self.update.as_slice()
+            let length = UPDATE_HEADER + pixels;
+            // Grown, never shrunk nor cleared: the pixels are all written over.
+            if self.update.len() < length {
+                self.update.resize(length, 0);
+            }
+            let update = &mut self.update[..length];
+            write_update_header(update, surface_id, &strip, pixels);
+            convert(&strip, &mut update[UPDATE_HEADER..])?;
+            let message = if length <= SEGMENT_MAX + 2 {
+                &*update
             } else {
                 // A row wider than a segment (16,377 pixels): split by the library.
-                &zgfx::wrap_uncompressed(&self.update[2..])
+                &zgfx::wrap_uncompressed(&update[2..])
             };
             match self.inner.process(self.channel_id, message) {
                 Ok(replies) => self.replies.extend(replies),
@@ -279,7 +284,7 @@ impl Canvas for Forward<'_> {
 /// Written by hand rather than encoded by ironrdp-egfx, which would want the pixels in a
 /// vector of their own: here they are converted into the message itself.
 fn write_update_header(
-    update: &mut Vec<u8>,
+    update: &mut [u8],
     surface_id: u16,
     rect: &ExclusiveRectangle,
     pixels: usize,
@@ -289,18 +294,19 @@ fn write_update_header(
     const WIRE_TO_SURFACE_1: u16 = 0x0001;
     const XRGB_8888: u8 = 0x20;
     let pdu_length = (UPDATE_HEADER - 2 + pixels) as u32;
-    update.clear();
-    update.extend_from_slice(&[SINGLE_SEGMENT, RDP8_UNCOMPRESSED]);
-    update.extend_from_slice(&WIRE_TO_SURFACE_1.to_le_bytes());
-    update.extend_from_slice(&0u16.to_le_bytes()); // flags
-    update.extend_from_slice(&pdu_length.to_le_bytes());
-    update.extend_from_slice(&surface_id.to_le_bytes());
-    update.extend_from_slice(&(Codec1Type::Uncompressed as u16).to_le_bytes());
-    update.push(XRGB_8888);
+    let mut header = Vec::with_capacity(UPDATE_HEADER);
+    header.extend_from_slice(&[SINGLE_SEGMENT, RDP8_UNCOMPRESSED]);
+    header.extend_from_slice(&WIRE_TO_SURFACE_1.to_le_bytes());
+    header.extend_from_slice(&0u16.to_le_bytes()); // flags
+    header.extend_from_slice(&pdu_length.to_le_bytes());
+    header.extend_from_slice(&surface_id.to_le_bytes());
+    header.extend_from_slice(&(Codec1Type::Uncompressed as u16).to_le_bytes());
+    header.push(XRGB_8888);
     for edge in [rect.left, rect.top, rect.right, rect.bottom] {
-        update.extend_from_slice(&edge.to_le_bytes());
+        header.extend_from_slice(&edge.to_le_bytes());
     }
-    update.extend_from_slice(&(pixels as u32).to_le_bytes());
+    header.extend_from_slice(&(pixels as u32).to_le_bytes());
+    update[..UPDATE_HEADER].copy_from_slice(&header);
 }
 
 /// Stands in for an H.264 decoder in IronRDP's pipeline, which advertises AVC only with one:
