@@ -4,14 +4,17 @@
 //! included, passes without a panic.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use ecsrdp::rdp::{replay, replay_stage, Codecs, REPLAY_CHANNELS};
 use ecsrdp::render::SharedFrame;
 use ironrdp_displaycontrol::client::DisplayControlClient;
 use ironrdp_dvc::DrdynvcClient;
 use ironrdp_egfx::client::{GraphicsPipelineClient, GraphicsPipelineHandler};
-use ironrdp_egfx::decode::OpenH264Decoder;
+use ironrdp_egfx::decode::{DecodedFrame, DecoderError, DecoderResult, H264Decoder, Yuv420Frame};
 use ironrdp_session::{ActiveStage, ActiveStageBuilder};
+use openh264::formats::YUVSource as _;
 
 fn corpus(dir: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -83,7 +86,11 @@ fn h264_paints_what_ironrdp_paints() {
         (pixels, updates)
     };
     let (ours, our_updates) = paint(replay_stage(Codecs::H264));
-    let (theirs, their_updates) = paint(ironrdp_stage());
+    let pictures = Arc::new(AtomicUsize::new(0));
+    let (theirs, their_updates) = paint(ironrdp_stage(pictures.clone()));
+    // The stream is H.264 all through, not a session whose graphics channel opened unrecorded.
+    let pictures = pictures.load(Ordering::Relaxed);
+    assert!(pictures > 10, "only {pictures} H.264 pictures decoded");
     assert!(
         our_updates > 2 && their_updates > 2,
         "{our_updates} and {their_updates} updates"
@@ -101,11 +108,36 @@ fn h264_paints_what_ironrdp_paints() {
     assert!(theirs.iter().filter(|&&c| c > 0x20).count() > theirs.len() / 4);
 }
 
-/// An active stage like [`replay_stage`]'s, with IronRDP's own graphics pipeline and decoder.
-fn ironrdp_stage() -> ActiveStage {
+/// An active stage like [`replay_stage`]'s, with IronRDP's own graphics pipeline decoding H.264
+/// (combining AVC444's views and converting colours itself).
+fn ironrdp_stage(pictures: Arc<AtomicUsize>) -> ActiveStage {
     struct Quiet;
     impl GraphicsPipelineHandler for Quiet {}
-    let decoder = OpenH264Decoder::new().unwrap();
+    /// OpenH264's planes, handed over as IronRDP's `OpenH264Decoder` does (which would need a
+    /// feature of ironrdp-egfx that the client does not build with).
+    struct Planes(openh264::decoder::Decoder, Arc<AtomicUsize>);
+    impl H264Decoder for Planes {
+        fn decode(&mut self, _: &[u8]) -> DecoderResult<DecodedFrame> {
+            Err(DecoderError::msg("planes only"))
+        }
+        fn decode_yuv420(&mut self, data: &[u8]) -> DecoderResult<Yuv420Frame> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            let picture = self.0.decode(data).unwrap().unwrap();
+            let (width, height) = picture.dimensions();
+            let (y_stride, chroma_stride, _) = picture.strides();
+            let (y, u, v) = (
+                picture.y().to_vec(),
+                picture.u().to_vec(),
+                picture.v().to_vec(),
+            );
+            let (width, height) = (width as u16, height as u16);
+            Yuv420Frame::new(width, height, y, y_stride, u, v, chroma_stride)
+        }
+        fn supports_yuv420(&self) -> bool {
+            true
+        }
+    }
+    let decoder = Planes(openh264::decoder::Decoder::new().unwrap(), pictures);
     let pipeline = GraphicsPipelineClient::new(Box::new(Quiet), Some(Box::new(decoder)));
     let drdynvc = DrdynvcClient::new()
         .with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())))
