@@ -1,6 +1,7 @@
 //! The local clipboard shared with the session over the CLIPRDR channel (MS-RDPECLIP).
 //!
-//! IronRDP's Linux backend does the clipboard work: it watches the local selection (Wayland's
+//! On macOS the backend is ecsrdp's own ([`super::pasteboard`], text only). On Linux IronRDP's
+//! backend does the clipboard work: it watches the local selection (Wayland's
 //! data-control protocols, else X11 through XFixes), advertises what the remote copied, and
 //! fetches data only when a program pastes, on either side; transfers are bounded (100 MiB).
 //! Text goes as `CF_UNICODETEXT` (UTF-16 on the wire, UTF-8 locally), images as PNG/DIB. This
@@ -26,6 +27,8 @@ pub struct Clipboard {
     /// Owns the OS clipboard's thread; dropping it stops the sharing.
     #[cfg(target_os = "linux")]
     os: ironrdp_cliprdr_native::LinuxClipboard,
+    #[cfg(target_os = "macos")]
+    os: super::pasteboard::Pasteboard,
     messages: mpsc::UnboundedReceiver<ClipboardMessage>,
 }
 
@@ -83,10 +86,17 @@ impl Clipboard {
                 messages,
             })
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(target_os = "macos")]
+        {
+            Ok(Clipboard {
+                os: super::pasteboard::Pasteboard::new(sender)?,
+                messages,
+            })
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "macos")))]
         {
             drop((sender, messages));
-            Err("ecsrdp shares the clipboard only on Linux so far".into())
+            Err("ecsrdp shares the clipboard only on Linux and macOS".into())
         }
     }
 
@@ -100,9 +110,14 @@ impl Clipboard {
         self.os.backend_factory().build_cliprdr_backend()
     }
 
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
     fn backend(&self) -> Box<dyn CliprdrBackend> {
-        unreachable!("no Clipboard is opened off Linux")
+        self.os.backend()
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    fn backend(&self) -> Box<dyn CliprdrBackend> {
+        unreachable!("no Clipboard is opened off Linux and macOS")
     }
 
     /// The backend's next request; pending forever once the backend is gone.
@@ -129,7 +144,7 @@ pub(super) fn encode(stage: &mut ActiveStage, message: ClipboardMessage) -> Vec<
             warn!(%error, "the local clipboard failed");
             return Vec::new();
         }
-        // The Linux backend shares text and images, not files. (Never log a message itself:
+        // The backends share text (and images on Linux), not files. (Never log a message itself:
         // it may hold what the user copied.)
         _ => {
             debug!("a clipboard file transfer, which ecsrdp does not serve");

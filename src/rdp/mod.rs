@@ -14,6 +14,8 @@ mod error;
 mod graphics;
 mod ignorable;
 mod liveness;
+#[cfg(target_os = "macos")]
+mod pasteboard;
 mod session;
 mod tls;
 mod transport;
