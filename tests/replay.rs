@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use ecsrdp::rdp::{replay, replay_stage, Codecs, REPLAY_CHANNELS};
+use ecsrdp::rdp::{replay, replay_stage, replay_stage_with, Codecs};
 use ecsrdp::render::SharedFrame;
 use ironrdp_displaycontrol::client::DisplayControlClient;
 use ironrdp_dvc::DrdynvcClient;
 use ironrdp_egfx::client::{GraphicsPipelineClient, GraphicsPipelineHandler};
 use ironrdp_egfx::decode::{DecodedFrame, DecoderError, DecoderResult, H264Decoder, Yuv420Frame};
-use ironrdp_session::{ActiveStage, ActiveStageBuilder};
+use ironrdp_session::ActiveStage;
 use openh264::formats::YUVSource as _;
 
 fn corpus(dir: &str) -> Vec<PathBuf> {
@@ -142,23 +142,7 @@ fn ironrdp_stage(pictures: Arc<AtomicUsize>) -> ActiveStage {
     let drdynvc = DrdynvcClient::new()
         .with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())))
         .with_dynamic_channel(pipeline);
-    let mut static_channels = ironrdp_svc::StaticChannelSet::new();
-    static_channels.insert(drdynvc);
-    static_channels.attach_channel_id(
-        std::any::TypeId::of::<DrdynvcClient>(),
-        REPLAY_CHANNELS.drdynvc,
-    );
-    ActiveStageBuilder {
-        static_channels,
-        user_channel_id: REPLAY_CHANNELS.user,
-        io_channel_id: REPLAY_CHANNELS.io,
-        message_channel_id: None,
-        share_id: 0x0001_03ea,
-        compression_type: None,
-        enable_server_pointer: true,
-        pointer_software_rendering: false,
-    }
-    .build()
+    replay_stage_with(drdynvc)
 }
 
 /// Everything under `fuzz/corpus/server_pdus` and `fuzz/regressions/server_pdus`.

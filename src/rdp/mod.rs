@@ -29,8 +29,8 @@ pub use self::connect::{connect, connect_over, ConnectOptions, Connected, Handsh
 pub use self::contain::install_panic_hook;
 pub use self::error::RdpError;
 pub use self::session::{
-    decode, replay, replay_stage, run_session, Command, Decoded, FrameSink, Outcome, PointerShape,
-    Reconnect, ReplayChannels, Session, REPLAY_CHANNELS,
+    decode, replay, replay_stage, replay_stage_with, run_session, Command, Decoded, FrameSink,
+    Outcome, PointerShape, Reconnect, ReplayChannels, Session, REPLAY_CHANNELS,
 };
 pub use self::transport::Transport;
 pub use self::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};

@@ -598,8 +598,14 @@ pub struct ReplayChannels {
 /// the graphics pipeline with `Codecs::H264`), with the channel IDs of [`REPLAY_CHANNELS`]:
 /// for feeding server PDUs to [`decode`] without a server, as the fuzz target does.
 pub fn replay_stage(codecs: super::Codecs) -> ActiveStage {
+    replay_stage_with(super::connect::dynamic_channels(codecs))
+}
+
+/// An active stage like [`replay_stage`]'s with other dynamic channels: for comparing ecsrdp's
+/// with IronRDP's own on the same stream.
+pub fn replay_stage_with(dynamic_channels: ironrdp_dvc::DrdynvcClient) -> ActiveStage {
     let mut static_channels = ironrdp_svc::StaticChannelSet::new();
-    static_channels.insert(super::connect::dynamic_channels(codecs));
+    static_channels.insert(dynamic_channels);
     static_channels.attach_channel_id(
         std::any::TypeId::of::<ironrdp_dvc::DrdynvcClient>(),
         REPLAY_CHANNELS.drdynvc,

@@ -294,19 +294,26 @@ fn write_update_header(
     const WIRE_TO_SURFACE_1: u16 = 0x0001;
     const XRGB_8888: u8 = 0x20;
     let pdu_length = (UPDATE_HEADER - 2 + pixels) as u32;
-    let mut header = Vec::with_capacity(UPDATE_HEADER);
-    header.extend_from_slice(&[SINGLE_SEGMENT, RDP8_UNCOMPRESSED]);
-    header.extend_from_slice(&WIRE_TO_SURFACE_1.to_le_bytes());
-    header.extend_from_slice(&0u16.to_le_bytes()); // flags
-    header.extend_from_slice(&pdu_length.to_le_bytes());
-    header.extend_from_slice(&surface_id.to_le_bytes());
-    header.extend_from_slice(&(Codec1Type::Uncompressed as u16).to_le_bytes());
-    header.push(XRGB_8888);
-    for edge in [rect.left, rect.top, rect.right, rect.bottom] {
-        header.extend_from_slice(&edge.to_le_bytes());
+    let edges = [rect.left, rect.top, rect.right, rect.bottom].map(u16::to_le_bytes);
+    let fields: [&[u8]; 12] = [
+        &[SINGLE_SEGMENT, RDP8_UNCOMPRESSED],
+        &WIRE_TO_SURFACE_1.to_le_bytes(),
+        &0u16.to_le_bytes(), // flags
+        &pdu_length.to_le_bytes(),
+        &surface_id.to_le_bytes(),
+        &(Codec1Type::Uncompressed as u16).to_le_bytes(),
+        &[XRGB_8888],
+        &edges[0],
+        &edges[1],
+        &edges[2],
+        &edges[3],
+        &(pixels as u32).to_le_bytes(),
+    ];
+    let mut at = 0;
+    for field in fields {
+        update[at..at + field.len()].copy_from_slice(field);
+        at += field.len();
     }
-    header.extend_from_slice(&(pixels as u32).to_le_bytes());
-    update[..UPDATE_HEADER].copy_from_slice(&header);
 }
 
 /// Stands in for an H.264 decoder in IronRDP's pipeline, which advertises AVC only with one:
