@@ -22,6 +22,11 @@ use yuv::{YuvPlanarImage, YuvRange, YuvStandardMatrix};
 
 use super::yuv444::{Layout, Picture, View};
 
+/// The most surfaces that may have an H.264 decoder at once. Each costs OpenH264 up to about
+/// 17 MB, so a server creating surfaces must not get one for each; ecsrdp shows one monitor,
+/// which Windows paints through one surface.
+const MAX_DECODERS: usize = 4;
+
 /// The most all AVC444 pictures together may hold: three planes of an 8K desktop. A server
 /// cannot make the client allocate more by creating surfaces.
 const PICTURE_BUDGET: usize = 3 * 7680 * 4320;
@@ -42,6 +47,8 @@ pub enum H264Error {
     TooSmall(usize, usize),
     #[error("its surface is larger than the client keeps AVC444 pictures for")]
     OverBudget,
+    #[error("{MAX_DECODERS} other surfaces already have an H.264 decoder")]
+    TooManyStreams,
     #[error("its colours do not convert: {0}")]
     Convert(#[from] yuv::YuvError),
 }
@@ -121,11 +128,19 @@ impl H264 {
         pdu: &WireToSurface1Pdu,
         canvas: &mut impl Canvas,
     ) -> Result<(), H264Error> {
+        let decoders = self
+            .surfaces
+            .values()
+            .filter(|s| s.decoder.is_some())
+            .count();
         let surface = self
             .surfaces
             .get_mut(&pdu.surface_id)
             .ok_or(H264Error::UnknownSurface(pdu.surface_id))?;
         if surface.decoder.is_none() {
+            if decoders >= MAX_DECODERS {
+                return Err(H264Error::TooManyStreams);
+            }
             surface.decoder = Some(match self.spare.take() {
                 Some(decoder) => decoder,
                 None => Decoder::new()?,
@@ -360,4 +375,64 @@ fn clip(rect: &ExclusiveRectangle, width: u16, height: u16) -> Option<ExclusiveR
 
 fn clamp16(value: usize) -> u16 {
     u16::try_from(value).unwrap_or(u16::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use ironrdp_egfx::pdu::PixelFormat;
+
+    use super::*;
+
+    struct Nowhere;
+
+    impl Canvas for Nowhere {
+        fn paint(
+            &mut self,
+            _: u16,
+            _: &ExclusiveRectangle,
+            _: &mut Convert<'_>,
+        ) -> Result<(), H264Error> {
+            Ok(())
+        }
+    }
+
+    fn update(surface_id: u16) -> WireToSurface1Pdu {
+        WireToSurface1Pdu {
+            surface_id,
+            codec_id: Codec1Type::Avc420,
+            pixel_format: PixelFormat::XRgb,
+            destination_rectangle: ExclusiveRectangle {
+                left: 0,
+                top: 0,
+                right: 16,
+                bottom: 16,
+            },
+            bitmap_data: vec![0xff; 3],
+        }
+    }
+
+    #[test]
+    fn a_server_gets_a_bounded_number_of_decoders() {
+        let mut h264 = H264::new().unwrap();
+        for id in 0..=MAX_DECODERS as u16 {
+            h264.create_surface(id, 64, 64);
+        }
+        for id in 0..MAX_DECODERS as u16 {
+            // A decoder is made, then the update does not parse.
+            assert!(matches!(
+                h264.decode(&update(id), &mut Nowhere),
+                Err(H264Error::Stream(_))
+            ));
+        }
+        let last = MAX_DECODERS as u16;
+        assert!(matches!(
+            h264.decode(&update(last), &mut Nowhere),
+            Err(H264Error::TooManyStreams)
+        ));
+        h264.delete_surface(0);
+        assert!(matches!(
+            h264.decode(&update(last), &mut Nowhere),
+            Err(H264Error::Stream(_))
+        ));
+    }
 }
