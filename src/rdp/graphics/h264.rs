@@ -411,6 +411,98 @@ mod tests {
         }
     }
 
+    /// Keeps what it is asked to paint.
+    #[derive(Default)]
+    struct Keep(Vec<(ExclusiveRectangle, Vec<u8>)>);
+
+    impl Canvas for Keep {
+        fn paint(
+            &mut self,
+            _: u16,
+            rect: &ExclusiveRectangle,
+            convert: &mut Convert<'_>,
+        ) -> Result<(), H264Error> {
+            let (width, height) = (rect.right - rect.left, rect.bottom - rect.top);
+            let mut pixels = vec![0; usize::from(width) * usize::from(height) * 4];
+            convert(rect, &mut pixels)?;
+            self.0.push((rect.clone(), pixels));
+            Ok(())
+        }
+    }
+
+    /// AVC420 (the shadow server sends AVC444, so the recorded streams never carry it): the
+    /// regions named, at odd places too, painted with what IronRDP's conversion of the same
+    /// picture gives there, up to rounding.
+    #[test]
+    fn avc420_paints_its_regions_as_ironrdp_converts_them() {
+        use ironrdp_egfx::decode::Yuv420Frame;
+        use ironrdp_egfx::pdu::{encode_avc420_bitmap_stream, Avc420Region};
+        use openh264::formats::{RgbSliceU8, YUVBuffer};
+
+        let (width, height) = (64, 48);
+        let rgb: Vec<u8> = (0..width * height)
+            .flat_map(|i| {
+                let (x, y) = (i % width, i / width);
+                [(x * 4) as u8, (y * 5) as u8, if x < 32 { 40 } else { 220 }]
+            })
+            .collect();
+        let source = YUVBuffer::from_rgb_source(RgbSliceU8::new(&rgb, (width, height)));
+        let bitstream = openh264::encoder::Encoder::new()
+            .unwrap()
+            .encode(&source)
+            .unwrap()
+            .to_vec();
+        let regions = [
+            Avc420Region::new(0, 0, 16, 16, 22, 100),
+            Avc420Region::new(7, 19, 41, 30, 22, 100),
+        ];
+        let pdu = WireToSurface1Pdu {
+            surface_id: 1,
+            codec_id: Codec1Type::Avc420,
+            pixel_format: PixelFormat::XRgb,
+            destination_rectangle: ExclusiveRectangle {
+                left: 0,
+                top: 0,
+                right: 41,
+                bottom: 30,
+            },
+            bitmap_data: encode_avc420_bitmap_stream(&regions, &bitstream),
+        };
+        let mut h264 = H264::new().unwrap();
+        h264.create_surface(1, width as u16, height as u16);
+        let mut painted = Keep::default();
+        h264.decode(&pdu, &mut painted).unwrap();
+
+        let mut decoder = Decoder::new().unwrap();
+        let picture = decoder.decode(&bitstream).unwrap().unwrap();
+        let (y_stride, chroma_stride, _) = picture.strides();
+        let (y, u, v) = (
+            picture.y().to_vec(),
+            picture.u().to_vec(),
+            picture.v().to_vec(),
+        );
+        let (w, h) = (width as u16, height as u16);
+        let frame = Yuv420Frame::new(w, h, y, y_stride, u, v, chroma_stride).unwrap();
+        let expected = frame.to_rgba();
+
+        let rects: Vec<_> = painted.0.iter().map(|(rect, _)| rect.clone()).collect();
+        let named: Vec<_> = regions.iter().map(Avc420Region::to_rectangle).collect();
+        assert_eq!(rects, named);
+        for (rect, pixels) in &painted.0 {
+            let columns = usize::from(rect.right - rect.left);
+            for (i, got) in pixels.chunks(4).enumerate() {
+                let (x, y) = (
+                    usize::from(rect.left) + i % columns,
+                    usize::from(rect.top) + i / columns,
+                );
+                let want = &expected.data()[(y * width + x) * 4..][..3];
+                let got = [got[2], got[1], got[0]];
+                let off = want.iter().zip(got).map(|(a, b)| a.abs_diff(b)).max();
+                assert!(off <= Some(2), "({x}, {y}): {want:?} vs {got:?}");
+            }
+        }
+    }
+
     #[test]
     fn a_server_gets_a_bounded_number_of_decoders() {
         let mut h264 = H264::new().unwrap();
