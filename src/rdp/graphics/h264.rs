@@ -383,19 +383,6 @@ mod tests {
 
     use super::*;
 
-    struct Nowhere;
-
-    impl Canvas for Nowhere {
-        fn paint(
-            &mut self,
-            _: u16,
-            _: &ExclusiveRectangle,
-            _: &mut Convert<'_>,
-        ) -> Result<(), H264Error> {
-            Ok(())
-        }
-    }
-
     fn update(surface_id: u16) -> WireToSurface1Pdu {
         WireToSurface1Pdu {
             surface_id,
@@ -512,18 +499,18 @@ mod tests {
         for id in 0..MAX_DECODERS as u16 {
             // A decoder is made, then the update does not parse.
             assert!(matches!(
-                h264.decode(&update(id), &mut Nowhere),
+                h264.decode(&update(id), &mut Keep::default()),
                 Err(H264Error::Stream(_))
             ));
         }
         let last = MAX_DECODERS as u16;
         assert!(matches!(
-            h264.decode(&update(last), &mut Nowhere),
+            h264.decode(&update(last), &mut Keep::default()),
             Err(H264Error::TooManyStreams)
         ));
         h264.delete_surface(0);
         assert!(matches!(
-            h264.decode(&update(last), &mut Nowhere),
+            h264.decode(&update(last), &mut Keep::default()),
             Err(H264Error::Stream(_))
         ));
     }
