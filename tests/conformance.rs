@@ -7,10 +7,13 @@
 
 mod support;
 
+use std::fs::File;
+use std::io::Write as _;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use support::{read_png, Run, Shadow, Xvfb};
+use support::{read_png, Shadow, Xvfb};
 
 const USER: &str = "Administrator";
 const PASSWORD: &str = "Conformance-pw-1!";
@@ -61,15 +64,14 @@ fn paint(xvfb: &Xvfb, width: u32, height: u32, dir: &Path) {
         .expect("display");
 }
 
-/// Connects with `codec` and returns (snapshot, server framebuffer) as RGB.
+/// Connects with `codec` and returns (snapshot, server framebuffer) as RGB, and the logs.
 fn snapshot_and_truth(width: u32, height: u32, codec: &str) -> (Vec<u8>, Vec<u8>, String) {
     let xvfb = Xvfb::start(width, height);
     let shadow = Shadow::start(&xvfb, "nla", USER, PASSWORD);
     let dir = tempfile::tempdir().unwrap();
-    paint(&xvfb, width, height, dir.path());
     let truth = dir.path().join("truth.png");
-    xvfb.run("import", &["-window", "root", truth.to_str().unwrap()]);
     let png = dir.path().join("snapshot.png");
+    let log = dir.path().join("client.log");
     let mut command = support::ecsrdp(dir.path());
     command
         .args([
@@ -87,9 +89,37 @@ fn snapshot_and_truth(width: u32, height: u32, codec: &str) -> (Vec<u8>, Vec<u8>
             "--exit-after",
             if codec == "h264" { "8s" } else { "3s" },
         ])
-        .args(["--snapshot", png.to_str().unwrap()]);
-    let run = Run::with_stdin(&mut command, Some(&format!("{PASSWORD}\n")));
-    run.succeeds();
+        .args(["--snapshot", png.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).unwrap());
+    let paint_and_capture = || {
+        paint(&xvfb, width, height, dir.path());
+        xvfb.run("import", &["-window", "root", truth.to_str().unwrap()]);
+    };
+
+    // FreeRDP 2's shadow server asks for a full redraw when the graphics pipeline's
+    // capabilities arrive but turns H.264 on only after that, so the redraw can go out as
+    // bitmaps; a desktop that then stays still never sends an H.264 frame. The H.264 run
+    // therefore paints once the client has the pipeline, the others before connecting.
+    let h264 = codec == "h264";
+    if !h264 {
+        paint_and_capture();
+    }
+    let mut client = command.spawn().expect("spawn ecsrdp");
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    if h264 {
+        wait_for_log(&mut client, &log, "graphics pipeline confirmed");
+        paint_and_capture();
+    }
+    let status = client.wait().unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "ecsrdp failed: {stderr}");
     let (w, h, snapshot) = read_png(&png);
     assert_eq!(
         (w, h),
@@ -97,7 +127,22 @@ fn snapshot_and_truth(width: u32, height: u32, codec: &str) -> (Vec<u8>, Vec<u8>
         "the desktop size the server offered"
     );
     let (_, _, truth) = read_png(&truth);
-    (snapshot, truth, format!("{}\n{}", run.stderr, shadow.log()))
+    (snapshot, truth, format!("{stderr}\n{}", shadow.log()))
+}
+
+/// Waits until the client running as `client` has logged `needle` to `log`.
+fn wait_for_log(client: &mut Child, log: &Path, needle: &str) {
+    let limit = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logged = std::fs::read_to_string(log).unwrap();
+        if logged.contains(needle) {
+            return;
+        }
+        if client.try_wait().unwrap().is_some() || Instant::now() > limit {
+            panic!("the client never logged {needle:?}: {logged}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn differing_pixels(a: &[u8], b: &[u8]) -> usize {
