@@ -29,16 +29,24 @@ shadow_server() {  # display: shares it over RDP (NLA, an Administrator with a f
   for _ in $(seq 150); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 }
 
-connect_both() {  # display, xfreerdp codec args, ecsrdp codec args: sets $xf and $ec (PIDs)
+connect_xfreerdp() {  # display, codec args: sets $xf (its PID)
   DISPLAY=$1 "$xfreerdp" /v:127.0.0.1:"$port" /u:Administrator /p:"$password" \
     /cert:ignore /size:1024x768 $2 >"$work/xfreerdp.log" 2>&1 &
   xf=$!
   pids+=($xf)
+}
+
+connect_ecsrdp() {  # display, codec args: sets $ec (its PID)
   DISPLAY=$1 ECSRDP_DATA_DIR=$work/data ECSRDP_PASSWORD=$password \
-    "$ecsrdp" direct 127.0.0.1:"$port" --security nla --trust-new --size 1024x768 $3 \
+    "$ecsrdp" direct 127.0.0.1:"$port" --security nla --trust-new --size 1024x768 $2 \
     >"$work/ecsrdp.log" 2>&1 &
   ec=$!
   pids+=($ec)
+}
+
+connect_both() {  # display, xfreerdp codec args, ecsrdp codec args: sets $xf and $ec (PIDs)
+  connect_xfreerdp "$1" "$2"
+  connect_ecsrdp "$1" "$3"
 }
 
 still_running() {  # pids...: fails, with both clients' logs, when one has ended
