@@ -1,9 +1,11 @@
 //! The framebuffer shared by the session (which decodes into it) and the window (which copies
 //! out of it), the damage between them, and the blit into a window buffer.
 //!
-//! Pure: no IO, no async, no AWS. The image is IronRDP's `DecodedImage` in `BgrX32`: on
-//! little-endian its bytes read as softbuffer's `0RGB` `u32`, so the blit is a row copy that
-//! clears the top byte (IronRDP writes 0xFF there; softbuffer wants 0), with no branch per pixel.
+//! Pure: no IO, no async, no AWS. The image is IronRDP's `DecodedImage` in `RgbX32`, the format
+//! IronRDP's RemoteFX decoder writes its tiles in, so that they are copied in a row at a time
+//! (into any other format IronRDP converts them a pixel at a time, through a `Result` each). The
+//! blit swaps red and blue into softbuffer's `0RGB` `u32` and clears the top byte (IronRDP writes
+//! 0xFF there; softbuffer wants 0), with no branch per pixel.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -12,7 +14,7 @@ use ironrdp_pdu::geometry::InclusiveRectangle;
 use ironrdp_session::image::DecodedImage;
 
 /// The pixel format every image is decoded into.
-pub const PIXEL_FORMAT: PixelFormat = PixelFormat::BgrX32;
+pub const PIXEL_FORMAT: PixelFormat = PixelFormat::RgbX32;
 
 /// The image is allocated this much larger than the desktop, rounded up on each side: servers
 /// send bitmap tiles that reach past the desktop's right and bottom edges (FreeRDP's shadow
@@ -355,11 +357,11 @@ fn to_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-/// One `BgrX32` pixel as softbuffer's `0RGB`: the bytes are already in place on little-endian;
-/// `from_le_bytes` keeps it right on big-endian too, and the mask clears IronRDP's 0xFF.
+/// One `RgbX32` pixel as softbuffer's `0RGB`, right on either endianness; the X byte (IronRDP's
+/// 0xFF) becomes 0.
 #[inline(always)]
-fn pixel(bgrx: &[u8]) -> u32 {
-    u32::from_le_bytes([bgrx[0], bgrx[1], bgrx[2], 0])
+fn pixel(rgbx: &[u8]) -> u32 {
+    u32::from_le_bytes([rgbx[2], rgbx[1], rgbx[0], 0])
 }
 
 /// A layout ready to draw into: when it scales, the desktop pixel under the centre of each
@@ -399,7 +401,7 @@ impl Placement {
     }
 }
 
-/// A borrowed BGRX image, rows `width * 4` bytes apart: what [`blit`] reads. The session's
+/// A borrowed RGBX image, rows `width * 4` bytes apart: what [`blit`] reads. The session's
 /// `DecodedImage` is one; tests and benches make their own, since IronRDP's cannot be written
 /// from outside its decoders.
 #[derive(Clone, Copy, Debug)]

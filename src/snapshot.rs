@@ -31,7 +31,7 @@ pub fn write_png(frame: &Frame, path: &Path) -> Result<(), SnapshotError> {
         .chunks_exact(stride)
         .take(height as usize)
         .flat_map(|row| row[..width as usize * 4].chunks_exact(4))
-        .flat_map(|bgrx| [bgrx[2], bgrx[1], bgrx[0]])
+        .flat_map(|rgbx| [rgbx[0], rgbx[1], rgbx[2]])
         .collect();
     encoder
         .write_header()

@@ -5,7 +5,7 @@
 use ecsrdp::render::{blit, blit_all, Damage, DamageTracker, Layout, Pixels, Placement, Rect};
 use proptest::prelude::*;
 
-/// A BGRX desktop whose pixels the test writes.
+/// An RGBX desktop whose pixels the test writes.
 #[derive(Clone, Debug)]
 struct Desktop {
     width: u16,
