@@ -1,7 +1,7 @@
 //! The session without a window: for scripts, tests and machines with no display. The desktop
 //! can be written to a PNG when the session ends.
 //!
-//! A consumer of [`Session`], like the window; knows neither `launch` nor the command line.
+//! A consumer of [`Session`], like the window; knows neither the commands nor the command line.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,9 +9,17 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use crate::error::Error;
-use crate::rdp::{Command, FrameSink, Outcome, PointerShape, Session};
-use crate::snapshot::write_png;
+use crate::rdp::{Command, FrameSink, Outcome, PointerShape, RdpError, Session};
+use crate::snapshot::{write_png, SnapshotError};
+
+/// How a session without a window failed, or its snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadlessError {
+    #[error(transparent)]
+    Session(#[from] RdpError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
 
 /// What the headless runner does besides running the session.
 #[derive(Clone, Debug)]
@@ -27,7 +35,7 @@ const CTRL_C_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the session to its end. Ctrl-C ends it cleanly, so the snapshot is still written; a
 /// session stuck writing to a peer that stopped reading is dropped after a short grace.
-pub async fn run(session: Session, options: HeadlessOptions) -> Result<Outcome, Error> {
+pub async fn run(session: Session, options: HeadlessOptions) -> Result<Outcome, HeadlessError> {
     let frame = session.frame();
     let commands = session.commands();
     let interrupted = async move {

@@ -9,12 +9,14 @@ fn main() -> ExitCode {
     let mut args = ecsrdp::cli::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(args.verbose);
     ecsrdp::rdp::install_panic_hook();
-    ecsrdp::status::init(args.quiet);
-    let result = ecsrdp::config::Config::load().and_then(|config| {
-        config.apply(&mut args, &matches);
-        ecsrdp::app::run(args)
-    });
-    ecsrdp::status::clear();
+    ecsrdp::term::status::init(args.quiet);
+    let result = ecsrdp::cli::config::Config::load()
+        .map_err(ecsrdp::Error::from)
+        .and_then(|config| {
+            config.apply(&mut args, &matches);
+            ecsrdp::commands::run(args)
+        });
+    ecsrdp::term::status::clear();
     match result {
         Ok(code) => code,
         Err(error) => {

@@ -4,13 +4,47 @@
 
 use serde::Serialize;
 
+use super::eice::InstanceConnectEndpoint;
+
 /// RDP's well-known port, which the instance's security groups must admit.
 pub const RDP_PORT: u16 = 3389;
+
+/// Which prerequisite a check is about; its name in `resolve`'s output (text and JSON).
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// The instance runs Windows.
+    Windows,
+    /// It is running.
+    Running,
+    /// It was launched with a key pair, so its password can be recovered.
+    KeyPair,
+    /// It has the address ecsrdp would connect to.
+    Address,
+    /// Its security groups admit TCP 3389 from here.
+    RdpPort,
+    /// Its security groups admit TCP 3389 from the EC2 Instance Connect Endpoint.
+    EicePort,
+}
+
+impl CheckKind {
+    /// The name shown to the user.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKind::Windows => "windows",
+            CheckKind::Running => "running",
+            CheckKind::KeyPair => "key_pair",
+            CheckKind::Address => "address",
+            CheckKind::RdpPort => "rdp_port",
+            CheckKind::EicePort => "eice_port",
+        }
+    }
+}
 
 /// One prerequisite: whether it holds and, when not, what to do.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Check {
-    pub name: &'static str,
+    pub name: CheckKind,
     pub ok: bool,
     /// Blocks the connection (a warning does not: the user may come through `--via`).
     pub required: bool,
@@ -40,7 +74,7 @@ pub(super) struct Facts<'a> {
 }
 
 impl Check {
-    fn pass(name: &'static str, required: bool) -> Self {
+    fn pass(name: CheckKind, required: bool) -> Self {
         Check {
             name,
             ok: true,
@@ -49,7 +83,7 @@ impl Check {
         }
     }
 
-    fn fail(name: &'static str, required: bool, problem: String) -> Self {
+    fn fail(name: CheckKind, required: bool, problem: String) -> Self {
         Check {
             name,
             ok: false,
@@ -65,10 +99,10 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
 
     // EC2 sends "windows" while the SDK's enum only knows "Windows": compare loosely.
     checks.push(if facts.platform.eq_ignore_ascii_case("windows") {
-        Check::pass("windows", true)
+        Check::pass(CheckKind::Windows, true)
     } else {
         Check::fail(
-            "windows",
+            CheckKind::Windows,
             true,
             format!(
                 "instance {id} runs {}, not Windows: it has no Remote Desktop; use \
@@ -80,14 +114,14 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
 
     let state = facts.state;
     checks.push(match state {
-        "running" => Check::pass("running", true),
+        "running" => Check::pass(CheckKind::Running, true),
         "pending" => Check::fail(
-            "running",
+            CheckKind::Running,
             true,
             format!("instance {id} is still starting (pending); try again in a minute"),
         ),
         "stopped" | "stopping" => Check::fail(
-            "running",
+            CheckKind::Running,
             true,
             format!(
                 "instance {id} is {state}, not running; start it with \
@@ -95,7 +129,7 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
             ),
         ),
         _ => Check::fail(
-            "running",
+            CheckKind::Running,
             true,
             format!(
                 "instance {id} is {state} and cannot be started again; pick another instance \
@@ -105,9 +139,9 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
     });
 
     checks.push(match facts.key_name {
-        Some(_) => Check::pass("key_pair", true),
+        Some(_) => Check::pass(CheckKind::KeyPair, true),
         None => Check::fail(
-            "key_pair",
+            CheckKind::KeyPair,
             true,
             format!(
                 "instance {id} was launched without a key pair, so AWS holds no encrypted \
@@ -118,14 +152,14 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
     });
 
     checks.push(match facts.address {
-        Some(_) => Check::pass("address", true),
+        Some(_) => Check::pass(CheckKind::Address, true),
         None if facts.private => Check::fail(
-            "address",
+            CheckKind::Address,
             true,
             format!("instance {id} has no private IP address"),
         ),
         None => Check::fail(
-            "address",
+            CheckKind::Address,
             true,
             format!(
                 "instance {id} has no public IP address or DNS name; connect from inside its \
@@ -136,7 +170,7 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
     });
 
     if facts.groups_unreadable {
-        checks.push(unreadable_groups("rdp_port", id));
+        checks.push(unreadable_groups(CheckKind::RdpPort, id));
         return checks;
     }
 
@@ -160,7 +194,7 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
             .collect::<Vec<_>>()
             .join("; ");
         Check::fail(
-            "rdp_port",
+            CheckKind::RdpPort,
             false,
             format!(
                 "instance {id} admits TCP {RDP_PORT} only from inside its network ({rules}), but \
@@ -183,7 +217,7 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
             .first()
             .map_or("<group-id>", |g| g.id.as_str());
         Check::fail(
-            "rdp_port",
+            CheckKind::RdpPort,
             false,
             format!(
                 "no security group of instance {id} ({groups}) admits inbound TCP {RDP_PORT}; \
@@ -193,7 +227,7 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
             ),
         )
     } else {
-        Check::pass("rdp_port", false)
+        Check::pass(CheckKind::RdpPort, false)
     });
 
     checks
@@ -214,7 +248,7 @@ fn is_inside_vpc(source: &str) -> bool {
 }
 
 /// The port check when the caller may not read security groups: a warning, and on we go.
-fn unreadable_groups(name: &'static str, id: &str) -> Check {
+fn unreadable_groups(name: CheckKind, id: &str) -> Check {
     Check::fail(
         name,
         false,
@@ -230,12 +264,12 @@ fn unreadable_groups(name: &'static str, id: &str) -> Check {
 /// range inside the VPC. A warning, not a refusal: rules may be wider than this can tell.
 pub fn eice_reaches_instance(
     id: &str,
-    endpoint: &crate::tunnel::Endpoint,
+    endpoint: &InstanceConnectEndpoint,
     groups: &[SecurityGroup],
     groups_unreadable: bool,
 ) -> Check {
     if groups_unreadable {
-        return unreadable_groups("eice_port", id);
+        return unreadable_groups(CheckKind::EicePort, id);
     }
     let admitted = groups.iter().flat_map(|g| &g.rdp_sources).any(|source| {
         endpoint.security_group_ids.contains(source)
@@ -243,7 +277,7 @@ pub fn eice_reaches_instance(
             || source == "0.0.0.0/0"
     });
     if admitted {
-        return Check::pass("eice_port", false);
+        return Check::pass(CheckKind::EicePort, false);
     }
     let instance_group = groups.first().map_or("<instance-sg>", |g| g.id.as_str());
     let endpoint_group = endpoint
@@ -251,7 +285,7 @@ pub fn eice_reaches_instance(
         .first()
         .map_or("<endpoint-sg>", String::as_str);
     Check::fail(
-        "eice_port",
+        CheckKind::EicePort,
         false,
         format!(
             "no security group of instance {id} admits TCP {RDP_PORT} from EC2 Instance Connect \
@@ -328,7 +362,7 @@ mod tests {
             };
             run(&facts)
                 .into_iter()
-                .find(|c| c.name == "running")
+                .find(|c| c.name == CheckKind::Running)
                 .and_then(|c| c.problem)
                 .unwrap_or_default()
         };
@@ -340,7 +374,7 @@ mod tests {
 
     #[test]
     fn an_instance_closed_to_its_endpoint_is_told_the_rule_to_add() {
-        let endpoint = crate::tunnel::Endpoint {
+        let endpoint = InstanceConnectEndpoint {
             id: "eice-1".into(),
             dns_name: "eice-1.example".into(),
             subnet_id: None,
@@ -363,7 +397,10 @@ mod tests {
     fn closed_port_is_a_warning_that_names_the_group() {
         let groups = [group(&[])];
         let checks = run(&facts(&groups));
-        let port = checks.iter().find(|c| c.name == "rdp_port").unwrap();
+        let port = checks
+            .iter()
+            .find(|c| c.name == CheckKind::RdpPort)
+            .unwrap();
         assert!(!port.ok && !port.required);
         assert!(port.problem.as_deref().unwrap().contains("sg-1 (web)"));
     }
@@ -372,7 +409,10 @@ mod tests {
     fn private_only_rules_warn_over_the_public_address() {
         let groups = [group(&["10.0.0.0/8", "sg-0abc"])];
         let checks = run(&facts(&groups));
-        let port = checks.iter().find(|c| c.name == "rdp_port").unwrap();
+        let port = checks
+            .iter()
+            .find(|c| c.name == CheckKind::RdpPort)
+            .unwrap();
         assert!(!port.ok && !port.required);
         assert!(port
             .problem

@@ -5,7 +5,15 @@
 use aws_sdk_ec2::types::Filter;
 
 use super::{Aws, AwsError};
-use crate::tunnel::Endpoint;
+
+/// An EC2 Instance Connect Endpoint, as `DescribeInstanceConnectEndpoints` describes it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct InstanceConnectEndpoint {
+    pub id: String,
+    pub dns_name: String,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+}
 
 /// The states in which an endpoint opens tunnels.
 const USABLE: [&str; 4] = [
@@ -20,7 +28,7 @@ pub async fn find_endpoint(
     aws: &Aws,
     vpc_id: &str,
     subnet_id: Option<&str>,
-) -> Result<Option<Endpoint>, AwsError> {
+) -> Result<Option<InstanceConnectEndpoint>, AwsError> {
     let pages = aws
         .ec2
         .describe_instance_connect_endpoints()
@@ -36,7 +44,7 @@ pub async fn find_endpoint(
         .collect::<Result<Vec<_>, _>>()
         .await
         .map_err(|e| AwsError::from_sdk("ec2:DescribeInstanceConnectEndpoints", e))?;
-    let endpoints: Vec<Endpoint> = pages
+    let endpoints: Vec<InstanceConnectEndpoint> = pages
         .iter()
         .flat_map(|page| page.instance_connect_endpoints())
         // The filters are the service's job, but an endpoint that cannot open a tunnel is no
@@ -44,7 +52,7 @@ pub async fn find_endpoint(
         .filter(|e| e.state().is_some_and(|s| USABLE.contains(&s.as_str())))
         .filter(|e| e.vpc_id() == Some(vpc_id))
         .filter_map(|e| {
-            Some(Endpoint {
+            Some(InstanceConnectEndpoint {
                 id: e.instance_connect_endpoint_id()?.to_owned(),
                 dns_name: e.dns_name()?.to_owned(),
                 subnet_id: e.subnet_id().map(str::to_owned),

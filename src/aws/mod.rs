@@ -10,18 +10,20 @@ mod error;
 mod list;
 mod password;
 mod resolve;
+mod route;
 mod sso;
 
 use aws_config::profile::ProfileSet;
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::SharedCredentialsProvider;
 
-pub use self::checks::{eice_reaches_instance, Check, SecurityGroup, RDP_PORT};
-pub use self::eice::find_endpoint;
+pub use self::checks::{eice_reaches_instance, Check, CheckKind, SecurityGroup, RDP_PORT};
+pub use self::eice::{find_endpoint, InstanceConnectEndpoint};
 pub use self::error::AwsError;
 pub use self::list::{clusters, list, ClusterRow, Listed};
 pub use self::password::{fetch_password_data, wait_for_password_data, PasswordData};
 pub use self::resolve::{ec2_instance_id, resolve, AddressChoice, Resolved};
+pub use self::route::{choose_route, Asked, Route, RouteError, Way};
 pub use self::sso::SsoLoginNeeded;
 
 /// The two service clients every command needs, built once from one shared config.

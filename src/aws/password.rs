@@ -1,7 +1,7 @@
 //! `GetPasswordData`: the Administrator password, encrypted to the instance's key pair.
 //!
 //! AWS answers with an empty string until Windows has set the password (up to 15 minutes after
-//! launch), so waiting is a poll with a visible spinner.
+//! launch), so waiting is a poll; the caller tells the person what it is waiting for.
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ pub async fn fetch_password_data(
     })
 }
 
-/// Polls until the password is ready or `limit` has passed, the wait shown on the phase line.
+/// Polls until the password is ready or `limit` has passed.
 pub async fn wait_for_password_data(
     aws: &Aws,
     ec2_instance_id: &str,
@@ -40,9 +40,6 @@ pub async fn wait_for_password_data(
     every: Duration,
 ) -> Result<PasswordData, AwsError> {
     let started = Instant::now();
-    crate::status::phase(format!(
-        "waiting for Windows on {ec2_instance_id} to publish its password (AWS says up to 15 minutes)"
-    ));
     loop {
         match fetch_password_data(aws, ec2_instance_id).await {
             Ok(PasswordData::NotReady) if started.elapsed() + every <= limit => {

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::checks::{self, Check, Facts, SecurityGroup, RDP_PORT};
+use super::eice::InstanceConnectEndpoint;
 use super::{Aws, AwsError};
 use crate::target::InstanceRef;
 
@@ -36,7 +37,7 @@ pub struct Resolved {
     pub security_groups_unreadable: bool,
     /// The EC2 Instance Connect Endpoint the session goes through, when it does.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tunnel: Option<crate::tunnel::Endpoint>,
+    pub tunnel: Option<InstanceConnectEndpoint>,
     pub checks: Vec<Check>,
 }
 

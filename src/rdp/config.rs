@@ -7,7 +7,23 @@ use ironrdp_pdu::rdp::capability_sets::{
 };
 use ironrdp_pdu::rdp::client_info::{PerformanceFlags, TimezoneInfo};
 
-use super::Endpoint;
+use super::channels::clipboard::Clipboard;
+use super::connect::trust::TrustKey;
+use crate::keys::Password;
+
+/// Where and as whom to connect; the password stays redacted in `Debug`.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub domain: Option<String>,
+    pub password: Password,
+    /// What the server's certificate is remembered under.
+    pub trust_key: TrustKey,
+    /// What the user calls it, for the window title and messages.
+    pub title: String,
+}
 
 /// Which security protocols (MS-RDPBCGR 5.4.5) the client accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +64,7 @@ pub struct ConnectOptions {
     pub keyboard_layout: u32,
     /// The local clipboard to share with the session (the CLIPRDR channel is announced only
     /// with one).
-    pub clipboard: Option<super::Clipboard>,
+    pub clipboard: Option<Clipboard>,
     /// A local folder the session sees as a drive: its name there, and its path here.
     pub drive: Option<(String, std::path::PathBuf)>,
     /// The session may read the drive but not change it.

@@ -1,4 +1,7 @@
-//! What can go wrong between us and an RDP server, split by who is at fault.
+//! What can go wrong between us and an RDP server, split by who is at fault, and how a failure
+//! of IronRDP's connector or of the socket is sorted into those kinds.
+
+use ironrdp_connector::{ConnectorError, ConnectorErrorKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RdpError {
@@ -135,4 +138,59 @@ impl RdpError {
                 | RdpError::Tls { .. }
         )
     }
+}
+
+/// Sorts a connector failure by who is at fault: the login, the negotiation, a dropped
+/// connection, or data we cannot read.
+pub fn classify(error: ConnectorError, addr: &str, user: &str, stage: &'static str) -> RdpError {
+    let detail = error.report().to_string();
+    match error.kind() {
+        ConnectorErrorKind::Credssp(e) => RdpError::LoginFailed {
+            addr: addr.to_owned(),
+            user: user.to_owned(),
+            detail: e.to_string(),
+        },
+        ConnectorErrorKind::AccessDenied => RdpError::LoginFailed {
+            addr: addr.to_owned(),
+            user: user.to_owned(),
+            detail: "access denied".into(),
+        },
+        ConnectorErrorKind::Negotiation(failure) => RdpError::Negotiation {
+            addr: addr.to_owned(),
+            detail: failure.to_string(),
+        },
+        // Some servers (FreeRDP among them) answer bad credentials by hanging up mid-CredSSP.
+        _ if is_disconnect(&error) && stage == "login" => RdpError::LoginFailed {
+            addr: addr.to_owned(),
+            user: user.to_owned(),
+            detail: "the server hung up while checking the credentials".into(),
+        },
+        _ if is_disconnect(&error) => RdpError::Dropped {
+            addr: addr.to_owned(),
+            stage,
+        },
+        _ => RdpError::Protocol {
+            addr: addr.to_owned(),
+            stage,
+            detail,
+        },
+    }
+}
+
+/// Whether an error's causes include the peer closing or resetting the connection.
+pub fn is_disconnect(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+            ) {
+                return true;
+            }
+        }
+        cause = current.source();
+    }
+    false
 }

@@ -2,8 +2,8 @@
 //! RDP session runs over, so that a private instance needs no public address, no local port and
 //! no other tool.
 //!
-//! Knows SigV4 and WebSockets, never ECS or RDP: it gets an endpoint, an address and
-//! credentials, and hands back a pipe.
+//! Knows SigV4 and WebSockets, never ECS, EC2's descriptions or RDP: it gets an endpoint's DNS
+//! name, an address and credentials, and hands back a pipe.
 
 mod presign;
 mod websocket;
@@ -19,15 +19,6 @@ pub use self::websocket::Ended;
 /// Where a test (or a proxy) puts the endpoint instead of `wss://<DnsName>`: the SDKs' own
 /// per-service endpoint variable, for service ID "EC2 Instance Connect".
 pub const ENDPOINT_OVERRIDE: &str = "AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT";
-
-/// An EC2 Instance Connect Endpoint, as `DescribeInstanceConnectEndpoints` describes it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Endpoint {
-    pub id: String,
-    pub dns_name: String,
-    pub subnet_id: Option<String>,
-    pub security_group_ids: Vec<String>,
-}
 
 /// What can go wrong with the tunnel itself, apart from the RDP inside it.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -84,10 +75,10 @@ pub type Reopen = std::sync::Arc<
 /// The longest tunnel the service grants, and its default.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 
-/// Opens a tunnel through `endpoint` to `request`'s private address, signed with `credentials`
-/// for `region`.
+/// Opens a tunnel through the endpoint at `dns_name` to `request`'s private address, signed
+/// with `credentials` for `region`.
 pub async fn open(
-    endpoint: &Endpoint,
+    dns_name: &str,
     request: &TunnelRequest,
     credentials: &Credentials,
     region: &str,
@@ -95,7 +86,7 @@ pub async fn open(
 ) -> Result<Tunnel, TunnelError> {
     let (scheme, host) = match std::env::var(ENDPOINT_OVERRIDE) {
         Ok(url) => split_url(&url),
-        Err(_) => ("wss".to_owned(), endpoint.dns_name.clone()),
+        Err(_) => ("wss".to_owned(), dns_name.to_owned()),
     };
     let url = presigned_url(
         &scheme,

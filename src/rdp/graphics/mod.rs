@@ -47,7 +47,7 @@ pub struct Pipeline {
 impl_as_any!(Pipeline);
 
 /// The EGFX channel, with H.264 when OpenH264 starts.
-pub(super) fn pipeline() -> Pipeline {
+pub(in crate::rdp) fn pipeline() -> Pipeline {
     let h264 = match H264::new() {
         Ok(h264) => Some(h264),
         Err(e) => {

@@ -4,8 +4,8 @@
 //! view (the other three chroma samples of each block), or both. The picture keeps what earlier
 //! updates left, so that a luma-only or chroma-only update combines with it.
 //!
-//! ironrdp-egfx has such a picture too, but converts it pixel by pixel in scalar code: that was
-//! a third of a session's CPU with H.264. This one combines whole rows and converts with the
+//! ironrdp-egfx has such a picture too, but converts it pixel by pixel in scalar code, a large
+//! part of a session's CPU with H.264. This one combines whole rows and converts with the
 //! `yuv` crate's SIMD code, straight into the caller's buffer.
 
 use ironrdp_pdu::geometry::ExclusiveRectangle;

@@ -1,7 +1,10 @@
 //! The command line as typed: one clap definition gives parsing, `--help` and errors.
 //!
 //! Values are parsed into types here (targets, durations, sizes); deciding what they mean
-//! together (which address, which key) happens in `app`.
+//! together (which address, which key) happens in `commands`. The optional [`config`] file fills
+//! in what the command line left open.
+
+pub mod config;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -252,8 +255,8 @@ pub struct SessionArgs {
     pub security: Option<SecurityChoice>,
     /// The keyboard layout the server applies to the keys you press: an XKB name (`de`, `fr`,
     /// `gb`, `ch(fr)`) or a Windows layout ID (`0x407`); default: this machine's
-    #[arg(long, value_name = "LAYOUT", value_parser = crate::keyboard::Klid::parse)]
-    pub keyboard_layout: Option<crate::keyboard::Klid>,
+    #[arg(long, value_name = "LAYOUT", value_parser = crate::rdp::Klid::parse)]
+    pub keyboard_layout: Option<crate::rdp::Klid>,
     /// When the network drops the session, try this many times to get it back (waiting 1 s,
     /// 2 s, 4 s... between tries; through a new tunnel when it went through one); 0 never
     /// reconnects

@@ -16,28 +16,34 @@ use ironrdp_connector::{
     ConnectorErrorExt as _, ConnectorErrorKind, ConnectorResult, Credentials, ServerName,
 };
 use ironrdp_core::WriteBuf;
-use ironrdp_displaycontrol::client::DisplayControlClient;
-use ironrdp_dvc::DrdynvcClient;
 use ironrdp_pdu::nego::FailureCode;
 use ironrdp_tokio::{FramedWrite as _, TokioFramed, Upgraded};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-pub use super::config::ConnectOptions;
-use super::config::{connector_config, Codecs, Security};
-use super::graphics;
-pub(super) use super::tls::Stream;
-use super::tls::{self, UpgradeError};
-use super::transport::Transport;
-use super::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};
-use super::{Endpoint, RdpError};
+pub mod tls;
+pub mod transport;
+pub mod trust;
+
+use self::tls::{Stream, UpgradeError};
+use self::transport::Transport;
+use self::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};
+use super::channels::{drive, dynamic_channels, Clipboard};
+use super::config::{connector_config, ConnectOptions, Endpoint, Security};
+use super::desktop::check_desktop;
+use super::error::{classify, RdpError};
+
+/// The halves of a connection the session reads from and writes to.
+pub type Reader = TokioFramed<ReadHalf<Stream>>;
+pub type Writer = TokioFramed<WriteHalf<Stream>>;
 
 /// A finished connection sequence, ready for the session loop.
 pub struct Connected {
-    pub(super) framed: TokioFramed<Stream>,
-    pub(super) result: ConnectionResult,
+    pub(in crate::rdp) framed: TokioFramed<Stream>,
+    pub(in crate::rdp) result: ConnectionResult,
     /// The local clipboard, when the session shares it.
-    pub(super) clipboard: Option<super::Clipboard>,
+    pub(in crate::rdp) clipboard: Option<Clipboard>,
     /// `host:port` as dialled, for messages.
     pub addr: String,
     /// The desktop size the server granted (it may differ from the one asked for).
@@ -65,7 +71,7 @@ pub struct Handshake {
     fingerprint: String,
     /// Known or New: a changed certificate aborted the handshake.
     trust: TrustDecision,
-    clipboard: Option<super::Clipboard>,
+    clipboard: Option<Clipboard>,
 }
 
 /// Runs the connection sequence up to the trust decision: TCP, X.224, TLS with the pin (a
@@ -105,7 +111,7 @@ pub async fn connect_over(
         connector.attach_static_channel(clipboard.channel());
     }
     if let Some((name, path)) = &options.drive {
-        connector.attach_static_channel(super::drive::shared(name, path, options.drive_read_only));
+        connector.attach_static_channel(drive::shared(name, path, options.drive_read_only));
     }
     let mut connector = WipingConnector(connector);
     let pin = store.pinned(&endpoint.trust_key)?;
@@ -251,7 +257,7 @@ impl Handshake {
             result.user_channel_id,
         );
         let desktop = (result.desktop_size.width, result.desktop_size.height);
-        super::session::check_desktop(&addr, desktop.0, desktop.1)?;
+        check_desktop(&addr, desktop.0, desktop.1)?;
         info!(%addr, width = desktop.0, height = desktop.1, "connected");
         Ok(Connected {
             framed,
@@ -427,19 +433,6 @@ const KEEPALIVE_PROBES: u32 = 3;
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const UNACKNOWLEDGED_LIMIT: Duration = Duration::from_secs(30);
 
-/// The dynamic channels ecsrdp opens: Display Control (MS-RDPEDISP) lets the window ask the
-/// server to resize the desktop; the graphics pipeline (MS-RDPEGFX) carries H.264 and the
-/// other EGFX codecs.
-pub(super) fn dynamic_channels(codecs: Codecs) -> DrdynvcClient {
-    let drdynvc =
-        DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())));
-    if codecs == Codecs::H264 {
-        drdynvc.with_dynamic_channel(graphics::pipeline())
-    } else {
-        drdynvc
-    }
-}
-
 /// A stopped instance or a vanished NAT mapping sends no FIN or RST: without keepalive, an idle
 /// session would wait forever, and a blocked write for TCP's ~15 minutes of retransmissions.
 /// With these, a dead peer ends the session (exit 5) within about 30 seconds. Best effort: a
@@ -520,64 +513,4 @@ fn negotiation_error(
         }
         _ => classify(error, addr, user, "negotiation"),
     }
-}
-
-/// Sorts a connector failure by who is at fault: the login, the negotiation, a dropped
-/// connection, or data we cannot read.
-pub(super) fn classify(
-    error: ConnectorError,
-    addr: &str,
-    user: &str,
-    stage: &'static str,
-) -> RdpError {
-    let detail = error.report().to_string();
-    match error.kind() {
-        ConnectorErrorKind::Credssp(e) => RdpError::LoginFailed {
-            addr: addr.to_owned(),
-            user: user.to_owned(),
-            detail: e.to_string(),
-        },
-        ConnectorErrorKind::AccessDenied => RdpError::LoginFailed {
-            addr: addr.to_owned(),
-            user: user.to_owned(),
-            detail: "access denied".into(),
-        },
-        ConnectorErrorKind::Negotiation(failure) => RdpError::Negotiation {
-            addr: addr.to_owned(),
-            detail: failure.to_string(),
-        },
-        // Some servers (FreeRDP among them) answer bad credentials by hanging up mid-CredSSP.
-        _ if is_disconnect(&error) && stage == "login" => RdpError::LoginFailed {
-            addr: addr.to_owned(),
-            user: user.to_owned(),
-            detail: "the server hung up while checking the credentials".into(),
-        },
-        _ if is_disconnect(&error) => RdpError::Dropped {
-            addr: addr.to_owned(),
-            stage,
-        },
-        _ => RdpError::Protocol {
-            addr: addr.to_owned(),
-            stage,
-            detail,
-        },
-    }
-}
-
-/// Whether an error's causes include the peer closing or resetting the connection.
-pub(super) fn is_disconnect(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(current) = cause {
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if matches!(
-                io.kind(),
-                UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
-            ) {
-                return true;
-            }
-        }
-        cause = current.source();
-    }
-    false
 }

@@ -1,7 +1,9 @@
 //! Key material and the Windows password: parse a private key, decrypt `GetPasswordData`.
 //!
-//! Pure: no IO (finding and reading the file is `keyfile`'s job). The password only ever lives
+//! Pure here: no IO (finding and reading the file is [`file`]'s job). The password only ever lives
 //! in a [`Password`], which zeroizes its memory on drop and never shows itself in `Debug`.
+
+pub mod file;
 
 use std::fmt;
 

@@ -37,7 +37,7 @@ use ironrdp_rdpdr_native::backend::NixRdpdrBackend;
 use ironrdp_svc::SvcMessage;
 
 /// The device redirection channel with one drive: `path` served as `name` (device 1).
-pub(super) fn shared(name: &str, path: &std::path::Path, read_only: bool) -> Rdpdr {
+pub(in crate::rdp) fn shared(name: &str, path: &std::path::Path, read_only: bool) -> Rdpdr {
     let backend = Guarded {
         backend: NixRdpdrBackend::new(path.display().to_string()),
         read_only,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::RdpError;
+use crate::rdp::error::RdpError;
 
 /// What a certificate is remembered under.
 #[derive(Clone, Debug, PartialEq, Eq)]

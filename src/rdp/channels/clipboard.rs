@@ -8,10 +8,9 @@
 //! module is the plumbing between it and the session: the backend's messages come in on a
 //! channel and become CLIPRDR PDUs on the session's connection.
 //!
-//! The backend's X11 thread looks for X events every 10 ms, copied or not: 100 wake-ups a
-//! second, about 6 ms of CPU a second in every session, a quarter to a third of what a RemoteFX
-//! or bitmap session spends in all. Its code is IronRDP's; a timer slack (below) lets the
-//! kernel fold those wake-ups.
+//! The backend's X11 thread polls for X events on a short timer, copied or not, which costs an
+//! idle session wake-ups and CPU (the README's performance notes measure it). Its code is
+//! IronRDP's; a timer slack (below) lets the kernel fold those wake-ups.
 
 #[cfg(target_os = "linux")]
 use std::time::Duration;
@@ -50,12 +49,11 @@ impl ClipboardMessageProxy for ToSession {
 }
 
 /// How late the kernel may wake the clipboard's threads (`PR_SET_TIMERSLACK`, which a thread
-/// passes on to the threads it starts). With it, the X11 backend's 10 ms polls come about every
-/// 25 ms instead: 42 wake-ups a second instead of 98. Nothing the user does waits on a timer
-/// except that poll, and it paces one thing: a local program taking a large paste from the
-/// session 64 KiB at a time. A 349 KB log took 195 ms instead of 84 (measured through xrdp);
-/// 40 ms of slack would have cut the wake-ups to 22 a second but made that paste 385 ms. The
-/// Wayland backend waits on its sockets and is not slowed at all.
+/// passes on to the threads it starts), so that the X11 backend's polls come less often.
+/// Nothing the user does waits on a timer except that poll, and it paces one thing: a local
+/// program taking a large paste from the session 64 KiB at a time. More slack saves more
+/// wake-ups and slows that paste more; this value is the compromise the README's performance
+/// notes measured. The Wayland backend waits on its sockets and is not slowed at all.
 #[cfg(target_os = "linux")]
 const CLIPBOARD_TIMER_SLACK: Duration = Duration::from_millis(15);
 
@@ -101,7 +99,7 @@ impl Clipboard {
     }
 
     /// The CLIPRDR channel to announce at connection time, wired to this clipboard.
-    pub(super) fn channel(&self) -> CliprdrClient {
+    pub(in crate::rdp) fn channel(&self) -> CliprdrClient {
         CliprdrClient::new(self.backend())
     }
 
@@ -121,7 +119,7 @@ impl Clipboard {
     }
 
     /// The backend's next request; pending forever once the backend is gone.
-    pub(super) async fn next(&mut self) -> ClipboardMessage {
+    pub(in crate::rdp) async fn next(&mut self) -> ClipboardMessage {
         match self.messages.recv().await {
             Some(message) => message,
             None => std::future::pending().await,
@@ -132,7 +130,7 @@ impl Clipboard {
 /// Turns one request of the local clipboard into the bytes to send; empty when there is
 /// nothing to send (the channel is not open, or the request is one ecsrdp does not serve). A
 /// clipboard that fails is reported and passed over: it must not end the session.
-pub(super) fn encode(stage: &mut ActiveStage, message: ClipboardMessage) -> Vec<u8> {
+pub(in crate::rdp) fn encode(stage: &mut ActiveStage, message: ClipboardMessage) -> Vec<u8> {
     let Some(cliprdr) = stage.get_svc_processor_mut::<CliprdrClient>() else {
         return Vec::new();
     };

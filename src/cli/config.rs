@@ -21,10 +21,14 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum as _;
 use serde::Deserialize;
 
-use crate::cli::{parse_size, Args, AwsArgs, Command, Scale, SessionArgs};
-use crate::error::Error;
-use crate::keyboard::Klid;
+use super::{parse_size, Args, AwsArgs, Command, Scale, SessionArgs};
+use crate::rdp::Klid;
 use crate::target::Target;
+
+/// The config file exists but cannot be read or understood (a usage error, exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +85,7 @@ impl Config {
 
     /// The file's settings; none when it does not exist. A file that exists but cannot be read
     /// or understood is a usage error naming it, not something to pass over silently.
-    pub fn load() -> Result<Config, Error> {
+    pub fn load() -> Result<Config, ConfigError> {
         let Some(path) = Config::path() else {
             return Ok(Config::default());
         };
@@ -102,7 +106,7 @@ impl Config {
     }
 
     /// Values whose form toml cannot check.
-    fn check(&self, path: &Path) -> Result<(), Error> {
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
         if let Some(size) = &self.size {
             parse_size(size).map_err(|e| bad(path, &format!("size: {e}")))?;
         }
@@ -174,8 +178,8 @@ impl Config {
     }
 }
 
-fn bad(path: &Path, detail: &str) -> Error {
-    Error::Usage(format!(
+fn bad(path: &Path, detail: &str) -> ConfigError {
+    ConfigError(format!(
         "the config file {} is not valid: {}; fix it or move it away",
         path.display(),
         detail.trim()

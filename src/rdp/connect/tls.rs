@@ -23,11 +23,11 @@ use super::transport::Transport;
 use super::trust::fingerprint;
 
 /// The TLS stream a session runs over.
-pub(super) type Stream = tokio_rustls::client::TlsStream<Transport>;
+pub type Stream = tokio_rustls::client::TlsStream<Transport>;
 
 /// What went wrong in the TLS handshake, split by who is at fault.
 #[derive(Debug)]
-pub(super) enum UpgradeError {
+pub(in crate::rdp) enum UpgradeError {
     /// The presented certificate is not the pinned one; the handshake was aborted.
     PinMismatch { presented: String },
     /// The peer presented this certificate but could not sign the handshake with its key.
@@ -40,7 +40,7 @@ pub(super) enum UpgradeError {
 /// server), a different certificate aborts the handshake; without one, the caller decides
 /// about the returned certificate. Either way the peer has proved it holds the certificate's
 /// key before this returns, and not one byte of application data has been sent.
-pub(super) async fn upgrade(
+pub(in crate::rdp) async fn upgrade(
     stream: Transport,
     host: &str,
     pin: Option<String>,

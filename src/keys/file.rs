@@ -1,15 +1,19 @@
-//! Finding and reading the key pair's private key file, and asking for its passphrase.
+//! Finding and reading the key pair's private key file. A passphrase comes from
+//! `ECSRDP_KEY_PASSPHRASE`, else from whoever the caller says can be asked (a person at a
+//! terminal, through `term`): this module never prompts itself.
 //!
 //! The file is read into zeroizing memory and parsed; it is never copied or written.
 //! Order: `--key`, `ECSRDP_KEY`, then `<KeyName>.pem` and `<KeyName>` in the configured
 //! `key_dir` and in `~/.ssh`.
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::keys::{KeyError, PrivateKey};
+use super::{KeyError, PrivateKey};
+
+/// Asks someone for the passphrase of the key at a path; `None` when nobody can be asked.
+pub type AskPassphrase<'a> = &'a dyn Fn(&Path) -> Option<Zeroizing<String>>;
 
 /// Where the key may be, in the order tried.
 #[derive(Clone, Debug)]
@@ -83,7 +87,11 @@ impl KeySearch {
     }
 
     /// Finds, reads and parses the key for `key_name`, asking for a passphrase if needed.
-    pub fn load(&self, key_name: &str) -> Result<(PathBuf, PrivateKey), KeyFileError> {
+    pub fn load(
+        &self,
+        key_name: &str,
+        ask: AskPassphrase<'_>,
+    ) -> Result<(PathBuf, PrivateKey), KeyFileError> {
         let tried = self.candidates(key_name);
         let path = tried
             .iter()
@@ -93,7 +101,7 @@ impl KeySearch {
                 key_name: key_name.to_owned(),
                 tried: tried.clone(),
             })?;
-        let key = load_file(&path)?;
+        let key = load_file(&path, ask)?;
         Ok((path, key))
     }
 }
@@ -107,7 +115,7 @@ pub fn readable_by_others(path: &Path) -> Option<u32> {
 }
 
 /// Reads and parses one key file.
-pub fn load_file(path: &Path) -> Result<PrivateKey, KeyFileError> {
+pub fn load_file(path: &Path, ask: AskPassphrase<'_>) -> Result<PrivateKey, KeyFileError> {
     let bytes = Zeroizing::new(
         std::fs::read(path).map_err(|source| KeyFileError::Unreadable {
             path: path.to_owned(),
@@ -125,7 +133,7 @@ pub fn load_file(path: &Path) -> Result<PrivateKey, KeyFileError> {
         }
     };
     let passphrase = if PrivateKey::needs_passphrase(&text) {
-        Some(passphrase(path)?)
+        Some(passphrase(path, ask)?)
     } else {
         None
     };
@@ -137,21 +145,14 @@ pub fn load_file(path: &Path) -> Result<PrivateKey, KeyFileError> {
     })
 }
 
-/// `ECSRDP_KEY_PASSPHRASE` for scripts, else a no-echo prompt on the terminal.
-fn passphrase(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+/// `ECSRDP_KEY_PASSPHRASE` for scripts, else whoever `ask` reaches.
+fn passphrase(path: &Path, ask: AskPassphrase<'_>) -> Result<Zeroizing<String>, KeyFileError> {
     if let Ok(value) = std::env::var("ECSRDP_KEY_PASSPHRASE") {
         return Ok(Zeroizing::new(value));
     }
-    if !std::io::stdin().is_terminal() {
-        return Err(KeyFileError::PassphraseUnavailable {
-            path: path.to_owned(),
-        });
-    }
-    rpassword::prompt_password(format!("Passphrase for {}: ", path.display()))
-        .map(Zeroizing::new)
-        .map_err(|_| KeyFileError::PassphraseUnavailable {
-            path: path.to_owned(),
-        })
+    ask(path).ok_or_else(|| KeyFileError::PassphraseUnavailable {
+        path: path.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -164,7 +165,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("key.der");
         std::fs::write(&path, [0x30, 0x82, 0xff, 0xfe, 0x00, 0x80]).unwrap();
-        let result = load_file(&path);
+        let result = load_file(&path, &|_| None);
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(
             matches!(

@@ -1,21 +1,21 @@
 //! From an [`Endpoint`] to a running session, the one way through: connect on the terminal
 //! (before any window opens, so trust questions, warnings and login errors appear where the
 //! command was typed), then hand the session to the window or to the headless runner, each with
-//! its own small options type. The only module that knows both the command line and the RDP
-//! side.
+//! its own small options type.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use super::error::Error;
 use crate::cli::{CodecChoice, Scale as ScaleArg, SecurityChoice, SessionArgs};
-use crate::error::Error;
 use crate::headless::HeadlessOptions;
 use crate::rdp::{
-    connect, connect_over, Codecs, ConnectOptions, Endpoint, Handshake, Outcome, RdpError,
-    Reconnect, Security, Session, Transport, TrustStore,
+    connect, connect_over, Clipboard, Codecs, ConnectOptions, Endpoint, Handshake, Outcome,
+    RdpError, Reconnect, Security, Session, Transport, TrustStore,
 };
-use crate::tunnel::{Tunnel, TunnelError};
+use crate::term::{prompt, status};
+use crate::tunnel::{Reopen, Tunnel, TunnelError};
+use crate::window::{Display, Scale, WindowOptions};
 
 /// How early before its end a tunnel that closes counts as having run out of time.
 const EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_secs(3);
@@ -24,14 +24,12 @@ const EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_secs(3);
 fn round_up(d: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_secs(d.as_secs_f64().round() as u64)
 }
-use crate::status;
-use crate::window::{Display, Scale, WindowOptions};
 
 /// The desktop size when neither `--size` nor a window says otherwise.
 pub const DEFAULT_DESKTOP: (u16, u16) = (1280, 800);
 
 /// Runs a whole session and reports how it ended.
-pub fn run(
+pub(super) fn run(
     runtime: tokio::runtime::Runtime,
     endpoint: Endpoint,
     tunnel: Option<Tunnel>,
@@ -122,8 +120,7 @@ fn establish(
         }
     })?;
     // Outside any time bound: a person may be reading the fingerprint.
-    let accept_new =
-        handshake.is_new() && (args.trust_new || status::suspend(|| ask_about(&handshake))?);
+    let accept_new = handshake.is_new() && (args.trust_new || ask_about(&handshake)?);
     if !handshake.nla() {
         // Shown even with -q: it says where the password goes.
         status::print(format_args!(
@@ -154,7 +151,7 @@ fn reconnector(
     args: &SessionArgs,
     desktop: (u16, u16),
     store: &TrustStore,
-    reopen: Option<crate::tunnel::Reopen>,
+    reopen: Option<Reopen>,
 ) -> Reconnect {
     let (endpoint, args, store) = (endpoint.clone(), args.clone(), store.clone());
     Reconnect {
@@ -213,7 +210,7 @@ fn keyboard_layout(args: &SessionArgs) -> u32 {
     if let Some(klid) = args.keyboard_layout {
         return klid.0;
     }
-    match crate::keyboard::local() {
+    match crate::window::keyboard::local() {
         Some((name, klid)) => {
             tracing::info!(layout = %name, klid = format_args!("{:#x}", klid.0), "keyboard layout");
             klid.0
@@ -227,11 +224,11 @@ fn keyboard_layout(args: &SessionArgs) -> u32 {
 
 /// The local clipboard, shared with a session in a window unless `--no-clipboard` (a headless
 /// session has no desktop to copy from). Without one, the session goes on and says why.
-fn shared_clipboard(args: &SessionArgs) -> Option<crate::rdp::Clipboard> {
+fn shared_clipboard(args: &SessionArgs) -> Option<Clipboard> {
     if args.headless || args.no_clipboard {
         return None;
     }
-    crate::rdp::Clipboard::open()
+    Clipboard::open()
         .map_err(|why| status::warn(format_args!("the clipboard is not shared: {why}")))
         .ok()
 }
@@ -241,25 +238,10 @@ fn shared_clipboard(args: &SessionArgs) -> Option<crate::rdp::Clipboard> {
 fn ask_about(handshake: &Handshake) -> Result<bool, RdpError> {
     let key = handshake.key();
     let fingerprint = handshake.fingerprint();
-    let unconfirmed = || RdpError::CertificateUnconfirmed {
-        key: key.to_string(),
-        fingerprint: fingerprint.to_owned(),
-    };
-    if !std::io::stdin().is_terminal() {
-        return Err(unconfirmed());
-    }
-    let mut stderr = std::io::stderr().lock();
-    write!(
-        stderr,
-        "First connection to {key}. Its certificate's SHA-256 fingerprint is\n  {fingerprint}\n\
-         Trust it and connect? [y/N] "
-    )
-    .and_then(|()| stderr.flush())
-    .map_err(|_| unconfirmed())?;
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|_| unconfirmed())?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    prompt::trust_certificate(&key.to_string(), fingerprint).ok_or_else(|| {
+        RdpError::CertificateUnconfirmed {
+            key: key.to_string(),
+            fingerprint: fingerprint.to_owned(),
+        }
+    })
 }

@@ -1,4 +1,5 @@
-//! The top-level error: every way a command can fail, each with its exit code.
+//! The top-level error: every way a command can fail, each with its exit code. Each module below
+//! has its own error type; they are converted here, where the exit code is decided.
 //!
 //! Exit codes (listed in the README): 0 ok, 2 usage, 3 AWS lookup, 4 password or key,
 //! 5 network or RDP, 6 this machine (no display, a snapshot that cannot be written).
@@ -7,12 +8,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::aws::AwsError;
-use crate::keyfile::KeyFileError;
+use crate::aws::{AwsError, RouteError};
+use crate::cli::config::ConfigError;
+use crate::headless::HeadlessError;
+use crate::keys::file::KeyFileError;
 use crate::rdp::RdpError;
 use crate::snapshot::SnapshotError;
 use crate::target::TargetError;
+use crate::term::table::StdoutError;
 use crate::tunnel::TunnelError;
+use crate::window::{NoWindow, WindowError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -50,10 +55,8 @@ pub enum Error {
     Rdp(#[from] RdpError),
     #[error(transparent)]
     Tunnel(#[from] TunnelError),
-    #[error(
-        "cannot open a window: {0}. Without a display, use --headless (with --snapshot FILE.png)"
-    )]
-    NoWindow(String),
+    #[error(transparent)]
+    NoWindow(#[from] NoWindow),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error("{what}: {source}")]
@@ -61,6 +64,49 @@ pub enum Error {
         what: String,
         source: std::io::Error,
     },
+}
+
+impl From<ConfigError> for Error {
+    fn from(error: ConfigError) -> Self {
+        Error::Usage(error.to_string())
+    }
+}
+
+impl From<StdoutError> for Error {
+    fn from(StdoutError(source): StdoutError) -> Self {
+        Error::Io {
+            what: "cannot write to stdout".into(),
+            source,
+        }
+    }
+}
+
+impl From<RouteError> for Error {
+    fn from(error: RouteError) -> Self {
+        match error {
+            RouteError::Prerequisite(problem) => Error::Prerequisite(problem),
+            RouteError::Aws(error) => Error::Aws(error),
+        }
+    }
+}
+
+impl From<WindowError> for Error {
+    fn from(error: WindowError) -> Self {
+        match error {
+            WindowError::NoWindow(error) => Error::NoWindow(error),
+            WindowError::Session(error) => Error::Rdp(error),
+            WindowError::Snapshot(error) => Error::Snapshot(error),
+        }
+    }
+}
+
+impl From<HeadlessError> for Error {
+    fn from(error: HeadlessError) -> Self {
+        match error {
+            HeadlessError::Session(error) => Error::Rdp(error),
+            HeadlessError::Snapshot(error) => Error::Snapshot(error),
+        }
+    }
 }
 
 impl Error {

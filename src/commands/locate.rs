@@ -1,0 +1,166 @@
+//! From a target to the instance: the AWS clients for the right region, the instance (picked
+//! on the terminal when the target says `cluster/`), what it is, its password data, and the way
+//! in. Shared by every command that names an instance.
+
+use tracing::info;
+
+use super::error::Error;
+use crate::aws::{self, AddressChoice, Asked, Aws, Listed, PasswordData, Resolved, Route, Way};
+use crate::cli::{host_port, AwsArgs, TunnelChoice};
+use crate::target::{InstanceRef, Target};
+use crate::term::{self, status, table::columns};
+
+/// The region to ask: the one an ARN in the target names (a cluster lives in one region,
+/// whatever the default), else `--region`, else the standard chain's.
+pub(super) fn region<'a>(target: &'a Target, args: &'a AwsArgs) -> Result<Option<&'a str>, Error> {
+    match (target.region(), args.region.as_deref()) {
+        (Some(arn), Some(flag)) if arn != flag => Err(Error::Usage(format!(
+            "the ARN in `{target}` is in region {arn} but --region says {flag}; drop --region, \
+             the ARN decides"
+        ))),
+        (Some(arn), _) => Ok(Some(arn)),
+        (None, flag) => Ok(flag),
+    }
+}
+
+/// Everything about the instance, and its password data fetched at the same time.
+pub(super) struct Located {
+    pub(super) resolved: Resolved,
+    pub(super) password_data: Result<PasswordData, aws::AwsError>,
+}
+
+pub(super) async fn locate(
+    target: &Target,
+    args: &AwsArgs,
+    with_password: bool,
+) -> Result<(Aws, Located), Error> {
+    let instance = target.require_instance()?;
+    let aws = Aws::load(args.profile.as_deref(), region(target, args)?).await?;
+    let picked;
+    let instance = match instance {
+        InstanceRef::Pick => {
+            status::phase(format!("listing the instances of {}", target.cluster));
+            let rows = aws::list(&aws, &target.cluster).await?;
+            status::clear();
+            picked = tokio::task::block_in_place(|| pick(&target.cluster, &rows))?;
+            &picked
+        }
+        instance => instance,
+    };
+    let (arn, ec2_id) = match aws::ec2_instance_id(&aws, &target.cluster, instance).await {
+        // A service whose tasks run on several instances: on a terminal, pick one of them.
+        Err(aws::AwsError::ServiceOnSeveralInstances { instances, .. }) if term::can_ask() => {
+            let rows: Vec<aws::Listed> = aws::list(&aws, &target.cluster)
+                .await?
+                .into_iter()
+                .filter(|row| instances.contains(&row.ec2_instance_id))
+                .collect();
+            let picked = tokio::task::block_in_place(|| pick(&target.cluster, &rows))?;
+            aws::ec2_instance_id(&aws, &target.cluster, &picked).await?
+        }
+        found => found?,
+    };
+    info!(container_instance = %arn, ec2_instance = %ec2_id, "found the container instance");
+    let choice = if args.private {
+        AddressChoice::Private
+    } else {
+        AddressChoice::Public
+    };
+    // Once the instance ID is known, its description and password data are independent.
+    let (mut resolved, password_data) = if with_password {
+        let (resolved, data) = tokio::join!(
+            aws::resolve(&aws, &target.cluster, arn, ec2_id.clone(), choice),
+            aws::fetch_password_data(&aws, &ec2_id)
+        );
+        (resolved?, data)
+    } else {
+        let resolved = aws::resolve(&aws, &target.cluster, arn, ec2_id, choice).await?;
+        (resolved, Ok(PasswordData::NotReady))
+    };
+    if let Some(via) = &args.via {
+        // Through a tunnel, the tunnel is what ecsrdp connects to and the instance needs no
+        // address of its own.
+        let (host, port) = host_port(via, aws::RDP_PORT).map_err(Error::Usage)?;
+        resolved.through(host, port);
+    }
+    Ok((
+        aws,
+        Located {
+            resolved,
+            password_data,
+        },
+    ))
+}
+
+/// Picks the way in (see [`aws::choose_route`]) as the flags ask; a failed lookup that sent
+/// `auto` to the direct address is said as a warning.
+pub(super) async fn choose_route(
+    aws: &Aws,
+    resolved: &mut Resolved,
+    args: &AwsArgs,
+) -> Result<Route, Error> {
+    let asked = Asked {
+        way: match args.tunnel {
+            TunnelChoice::Auto => Way::Auto,
+            TunnelChoice::Direct => Way::Direct,
+            TunnelChoice::Eice => Way::Eice,
+        },
+        via: args.via.is_some(),
+        private: args.private,
+    };
+    let (route, lookup_failed) = aws::choose_route(aws, resolved, asked).await?;
+    if let Some(e) = lookup_failed {
+        status::warn(format_args!(
+            "could not look for an EC2 Instance Connect Endpoint: {e}"
+        ));
+    }
+    Ok(route)
+}
+
+/// Lets the user pick one of `rows` (the cluster's listing, Windows first) on the terminal;
+/// the instance is named by its EC2 ID from then on. Without a terminal there is nobody to
+/// ask: the error says what to type instead.
+fn pick(cluster: &str, rows: &[Listed]) -> Result<InstanceRef, Error> {
+    if !term::can_ask() {
+        return Err(Error::Usage(format!(
+            "`{cluster}/` picks an instance on a terminal, and there is none here; name the \
+             instance (`{cluster}/i-…`), as `ecsrdp {cluster}` lists them"
+        )));
+    }
+    if rows.is_empty() {
+        return Err(Error::Usage(format!(
+            "cluster {cluster} has no container instances to pick from"
+        )));
+    }
+    let lines: Vec<String> = columns(&rows.iter().map(line).collect::<Vec<_>>())
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    // Start on the first instance that can work: Windows, running, launched with a key pair.
+    let ready = rows
+        .iter()
+        .position(|r| r.is_windows() && r.state == "running" && r.key_name.is_some())
+        .unwrap_or(0);
+    let prompt =
+        format!("{cluster}: pick an instance (type to filter, arrows, Enter; Esc cancels)");
+    let chosen = term::picker::pick(&prompt, &lines, ready)
+        .map_err(|e| Error::Usage(format!("the instance picker failed: {e}")))?;
+    match chosen {
+        Some(index) => Ok(InstanceRef::Ec2InstanceId(
+            rows[index].ec2_instance_id.clone(),
+        )),
+        None => Err(Error::Usage("no instance was picked".into())),
+    }
+}
+
+/// One instance as a row of the picker: what tells instances apart at a glance.
+fn line(row: &Listed) -> [String; 6] {
+    [
+        row.ec2_instance_id.clone(),
+        row.platform.clone(),
+        row.state.clone(),
+        row.address.clone().unwrap_or_else(|| "-".into()),
+        row.key_name.clone().unwrap_or_else(|| "-".into()),
+        row.name.clone().unwrap_or_default(),
+    ]
+}

@@ -1,0 +1,88 @@
+//! The commands: typed arguments in, resolved plans carried out, an exit code out. One file per
+//! subcommand; [`locate`] and [`password`] hold what the connecting ones share, and
+//! [`session`] the one way from an endpoint to a running session.
+//!
+//! This is where AWS, keys, tunnels, RDP, the terminal and the window meet; each of them stays
+//! ignorant of the others, and its errors become an [`Error`] with its exit code here.
+
+mod connect;
+mod error;
+mod list;
+mod locate;
+mod manual;
+mod password;
+mod rdp_file;
+mod resolve;
+mod session;
+mod trust;
+mod tunnel;
+
+use std::process::ExitCode;
+
+pub use self::error::Error;
+use crate::cli::{Args, Command, SecurityChoice, TunnelChoice};
+use crate::target::Target;
+
+/// Runs the parsed command line.
+pub fn run(args: Args) -> Result<ExitCode, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            what: "cannot start the async runtime".into(),
+            source,
+        })?;
+    match args.command {
+        Some(Command::Resolve { target, json, aws }) => {
+            runtime.block_on(resolve::resolve(&target, &aws, json))
+        }
+        Some(Command::Password { target, aws }) => {
+            runtime.block_on(password::password(&target, &aws))
+        }
+        Some(Command::Tunnel {
+            target,
+            local_port,
+            mut aws,
+        }) => {
+            aws.tunnel = TunnelChoice::Eice;
+            runtime.block_on(tunnel::serve_tunnel(&target, &aws, local_port))
+        }
+        Some(Command::Direct {
+            server,
+            user,
+            domain,
+            password_stdin,
+            mut session,
+        }) => {
+            // Any RDP server: take NLA when offered, else say the password goes over TLS.
+            session.security.get_or_insert(SecurityChoice::Tls);
+            let endpoint = connect::direct_endpoint(&server, user, domain, password_stdin)?;
+            session::run(runtime, endpoint, None, &session)
+        }
+        Some(Command::Trust { command }) => trust::trust(command),
+        Some(Command::RdpFile {
+            target,
+            output,
+            size,
+            aws,
+        }) => runtime.block_on(rdp_file::rdp_file(&target, &aws, output, size)),
+        Some(Command::Completions { shell }) => manual::completions(shell),
+        Some(Command::Man) => manual::man(),
+        None => match args.target {
+            None => runtime.block_on(list::list_clusters(&args.aws, args.json)),
+            Some(target @ Target { instance: None, .. }) => {
+                runtime.block_on(list::list(&target, &args.aws, args.json))
+            }
+            Some(target) => {
+                let timeout = args.session.connect_timeout;
+                let (endpoint, tunnel) =
+                    runtime.block_on(connect::instance_endpoint(&target, &args.aws, timeout))?;
+                // Windows AMIs have NLA on: anything less is refused unless asked for.
+                let mut session = args.session;
+                session.security.get_or_insert(SecurityChoice::Nla);
+                session::run(runtime, endpoint, tunnel, &session)
+            }
+        },
+    }
+}

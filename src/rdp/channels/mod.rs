@@ -1,0 +1,28 @@
+//! The channels a session opens beside the desktop: the clipboard (MS-RDPECLIP), a shared drive
+//! (MS-RDPEFS), and the dynamic channels (MS-RDPEDYC) that carry Display Control and the
+//! graphics pipeline.
+
+pub mod clipboard;
+pub mod drive;
+#[cfg(target_os = "macos")]
+mod pasteboard;
+
+use ironrdp_displaycontrol::client::DisplayControlClient;
+use ironrdp_dvc::DrdynvcClient;
+
+pub use self::clipboard::Clipboard;
+use super::config::Codecs;
+use super::graphics;
+
+/// The dynamic channels ecsrdp opens: Display Control (MS-RDPEDISP) lets the window ask the
+/// server to resize the desktop; the graphics pipeline (MS-RDPEGFX) carries H.264 and the
+/// other EGFX codecs.
+pub fn dynamic_channels(codecs: Codecs) -> DrdynvcClient {
+    let drdynvc =
+        DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())));
+    if codecs == Codecs::H264 {
+        drdynvc.with_dynamic_channel(graphics::pipeline())
+    } else {
+        drdynvc
+    }
+}

@@ -1,0 +1,88 @@
+//! One server PDU into the shared frame: IronRDP's processing, inside a panic guard, the bound on
+//! what a server may grant, and the damage. The fuzz target and the replays run exactly this.
+
+use ironrdp_session::{ActiveStage, ActiveStageOutput};
+use tracing::debug;
+
+use super::ignorable::ignorable;
+use crate::rdp::contain::contained;
+use crate::rdp::desktop::check_desktop;
+use crate::rdp::error::RdpError;
+use crate::rdp::graphics;
+use crate::render::{Rect, SharedFrame};
+
+/// What one server PDU did.
+pub struct Decoded {
+    /// What the session must act on (responses, pointer, termination...).
+    pub outputs: Vec<ActiveStageOutput>,
+    /// New damage is in the frame.
+    pub damaged: bool,
+}
+
+/// Decodes one server PDU into the frame: IronRDP's processing, the bound on what a server
+/// may grant, the damage. `None` for a PDU passed over (see [`ignorable`]). Everything a
+/// hostile server sends goes through here, which is why the fuzz target calls it too.
+pub fn decode(
+    stage: &mut ActiveStage,
+    frame: &SharedFrame,
+    io_channel: u16,
+    action: ironrdp_pdu::Action,
+    payload: &[u8],
+    received_at: Option<ironrdp_connector::MonotonicInstant>,
+    addr: &str,
+) -> Result<Option<Decoded>, RdpError> {
+    if action == ironrdp_pdu::Action::X224 {
+        if let Some(name) = ignorable(payload, io_channel) {
+            debug!(pdu = name, "passed over");
+            return Ok(None);
+        }
+    }
+    let mut frame = frame.lock();
+    let size = frame.image_size();
+    let image = &mut frame.image;
+    let processed = contained(|| {
+        let outputs = stage.process(image, action, payload, received_at)?;
+        // The graphics pipeline is ours (see `graphics`), so IronRDP's session does not
+        // composite it: that happens here, after each PDU, as the session would.
+        let graphics = stage
+            .get_dvc_mut::<graphics::Pipeline>()
+            .map(|mut pipeline| pipeline.processor_mut().composite(image))
+            .transpose()?;
+        Ok::<_, ironrdp_session::SessionError>((outputs, graphics))
+    });
+    let (outputs, graphics) = processed
+        .map_err(|panic| RdpError::Protocol {
+            addr: addr.to_owned(),
+            stage: "the session",
+            detail: format!("IronRDP's decoder failed on it: {panic}"),
+        })?
+        .map_err(|e| RdpError::Protocol {
+            addr: addr.to_owned(),
+            stage: "the session",
+            detail: e.report().to_string(),
+        })?;
+    if frame.image_size() != size {
+        let (width, height) = frame.image_size();
+        check_desktop(addr, width, height)?;
+        frame.resized_in_place();
+    }
+    // The exact rectangles each update touched, not their union.
+    let mut damage = stage.take_damage_regions();
+    let mut reset = false;
+    if let Some(graphics) = graphics {
+        reset = graphics.reset;
+        if reset {
+            // The image was cleared for the server's new size: all of it is to be painted.
+            let (width, height) = frame.image_size();
+            frame.add_damage(Rect::new(0, 0, u32::from(width), u32::from(height)));
+        }
+        damage.extend(graphics.regions);
+    }
+    for rect in &damage {
+        frame.add_damage(Rect::from(rect));
+    }
+    Ok(Some(Decoded {
+        outputs,
+        damaged: reset || !damage.is_empty(),
+    }))
+}

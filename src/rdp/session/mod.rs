@@ -1,0 +1,18 @@
+//! The active session: from a connection to its end. A consumer gets a [`Session`] handle,
+//! sends [`Command`]s and hears through a [`FrameSink`]; the [`run`] loop decodes each PDU
+//! ([`decode`]) into the shared frame, follows [`reactivate`]ion, watches the server's
+//! [`liveness`], and [`reconnect`]s when the network drops it.
+
+mod decode;
+mod events;
+mod handle;
+mod ignorable;
+mod liveness;
+mod reactivate;
+mod reconnect;
+mod run;
+
+pub use self::decode::{decode, Decoded};
+pub use self::events::{Command, FrameSink, Outcome, PointerShape};
+pub use self::handle::Session;
+pub use self::reconnect::{Reconnect, Reconnector};
