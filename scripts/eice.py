@@ -26,7 +26,11 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from moto import settings
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
+from moto.iam.access_control import (CreateAccessKeyFailure, IAMPolicy, IAMUserAccessKey,
+                                     PermissionResult)
 from moto.ec2.responses import EC2Response
 from websockets.asyncio.server import serve
 from websockets.datastructures import Headers
@@ -137,6 +141,10 @@ def check_request(host: str, path: str) -> tuple[dict, str, int, int]:
     except (KeyError, ValueError):
         raise Refusal("MissingAuthenticationToken", "the request is not presigned")
     secret = SECRETS.get(access_key)
+    user = None
+    if secret is None:
+        user = iam_user(access_key)
+        secret = user.create_credentials().secret_key if user else None
     if secret is None or service != SERVICE:
         raise Refusal("InvalidClientTokenId", "the security token included in the request is invalid")
     # botocore recomputes the signature over everything but the signature itself.
@@ -165,6 +173,9 @@ def check_request(host: str, path: str) -> tuple[dict, str, int, int]:
     if port not in (22, 3389):
         raise Refusal("InvalidParameter", "The specified RemotePort is not valid. Specify "
                       "either 22 or 3389 as the RemotePort and retry your request.")
+    if user is not None and not may_open_tunnel(user, port):
+        raise Refusal("AccessDenied", f"User: {user.arn} is not authorized to perform: "
+                      f"{SERVICE}:OpenTunnel")
     try:
         limit = int(params.get("maxTunnelDuration", "3600"))
     except ValueError:
@@ -172,6 +183,28 @@ def check_request(host: str, path: str) -> tuple[dict, str, int, int]:
     if not 1 <= limit <= 3600:
         raise Refusal("InvalidParameter", "maxTunnelDuration must be between 1 and 3600")
     return endpoint, params.get("privateIpAddress", ""), port, limit
+
+
+def iam_user(access_key: str):
+    """The IAM user (moto's) an access key belongs to, when a test made one; else None."""
+    try:
+        return IAMUserAccessKey(DEFAULT_ACCOUNT_ID, "aws", access_key, {})
+    except CreateAccessKeyFailure:
+        return None
+
+
+def may_open_tunnel(user, port: int) -> bool:
+    """Whether the user's policies allow OpenTunnel, as moto judges every other action when it
+    enforces IAM (INITIAL_NO_AUTH_ACTION_COUNT); without enforcement, any user may. moto does
+    not evaluate numeric conditions, so the policy's `remotePort` condition is not checked."""
+    if settings.INITIAL_NO_AUTH_ACTION_COUNT == float("inf"):
+        return True
+    results = [
+        IAMPolicy(policy).is_action_permitted(
+            f"{SERVICE}:OpenTunnel", "*", None, {f"{SERVICE}:remotePort": str(port)})
+        for policy in user.collect_policies()
+    ]
+    return PermissionResult.DENIED not in results and PermissionResult.PERMITTED in results
 
 
 def private_ip_route(private_ip: str) -> str | None:

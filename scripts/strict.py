@@ -23,6 +23,7 @@ and message shapes, so that tests can stand for those users.
 
 import re
 
+from moto.core.exceptions import AccessDeniedError, JsonRESTError
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.instances import InstanceBackend
@@ -147,7 +148,20 @@ def list_tasks(self) -> ActionResult:
     return ActionResult({"taskArns": [t.task_arn for t in tasks]})
 
 
+def json_access_denied(original):
+    """ECS speaks JSON: when IAM refuses a call (INITIAL_NO_AUTH_ACTION_COUNT), AWS answers
+    `{"__type": "AccessDeniedException", ...}` with status 400, where moto sends its XML error."""
+    def authorize(self, *args, **kwargs):
+        try:
+            return original(self, *args, **kwargs)
+        except AccessDeniedError as denied:
+            raise JsonRESTError("AccessDeniedException", denied.message)
+    return authorize
+
+
 def install() -> None:
+    EC2ContainerServiceResponse._authenticate_and_authorize_normal_action = json_access_denied(
+        EC2ContainerServiceResponse._authenticate_and_authorize_normal_action)
     EC2ContainerServiceResponse.list_tasks = list_tasks
     from moto.ec2.responses import EC2Response
     InstanceResponse.describe_instances = describe_instances

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::FromArgMatches as _;
 
 fn main() -> ExitCode {
-    let matches = <ecsrdp::cli::Args as clap::CommandFactory>::command().get_matches();
+    let matches = <ecsrdp::cli::Args as clap::CommandFactory>::command()
+        .get_matches_from(ecsrdp::cli::attach_wait_duration(std::env::args_os()));
     let mut args = ecsrdp::cli::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(args.verbose);
     ecsrdp::rdp::install_panic_hook();

@@ -426,11 +426,14 @@ fn waiting_gives_up_after_its_limit() {
     let run = password(
         emu,
         "win-notready",
-        &["--key", &key, "--wait=1s", "--poll-interval=200ms"],
+        &["--key", &key, "--wait", "1s", "--poll-interval=200ms"],
         &[],
     );
-    run.fails(4, "not ready yet");
-    assert!(run.stderr.contains("(waited "), "{}", run.stderr);
+    // After a wait that ran out, the advice is how to find out why, not to wait.
+    run.fails(4, "not ready yet")
+        .fails(4, "waited 1s")
+        .fails(4, "aws ec2 get-console-output --instance-id i-");
+    assert!(!run.stderr.contains("add --wait"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -802,9 +805,10 @@ fn a_cluster_listing_as_json() {
 /// the group ECS gives them says), or one on Fargate; returns the task IDs.
 fn run_tasks(emu: &Emulator, group: Option<&str>, count: u32, fargate: bool) -> Vec<String> {
     let script = format!(
-        "import boto3, json, sys\n\
-         s = boto3.session.Session(region_name='us-east-1', aws_access_key_id='testing', \
-         aws_secret_access_key='testing')\n\
+        "import boto3, json, os, sys\n\
+         s = boto3.session.Session(region_name='us-east-1', \
+         aws_access_key_id=os.environ['AWS_ACCESS_KEY_ID'], \
+         aws_secret_access_key=os.environ['AWS_SECRET_ACCESS_KEY'])\n\
          ecs = s.client('ecs', endpoint_url=sys.argv[1])\n\
          ecs.register_task_definition(family='web', containerDefinitions=[{{'name': 'iis', \
          'image': 'iis', 'memory': 64, 'cpu': 16}}])\n\
@@ -820,6 +824,8 @@ fn run_tasks(emu: &Emulator, group: Option<&str>, count: u32, fargate: bool) -> 
     );
     let output = std::process::Command::new(support::python())
         .args(["-c", &script, &emu.endpoint])
+        .env("AWS_ACCESS_KEY_ID", &emu.admin.0)
+        .env("AWS_SECRET_ACCESS_KEY", &emu.admin.1)
         .output()
         .expect("run tasks");
     assert!(
@@ -1109,4 +1115,115 @@ fn a_cluster_and_a_slash_without_a_terminal_says_what_to_type() {
     let home = home();
     Run::of(emu.ecsrdp(home.path()).args(["resolve", "demo/"]))
         .fails(2, "picks an instance on a terminal");
+}
+
+// ---- What AWS must allow ------------------------------------------------------------------
+
+/// Every command, run as a user holding exactly the policy the README documents
+/// (`resources/iam-policy.json`), against an emulator that enforces IAM as AWS does: listing
+/// the region's clusters and a cluster, resolving instances, task and service targets and a
+/// private instance, the password, an .rdp file, `ecsrdp tunnel`, and a connection through the
+/// EC2 Instance Connect Endpoint.
+#[test]
+fn the_shipped_policy_allows_every_command() {
+    use std::io::{BufRead as _, BufReader};
+    let policy = support::repo().join("resources/iam-policy.json");
+    let emu = Emulator::enforcing(&policy);
+    let home = home();
+    let open = emu.target("win-pkcs1");
+    let private = emu.target("win-private");
+    let task = &run_tasks(&emu, Some("service:site"), 1, false)[0];
+    let allowed = |run: &Run, what: &str| {
+        assert!(
+            !run.stderr.contains("access denied"),
+            "{what}: {}",
+            run.stderr
+        );
+    };
+
+    let clusters = Run::of(&mut emu.ecsrdp(home.path()));
+    clusters.succeeds();
+    assert!(clusters.stdout.contains("demo"), "{}", clusters.stdout);
+    Run::of(emu.ecsrdp(home.path()).arg("demo")).succeeds();
+    for target in [&open, &private] {
+        Run::of(emu.ecsrdp(home.path()).args(["resolve", target])).succeeds();
+    }
+    for target in [format!("demo/task/{task}"), "demo/service/site".to_owned()] {
+        let run = Run::of(emu.ecsrdp(home.path()).args(["resolve", "--json", &target]));
+        allowed(&run, &target);
+        let resolved: Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|_| panic!("{target}: {}", run.stderr));
+        assert!(
+            resolved["ec2_instance_id"].is_string(),
+            "{target}: {resolved}"
+        );
+    }
+    let password = Run::of(emu.ecsrdp(home.path()).args([
+        "password",
+        &open,
+        "--key",
+        &key_file(&emu, "win-pkcs1"),
+    ]));
+    password.succeeds();
+    assert_eq!(password.stdout.trim(), emu.field("win-pkcs1", "password"));
+    let file = Run::of(emu.ecsrdp(home.path()).args(["rdp-file", &open]));
+    file.succeeds();
+    assert!(file.stdout.contains("full address:s:"), "{}", file.stdout);
+
+    // `ecsrdp tunnel` finds the endpoint and says where it listens.
+    let mut tunnel = support::Daemon(
+        emu.ecsrdp(home.path())
+            .args(["tunnel", &private, "--local-port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start ecsrdp tunnel"),
+    );
+    let mut banner = String::new();
+    BufReader::new(tunnel.0.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    assert!(
+        banner.contains("through EC2 Instance Connect Endpoint eice-"),
+        "{banner:?}"
+    );
+    drop(tunnel);
+
+    // The whole connection through the endpoint, to a desktop.
+    let xvfb = support::Xvfb::start(640, 480);
+    let shadow = support::Shadow::start(
+        &xvfb,
+        "nla",
+        "Administrator",
+        &emu.field("win-private", "password"),
+    );
+    emu.set_route("win-private", shadow.port);
+    Run::of(
+        emu.ecsrdp(home.path())
+            .arg(&private)
+            .args(["--key", &key_file(&emu, "win-private")])
+            .args(["--headless", "--trust-new", "--exit-after", "2s"]),
+    )
+    .succeeds();
+}
+
+/// A call the policy does not allow names the action and where the policy is.
+#[test]
+fn a_denied_call_names_the_action_and_the_policy() {
+    let full = support::repo().join("resources/iam-policy.json");
+    let emu = Emulator::enforcing(&full);
+    let mut policy: Value = serde_json::from_slice(&std::fs::read(&full).unwrap()).unwrap();
+    let actions = policy["Statement"][0]["Action"].as_array_mut().unwrap();
+    actions.retain(|a| a != "ecs:ListClusters");
+    let home = home();
+    let without = home.path().join("without-list-clusters.json");
+    std::fs::write(&without, policy.to_string()).unwrap();
+    let (id, secret) = emu.user("no-list", &without);
+    Run::of(
+        emu.ecsrdp(home.path())
+            .env("AWS_ACCESS_KEY_ID", id)
+            .env("AWS_SECRET_ACCESS_KEY", secret),
+    )
+    .fails(3, "access denied for ecs:ListClusters")
+    .fails(3, "resources/iam-policy.json");
 }

@@ -1,4 +1,4 @@
-//! Exact pixels at every size, as the README's "Codecs and fidelity" section promises: FreeRDP's
+//! Exact pixels at every size, as docs/codecs.md promises: FreeRDP's
 //! shadow server shows a desktop painted with gradients and text on an Xvfb display, and the
 //! client's snapshot is compared with that display's own framebuffer (`import -window root`),
 //! the ground truth. Lossless codecs must match it exactly, also at widths that are not a
@@ -20,7 +20,7 @@ const PASSWORD: &str = "Conformance-pw-1!";
 
 /// The lowest PSNR a lossy codec may show against the server's framebuffer. 30 dB is where
 /// compression artefacts around 12-pixel text start to be seen; the shadow server's encoders
-/// measured well above it here (see the README).
+/// measured well above it here (see docs/codecs.md).
 const MIN_PSNR_DB: f64 = 30.0;
 
 /// Paints the display with something codecs find hard: gradients, hard edges and small text.

@@ -526,7 +526,7 @@ fn filtered_port() -> (socket2::Socket, Vec<std::net::TcpStream>, u16) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_filtered_port_times_out_with_the_limit_named() {
+async fn a_filtered_port_times_out_with_the_ways_around_it_named() {
     let home = tempfile::tempdir().unwrap();
     let (_listener, _fillers, port) = filtered_port();
     let started = std::time::Instant::now();
@@ -534,7 +534,8 @@ async fn a_filtered_port_times_out_with_the_limit_named() {
     run_direct(home.path(), port, &[], PASSWORD)
         .await
         .fails(5, "timed out after 3s")
-        .fails(5, "--connect-timeout");
+        .fails(5, "`ecsrdp resolve` shows the instance's rules")
+        .fails(5, "--tunnel eice");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -586,6 +587,11 @@ async fn a_new_certificate_is_asked_about_on_a_terminal() {
     let server = server(Security::Tls, 320, 200).await;
     let home = tempfile::tempdir().unwrap();
     let fingerprint = ecsrdp::rdp::fingerprint(&server.cert_der());
+    // The thumbprint as Windows shows it: SHA-1 of the certificate, 40 hex digits.
+    let thumbprint: String = <sha1::Sha1 as sha1::Digest>::digest(server.cert_der())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
     let port = server.addr.port();
     let answer = |reply: &'static str| {
         let mut command = support::ecsrdp(home.path());
@@ -599,8 +605,10 @@ async fn a_new_certificate_is_asked_about_on_a_terminal() {
 
     let refused = answer("n\n").await.unwrap();
     assert_eq!(refused.code, 5, "{refused:?}");
-    // What the terminal showed: the question with the fingerprint, then the refusal.
+    // What the terminal showed: the question with the thumbprint and the fingerprint, then the
+    // refusal.
     assert!(refused.stdout.contains(&fingerprint), "{}", refused.stdout);
+    assert!(refused.stdout.contains(&thumbprint), "{}", refused.stdout);
     assert!(refused.stdout.contains("[y/N]"), "{}", refused.stdout);
     assert!(
         refused.stdout.contains("was not trusted; nothing was sent"),

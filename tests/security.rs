@@ -1,4 +1,4 @@
-//! Certificates and secrets, as the README's "Certificates" section promises them, tried the
+//! Certificates and secrets, as docs/security.md promises them, tried the
 //! way an attacker would: an impostor that replays an instance's (public) certificate with a key
 //! of its own, a server that offers no NLA, and the whole path at trace level searched for the
 //! password in every form it could leak in.

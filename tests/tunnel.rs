@@ -376,3 +376,19 @@ fn a_broken_tunnel_is_opened_again_and_the_session_goes_on() {
     assert!(run.stderr.contains("reconnected"), "{}", run.stderr);
     assert_eq!(proxy.connections(), 2);
 }
+
+/// `ecsrdp tunnel` to an instance that cannot be logged on to says why, not that a tunnel of
+/// one's own was named.
+#[test]
+fn the_tunnel_to_an_instance_without_a_key_pair_says_so() {
+    let emu = Emulator::shared();
+    let home = tempfile::tempdir().unwrap();
+    let run = Run::of(emu.ecsrdp(home.path()).args([
+        "tunnel",
+        &emu.target("win-nokey"),
+        "--local-port",
+        "0",
+    ]));
+    run.fails(3, "without a key pair");
+    assert!(!run.stderr.contains("--via"), "{}", run.stderr);
+}

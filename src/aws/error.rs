@@ -32,7 +32,8 @@ pub enum AwsError {
     BadCredentials(String),
     #[error(
         "access denied for {action}: the credentials in use may not call it; ask for the \
-         `{action}` permission or use another --profile{}",
+         `{action}` permission (ecsrdp's resources/iam-policy.json lists every action it needs) \
+         or use another --profile{}",
         if message.is_empty() { String::new() } else { format!(" (AWS: {message})") }
     )]
     AccessDenied {

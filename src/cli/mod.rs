@@ -6,6 +6,7 @@
 
 pub mod config;
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -144,6 +145,7 @@ pub enum TrustCommand {
 
 /// Where to look in AWS and how to reach the instance.
 #[derive(Clone, Debug, ClapArgs)]
+#[command(next_help_heading = "Finding the instance and its password")]
 pub struct AwsArgs {
     /// The AWS profile (default: AWS_PROFILE or `default`)
     #[arg(long, value_name = "NAME")]
@@ -154,7 +156,7 @@ pub struct AwsArgs {
     /// The key pair's private key (default: ECSRDP_KEY, then ~/.ssh/<KeyName>.pem and
     /// ~/.ssh/<KeyName>); PEM PKCS#1/PKCS#8 or OpenSSH, passphrase from ECSRDP_KEY_PASSPHRASE or
     /// a prompt
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'i', long, value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// Where else to look for `<KeyName>.pem` (the config file's `key_dir`)
     #[arg(skip)]
@@ -193,6 +195,27 @@ pub struct AwsArgs {
     pub poll_interval: Duration,
 }
 
+/// `--wait 20m` as `--wait=20m`. `--wait` takes an optional duration, which clap can only
+/// read when it is attached (`require_equals`): otherwise `ecsrdp --wait prod/i-…` would read
+/// the target as the duration. People type it detached, as every other option's value; a
+/// detached word that reads as a duration is the wait's, anything else is left alone.
+pub fn attach_wait_duration(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut out: Vec<OsString> = Vec::new();
+    for arg in args {
+        let is_duration = arg
+            .to_str()
+            .is_some_and(|text| humantime::parse_duration(text).is_ok());
+        match out.last_mut() {
+            Some(last) if last == "--wait" && is_duration => {
+                last.push("=");
+                last.push(&arg);
+            }
+            _ => out.push(arg),
+        }
+    }
+    out
+}
+
 fn parse_tunnel_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
     if duration < Duration::from_secs(1) || duration > Duration::from_secs(3600) {
@@ -213,6 +236,7 @@ pub enum TunnelChoice {
 
 /// How the RDP session runs and shows itself.
 #[derive(Clone, Debug, ClapArgs)]
+#[command(next_help_heading = "The session")]
 pub struct SessionArgs {
     /// The remote desktop size, e.g. 1600x900 (default 1280x800); the window opens at that size
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
@@ -373,6 +397,40 @@ mod tests {
         assert_eq!(host_port("[::1]:5", 3389), Ok(("::1".into(), 5)));
         assert_eq!(host_port("::1", 3389), Ok(("::1".into(), 3389)));
         assert!(host_port("host:notaport", 3389).is_err());
+    }
+
+    #[test]
+    fn wait_takes_its_duration_attached_or_not() {
+        use clap::Parser as _;
+        let parse = |line: &str| {
+            Args::try_parse_from(attach_wait_duration(line.split(' ').map(OsString::from)))
+        };
+        let minutes = |m: u64| Some(Duration::from_secs(m * 60));
+        for line in [
+            "ecsrdp prod/i-1 --wait 20m",
+            "ecsrdp prod/i-1 --wait=20m",
+            "ecsrdp --wait 20m prod/i-1",
+        ] {
+            let args = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(args.aws.wait, minutes(20), "{line}");
+            assert_eq!(args.target.map(|t| t.to_string()), Some("prod/i-1".into()));
+        }
+        for line in ["ecsrdp --wait prod/i-1", "ecsrdp prod/i-1 --wait"] {
+            let args = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(args.aws.wait, minutes(15), "{line}");
+        }
+        let args = parse("ecsrdp password prod/i-1 --wait 5m").unwrap();
+        let Some(Command::Password { aws, .. }) = args.command else {
+            panic!("not the password command")
+        };
+        assert_eq!(aws.wait, minutes(5));
+    }
+
+    #[test]
+    fn i_names_the_key_as_in_ssh() {
+        use clap::Parser as _;
+        let args = Args::try_parse_from(["ecsrdp", "prod/i-1", "-i", "k.pem"]).unwrap();
+        assert_eq!(args.aws.key, Some(PathBuf::from("k.pem")));
     }
 
     #[test]

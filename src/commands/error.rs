@@ -1,7 +1,7 @@
 //! The top-level error: every way a command can fail, each with its exit code. Each module below
 //! has its own error type; they are converted here, where the exit code is decided.
 //!
-//! Exit codes (listed in the README): 0 ok, 2 usage, 3 AWS lookup, 4 password or key,
+//! Exit codes (listed in the README and docs/errors.md): 0 ok, 2 usage, 3 AWS lookup, 4 password or key,
 //! 5 network or RDP, 6 this machine (no display, a snapshot that cannot be written).
 
 use std::path::PathBuf;
@@ -30,11 +30,7 @@ pub enum Error {
     /// A required prerequisite does not hold; the text says which and what to do.
     #[error("{0}")]
     Prerequisite(String),
-    #[error(
-        "the password of {instance} is not ready yet: Windows publishes it up to 15 minutes after \
-         launch{}; try again later, or add --wait to wait for it",
-        waited.map(|d| format!(" (waited {})", humantime::format_duration(Duration::from_secs(d.as_secs_f64().round() as u64)))).unwrap_or_default()
-    )]
+    #[error("the password of {instance} is not ready yet: {}", not_ready_advice(instance, *waited))]
     PasswordNotReady {
         instance: String,
         waited: Option<Duration>,
@@ -64,6 +60,23 @@ pub enum Error {
         what: String,
         source: std::io::Error,
     },
+}
+
+/// What to do about a password that is not ready: wait, or, after a wait that ran out, find out
+/// why Windows has not published it.
+fn not_ready_advice(instance: &str, waited: Option<Duration>) -> String {
+    match waited {
+        None => "Windows publishes it up to 15 minutes after launch; try again later, or add \
+                 --wait to wait for it"
+            .to_owned(),
+        Some(waited) => format!(
+            "ecsrdp waited {} and Windows has not published it; see how far the instance got \
+             with `aws ec2 get-console-output --instance-id {instance} --latest --output text` \
+             (an AMI that never sets a password never publishes one), or wait longer with \
+             --wait=30m",
+            humantime::format_duration(Duration::from_secs(waited.as_secs_f64().round() as u64))
+        ),
+    }
 }
 
 impl From<ConfigError> for Error {

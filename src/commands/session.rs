@@ -238,10 +238,10 @@ fn shared_clipboard(args: &SessionArgs) -> Option<Clipboard> {
 fn ask_about(handshake: &Handshake) -> Result<bool, RdpError> {
     let key = handshake.key();
     let fingerprint = handshake.fingerprint();
-    prompt::trust_certificate(&key.to_string(), fingerprint).ok_or_else(|| {
-        RdpError::CertificateUnconfirmed {
+    prompt::trust_certificate(&key.to_string(), handshake.thumbprint(), fingerprint).ok_or_else(
+        || RdpError::CertificateUnconfirmed {
             key: key.to_string(),
             fingerprint: fingerprint.to_owned(),
-        }
-    })
+        },
+    )
 }

@@ -22,7 +22,14 @@ pub(super) async fn serve_tunnel(
     local_port: u16,
 ) -> Result<ExitCode, Error> {
     let (aws, mut located) = locate(target, args, false).await?;
-    let Route::Eice(endpoint) = choose_route(&aws, &mut located.resolved, args).await? else {
+    let route = choose_route(&aws, &mut located.resolved, args).await?;
+    // A stopped, Linux or keyless instance is reported as such, before any word on tunnels.
+    if let Some(problem) = located.resolved.blocking_problem() {
+        if !located.resolved.only_address_missing() {
+            return Err(Error::Prerequisite(problem.to_owned()));
+        }
+    }
+    let Route::Eice(endpoint) = route else {
         return Err(Error::Usage(
             "`ecsrdp tunnel` opens an EC2 Instance Connect Endpoint tunnel; --via names a \
              tunnel of your own, so there is nothing to open"

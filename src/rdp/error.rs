@@ -23,8 +23,10 @@ pub enum RdpError {
         detail: String,
     },
     #[error(
-        "the connection to {addr} timed out after {after}; the port may be filtered by a security \
-         group or firewall (raise the limit with --connect-timeout)"
+        "the connection to {addr} timed out after {after}: nothing answered, so the port is most \
+         likely filtered, by a security group (`ecsrdp resolve` shows the instance's rules) or by \
+         the instance's own firewall; a private instance can be reached with --tunnel eice \
+         where its VPC has an EC2 Instance Connect Endpoint, or through your own tunnel with --via"
     )]
     Timeout { addr: String, after: String },
     #[error(

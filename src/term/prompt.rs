@@ -43,9 +43,11 @@ pub fn passphrase(path: &Path) -> Option<Zeroizing<String>> {
         .ok()
 }
 
-/// Asks whether to trust a certificate seen for the first time under `key`. `None` when nobody
-/// can answer (no terminal, or it failed).
-pub fn trust_certificate(key: &str, fingerprint: &str) -> Option<bool> {
+/// Asks whether to trust a certificate seen for the first time under `key`, showing its SHA-1
+/// thumbprint (what Windows, macOS and AWS's guide show, and what EC2Launch writes to the
+/// instance's console output) beside the SHA-256 fingerprint ecsrdp remembers. `None` when
+/// nobody can answer (no terminal, or it failed).
+pub fn trust_certificate(key: &str, thumbprint: &str, fingerprint: &str) -> Option<bool> {
     if !std::io::stdin().is_terminal() {
         return None;
     }
@@ -53,8 +55,12 @@ pub fn trust_certificate(key: &str, fingerprint: &str) -> Option<bool> {
         let mut stderr = std::io::stderr().lock();
         write!(
             stderr,
-            "First connection to {key}. Its certificate's SHA-256 fingerprint is\n  \
-             {fingerprint}\nTrust it and connect? [y/N] "
+            "First connection to {key}. Its certificate:\n  \
+             SHA-1 thumbprint     {thumbprint}\n  \
+             SHA-256 fingerprint  {fingerprint}\n\
+             Compare the thumbprint with the instance's (`aws ec2 get-console-output --latest` \
+             shows it as RDPCERTIFICATE-THUMBPRINT on Windows instances).\n\
+             Trust it and connect? [y/N] "
         )
         .and_then(|()| stderr.flush())
         .ok()?;

@@ -36,6 +36,10 @@ pub struct Emulator {
     pub passwords: PathBuf,
     pub seed: Value,
     pub keys: tempfile::TempDir,
+    /// An access key allowed everything: what the seed and the tests' own changes use.
+    pub admin: (String, String),
+    /// The access key `ecsrdp` runs with, when the emulator enforces IAM.
+    caller: Option<(String, String)>,
     child: Child,
     _stdin: ChildStdin,
 }
@@ -49,10 +53,40 @@ impl Emulator {
 
     /// A private emulator, for a test that changes state.
     pub fn start() -> Emulator {
+        Emulator::launch(false)
+    }
+
+    /// A private emulator that enforces IAM as AWS does: seeded by an administrator, with
+    /// `ecsrdp` running as a user that holds exactly the policy in the file `policy`.
+    pub fn enforcing(policy: &Path) -> Emulator {
+        let mut emulator = Emulator::launch(true);
+        emulator.caller = Some(emulator.user("ecsrdp-user", policy));
+        emulator
+    }
+
+    /// Another IAM user, holding exactly the policy in the file `policy`; its access key.
+    pub fn user(&self, name: &str, policy: &Path) -> (String, String) {
+        let output = Command::new(python())
+            .arg(repo().join("scripts/iam.py"))
+            .args(["--endpoint", &self.endpoint, "user", name])
+            .arg(policy)
+            .env("AWS_ACCESS_KEY_ID", &self.admin.0)
+            .env("AWS_SECRET_ACCESS_KEY", &self.admin.1)
+            .output()
+            .expect("run iam.py");
+        access_key(&output)
+    }
+
+    fn launch(enforce_iam: bool) -> Emulator {
         let keys = tempfile::tempdir().expect("keys dir");
         let passwords = keys.path().join("passwords.json");
         let routes = keys.path().join("routes.json");
-        let mut child = Command::new(python())
+        let mut emulator = Command::new(python());
+        if enforce_iam {
+            // moto lets the first three calls through: iam.py spends them on an administrator.
+            emulator.env("INITIAL_NO_AUTH_ACTION_COUNT", "3");
+        }
+        let mut child = emulator
             .arg(repo().join("scripts/emulator.py"))
             .arg("--exit-with-stdin")
             .arg("--passwords")
@@ -63,7 +97,7 @@ impl Emulator {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start scripts/emulator.py (run .ci/run or scripts/setup to make .venv)");
+            .expect("start scripts/emulator.py (run scripts/setup to make .venv)");
         let stdin = child.stdin.take().expect("piped stdin");
         let mut banner = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut read_url = |scheme: &str| {
@@ -80,8 +114,20 @@ impl Emulator {
         };
         let endpoint = read_url("http://127.0.0.1:");
         let eice = read_url("ws://127.0.0.1:");
+        let admin = if enforce_iam {
+            let output = Command::new(python())
+                .arg(repo().join("scripts/iam.py"))
+                .args(["--endpoint", &endpoint, "admin"])
+                .output()
+                .expect("run iam.py");
+            access_key(&output)
+        } else {
+            ("testing".to_owned(), "testing".to_owned())
+        };
         let output = Command::new(python())
             .arg(repo().join("scripts/seed.py"))
+            .env("AWS_ACCESS_KEY_ID", &admin.0)
+            .env("AWS_SECRET_ACCESS_KEY", &admin.1)
             .args(["--endpoint", &endpoint, "--keys-dir"])
             .arg(keys.path())
             .arg("--passwords")
@@ -101,6 +147,8 @@ impl Emulator {
             passwords,
             seed,
             keys,
+            admin,
+            caller: None,
             child,
             _stdin: stdin,
         }
@@ -157,6 +205,11 @@ impl Emulator {
         command
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT", &self.eice);
+        if let Some((id, secret)) = &self.caller {
+            command
+                .env("AWS_ACCESS_KEY_ID", id)
+                .env("AWS_SECRET_ACCESS_KEY", secret);
+        }
         command
     }
 
@@ -167,11 +220,27 @@ impl Emulator {
             .region(aws_sdk_ec2::config::Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_ec2::config::Credentials::new(
-                "testing", "testing", None, None, "test",
+                &self.admin.0,
+                &self.admin.1,
+                None,
+                None,
+                "test",
             ))
             .build();
         aws_sdk_ec2::Client::from_conf(config)
     }
+}
+
+/// The access key `scripts/iam.py` printed.
+fn access_key(output: &std::process::Output) -> (String, String) {
+    assert!(
+        output.status.success(),
+        "iam.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key: Value = serde_json::from_slice(&output.stdout).expect("iam.py JSON");
+    let field = |name: &str| key[name].as_str().expect("access key field").to_owned();
+    (field("access_key_id"), field("secret_access_key"))
 }
 
 impl Drop for Emulator {

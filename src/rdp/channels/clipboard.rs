@@ -9,7 +9,7 @@
 //! channel and become CLIPRDR PDUs on the session's connection.
 //!
 //! The backend's X11 thread polls for X events on a short timer, copied or not, which costs an
-//! idle session wake-ups and CPU (the README's performance notes measure it). Its code is
+//! idle session wake-ups and CPU (docs/performance.md measures it). Its code is
 //! IronRDP's; a timer slack (below) lets the kernel fold those wake-ups.
 
 #[cfg(target_os = "linux")]
@@ -52,8 +52,8 @@ impl ClipboardMessageProxy for ToSession {
 /// passes on to the threads it starts), so that the X11 backend's polls come less often.
 /// Nothing the user does waits on a timer except that poll, and it paces one thing: a local
 /// program taking a large paste from the session 64 KiB at a time. More slack saves more
-/// wake-ups and slows that paste more; this value is the compromise the README's performance
-/// notes measured. The Wayland backend waits on its sockets and is not slowed at all.
+/// wake-ups and slows that paste more; this value is the compromise measured in
+/// docs/performance.md. The Wayland backend waits on its sockets and is not slowed at all.
 #[cfg(target_os = "linux")]
 const CLIPBOARD_TIMER_SLACK: Duration = Duration::from_millis(15);
 

@@ -28,7 +28,7 @@ pub mod trust;
 
 use self::tls::{Stream, UpgradeError};
 use self::transport::Transport;
-use self::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};
+use self::trust::{fingerprint, thumbprint, TrustDecision, TrustKey, TrustStore};
 use super::channels::{drive, dynamic_channels, Clipboard};
 use super::config::{connector_config, ConnectOptions, Endpoint, Security};
 use super::desktop::check_desktop;
@@ -69,6 +69,7 @@ pub struct Handshake {
     /// `host:port` as dialled, for messages.
     pub addr: String,
     fingerprint: String,
+    thumbprint: String,
     /// Known or New: a changed certificate aborted the handshake.
     trust: TrustDecision,
     clipboard: Option<Clipboard>,
@@ -149,6 +150,7 @@ pub async fn connect_over(
     .await?;
 
     let fingerprint = fingerprint(&certificate);
+    let thumbprint = thumbprint(&certificate);
     let trust = match store.decide(&endpoint.trust_key, &fingerprint)? {
         // Pinned by another run since the handshake began.
         TrustDecision::Changed { old } => {
@@ -175,6 +177,7 @@ pub async fn connect_over(
         key: endpoint.trust_key.clone(),
         addr,
         fingerprint,
+        thumbprint,
         trust,
         clipboard,
     })
@@ -184,6 +187,11 @@ impl Handshake {
     /// The SHA-256 fingerprint of the certificate the server proved it holds.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// The SHA-1 thumbprint of the same certificate, as Windows and AWS's guide show it.
+    pub fn thumbprint(&self) -> &str {
+        &self.thumbprint
     }
 
     /// What the certificate is remembered under.
@@ -216,6 +224,7 @@ impl Handshake {
             fingerprint,
             trust,
             clipboard,
+            ..
         } = self;
         if trust == TrustDecision::New {
             if !accept_new {

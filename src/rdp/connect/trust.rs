@@ -16,6 +16,7 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
+use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 
 use crate::rdp::error::RdpError;
@@ -44,6 +45,17 @@ pub fn fingerprint(der: &[u8]) -> String {
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+/// The certificate's SHA-1 thumbprint, 40 hex digits, as Windows' certificate manager, macOS and
+/// AWS's guide show it (EC2Launch writes it to the instance's console output as
+/// `RDPCERTIFICATE-THUMBPRINT`). Shown to the user to compare; never used to pin, which is the
+/// SHA-256 [`fingerprint`]'s job.
+pub fn thumbprint(der: &[u8]) -> String {
+    Sha1::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
 }
 
 /// Whether `text` is a fingerprint as [`fingerprint`] writes it.

@@ -3,8 +3,8 @@
 //!
 //! ironrdp-egfx decodes these too, but copies each decoded picture out of the decoder, combines
 //! and converts it pixel by pixel in scalar code, and copies the result once more before its
-//! compositor sees it, which cost far more than the H.264 decoding itself (the README's
-//! performance notes have the profile). Here each surface has its own decoder (a server encodes each surface as a
+//! compositor sees it, which cost far more than the H.264 decoding itself (docs/performance.md
+//! has the profile). Here each surface has its own decoder (a server encodes each surface as a
 //! stream of its own), the planes are read where the decoder left them, and the `yuv` crate's
 //! SIMD conversion writes the pixels where [`Canvas`] wants them.
 
