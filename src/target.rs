@@ -1,20 +1,23 @@
 //! What the user typed as `<CLUSTER>[/<INSTANCE>]`, parsed once into a typed [`Target`].
 //!
 //! Pure: no IO. A cluster is a name or an ARN; an instance is a container instance ID, its
-//! full ARN, or the EC2 instance ID (`i-…`). A container instance ARN alone also names its
-//! cluster (the long ARN format embeds it), so it is accepted as a whole target too.
+//! full ARN, the EC2 instance ID (`i-…`), `task/<id>` or `service/<name>`. A container instance
+//! ARN alone also names its cluster (the long ARN format embeds it), so it is accepted as a whole
+//! target too; so is an EC2 instance ID or ARN alone, the way the EC2 console and `aws ec2
+//! describe-instances` name an instance, whatever cluster it is in (or none).
 
 use std::fmt;
 use std::str::FromStr;
 
-/// A cluster plus, when connecting, one of its instances.
+/// A cluster plus, when connecting, one of its instances; or an EC2 instance alone
+/// (`cluster` is `None` only then), found in whichever cluster it is registered in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    pub cluster: String,
+    pub cluster: Option<String>,
     pub instance: Option<InstanceRef>,
 }
 
-/// The three ways AWS names a container instance.
+/// The ways to name the instance a target means.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InstanceRef {
     /// The last segment of the container instance ARN, e.g. `0123abcd…`.
@@ -23,6 +26,8 @@ pub enum InstanceRef {
     ContainerInstanceArn(String),
     /// The EC2 instance behind it, `i-…`; it must be registered in the cluster.
     Ec2InstanceId(String),
+    /// `arn:aws:ec2:<region>:<account>:instance/i-…`, typed alone: the EC2 instance `id`.
+    Ec2InstanceArn { arn: String, id: String },
     /// `task/<id>`: the instance a task runs on.
     Task(String),
     /// `service/<name>`: the instance the service's task runs on.
@@ -59,9 +64,10 @@ impl Target {
     pub fn region(&self) -> Option<&str> {
         let instance = match &self.instance {
             Some(InstanceRef::ContainerInstanceArn(arn)) => Some(arn.as_str()),
+            Some(InstanceRef::Ec2InstanceArn { arn, .. }) => Some(arn.as_str()),
             _ => None,
         };
-        [Some(self.cluster.as_str()), instance]
+        [self.cluster.as_deref(), instance]
             .into_iter()
             .flatten()
             .filter(|text| text.starts_with("arn:"))
@@ -73,7 +79,12 @@ impl Target {
     pub fn require_instance(&self) -> Result<&InstanceRef, TargetError> {
         self.instance
             .as_ref()
-            .ok_or_else(|| TargetError::MissingInstance(self.cluster.clone()))
+            .ok_or_else(|| TargetError::MissingInstance(self.to_string()))
+    }
+
+    /// The cluster, for the commands that list one (`ecsrdp <cluster>` always names it).
+    pub fn cluster_name(&self) -> &str {
+        self.cluster.as_deref().unwrap_or_default()
     }
 }
 
@@ -91,12 +102,32 @@ impl FromStr for Target {
                 .split_once('/')
                 .ok_or_else(|| TargetError::BadInstance(text.to_owned()))?;
             return Ok(Target {
-                cluster: parse_cluster(cluster)?,
+                cluster: Some(parse_cluster(cluster)?),
                 instance: Some(parse_instance(text)?),
             });
         }
+        // An EC2 instance on its own, by ID or ARN: in whatever cluster it is registered in.
+        if let Some(id) = arn_resource(text, "instance/") {
+            return if is_ec2_instance_id(id) && text.split(':').nth(2) == Some("ec2") {
+                Ok(Target {
+                    cluster: None,
+                    instance: Some(InstanceRef::Ec2InstanceArn {
+                        arn: text.to_owned(),
+                        id: id.to_owned(),
+                    }),
+                })
+            } else {
+                Err(TargetError::BadInstance(text.to_owned()))
+            };
+        }
+        if is_ec2_instance_id(text) {
+            return Ok(Target {
+                cluster: None,
+                instance: Some(InstanceRef::Ec2InstanceId(text.to_owned())),
+            });
+        }
         let (cluster, instance) = split_cluster(text);
-        let cluster = parse_cluster(cluster)?;
+        let cluster = Some(parse_cluster(cluster)?);
         let instance = match instance {
             None => None,
             Some("") => Some(InstanceRef::Pick),
@@ -192,6 +223,17 @@ fn parse_instance(text: &str) -> Result<InstanceRef, TargetError> {
     }
 }
 
+/// An EC2 instance ID as EC2 writes it: `i-` and 8 or 17 lowercase hex digits. Only this exact
+/// form is read as an instance when it stands alone; anything else alone is a cluster name.
+fn is_ec2_instance_id(text: &str) -> bool {
+    text.strip_prefix("i-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17)
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
 /// Container instance IDs are hex (32 digits today) or, in old clusters, UUIDs.
 fn is_container_instance_id(text: &str) -> bool {
     !text.is_empty() && text.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
@@ -203,6 +245,7 @@ impl fmt::Display for InstanceRef {
             InstanceRef::ContainerInstanceId(id)
             | InstanceRef::ContainerInstanceArn(id)
             | InstanceRef::Ec2InstanceId(id) => id,
+            InstanceRef::Ec2InstanceArn { arn, .. } => arn,
             InstanceRef::Task(id) => return write!(f, "task/{id}"),
             InstanceRef::Service(name) => return write!(f, "service/{name}"),
             InstanceRef::Pick => "",
@@ -212,10 +255,12 @@ impl fmt::Display for InstanceRef {
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.instance {
-            Some(InstanceRef::ContainerInstanceArn(arn)) => write!(f, "{arn}"),
-            Some(instance) => write!(f, "{}/{instance}", self.cluster),
-            None => f.write_str(&self.cluster),
+        match (&self.cluster, &self.instance) {
+            (_, Some(InstanceRef::ContainerInstanceArn(arn))) => write!(f, "{arn}"),
+            (Some(cluster), Some(instance)) => write!(f, "{cluster}/{instance}"),
+            (None, Some(instance)) => write!(f, "{instance}"),
+            (Some(cluster), None) => f.write_str(cluster),
+            (None, None) => Ok(()),
         }
     }
 }
@@ -231,7 +276,7 @@ mod tests {
     #[test]
     fn cluster_and_container_instance_id() {
         let t = target("prod/0123456789abcdef0123456789abcdef").unwrap();
-        assert_eq!(t.cluster, "prod");
+        assert_eq!(t.cluster.as_deref(), Some("prod"));
         assert_eq!(
             t.instance,
             Some(InstanceRef::ContainerInstanceId(
@@ -257,7 +302,10 @@ mod tests {
     #[test]
     fn cluster_arn_with_instance() {
         let t = target("arn:aws:ecs:us-east-1:123456789012:cluster/prod/i-0abc").unwrap();
-        assert_eq!(t.cluster, "arn:aws:ecs:us-east-1:123456789012:cluster/prod");
+        assert_eq!(
+            t.cluster.as_deref(),
+            Some("arn:aws:ecs:us-east-1:123456789012:cluster/prod")
+        );
         assert_eq!(
             t.instance,
             Some(InstanceRef::Ec2InstanceId("i-0abc".into()))
@@ -268,7 +316,7 @@ mod tests {
     fn container_instance_arn_alone_names_its_cluster() {
         let arn = "arn:aws:ecs:us-east-1:123456789012:container-instance/prod/0123abcd";
         let t = target(arn).unwrap();
-        assert_eq!(t.cluster, "prod");
+        assert_eq!(t.cluster.as_deref(), Some("prod"));
         assert_eq!(
             t.instance,
             Some(InstanceRef::ContainerInstanceArn(arn.into()))
@@ -306,6 +354,30 @@ mod tests {
         assert_eq!(s.instance, Some(InstanceRef::Service("web-site".into())));
         assert!(target("prod/service/").is_err());
         assert!(target("prod/task/a b").is_err());
+    }
+
+    #[test]
+    fn an_ec2_instance_alone_is_found_in_any_cluster() {
+        for id in ["i-0123456789abcdef0", "i-0123abcd"] {
+            let t = target(id).unwrap();
+            assert_eq!(t.cluster, None);
+            assert_eq!(t.instance, Some(InstanceRef::Ec2InstanceId(id.into())));
+            assert_eq!(t.to_string(), id);
+        }
+        let arn = "arn:aws:ec2:eu-west-1:123456789012:instance/i-0123456789abcdef0";
+        let t = target(arn).unwrap();
+        assert_eq!(t.cluster, None);
+        assert_eq!(t.region(), Some("eu-west-1"));
+        assert_eq!(
+            t.instance,
+            Some(InstanceRef::Ec2InstanceArn {
+                arn: arn.into(),
+                id: "i-0123456789abcdef0".into()
+            })
+        );
+        // Not an EC2 ID in EC2's own form: a cluster, as before.
+        assert_eq!(target("i-abc").unwrap().cluster.as_deref(), Some("i-abc"));
+        assert!(target("arn:aws:ec2:eu-west-1:123456789012:instance/x").is_err());
     }
 
     #[test]

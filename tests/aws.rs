@@ -1227,3 +1227,92 @@ fn a_denied_call_names_the_action_and_the_policy() {
     .fails(3, "access denied for ecs:ListClusters")
     .fails(3, "resources/iam-policy.json");
 }
+
+// ---- An EC2 instance alone ----------------------------------------------------------------
+
+/// `ecsrdp i-…` (and its ARN), as the EC2 console names an instance: found in its cluster,
+/// which ecsrdp names.
+#[test]
+fn an_ec2_instance_alone_is_found_in_its_cluster() {
+    let emu = Emulator::shared();
+    let home = home();
+    let id = emu.field("win-pkcs1", "ec2_instance_id");
+    let run = Run::of(emu.ecsrdp(home.path()).args(["resolve", "--json", &id]));
+    run.succeeds();
+    assert!(
+        run.stderr.contains(&format!("{id} is in ECS cluster demo")),
+        "{}",
+        run.stderr
+    );
+    let resolved: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(resolved["cluster"], "demo");
+    assert!(resolved["container_instance_arn"].is_string(), "{resolved}");
+    let arn = format!("arn:aws:ec2:us-east-1:123456789012:instance/{id}");
+    let password = Run::of(emu.ecsrdp(home.path()).args([
+        "password",
+        &arn,
+        "-i",
+        &key_file(emu, "win-pkcs1"),
+    ]));
+    password.succeeds();
+    assert_eq!(password.stdout.trim(), emu.field("win-pkcs1", "password"));
+}
+
+/// A Windows instance in no ECS cluster is reached all the same by its EC2 ID; named in a
+/// cluster it is not registered in, ecsrdp says so (not that it does not exist) and how to reach
+/// it; an ID no instance has is said to be that.
+#[test]
+fn a_windows_instance_in_no_cluster_is_reached_by_its_id() {
+    let emu = Emulator::start();
+    let script = r#"
+import boto3, os, sys
+s = boto3.session.Session(region_name="us-east-1",
+                          aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"])
+ec2 = s.client("ec2", endpoint_url=sys.argv[1])
+group = ec2.describe_security_groups(
+    Filters=[{"Name": "group-name", "Values": ["rdp-open"]}])["SecurityGroups"][0]["GroupId"]
+reservation = ec2.run_instances(ImageId="ami-03cf127a", InstanceType="m5.large", MinCount=1,
+                                MaxCount=1, KeyName="kp-pkcs1", SecurityGroupIds=[group])
+print(reservation["Instances"][0]["InstanceId"])
+"#;
+    let output = std::process::Command::new(support::python())
+        .args(["-c", script, &emu.endpoint])
+        .env("AWS_ACCESS_KEY_ID", &emu.admin.0)
+        .env("AWS_SECRET_ACCESS_KEY", &emu.admin.1)
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let id = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let home = home();
+
+    let run = Run::of(emu.ecsrdp(home.path()).args(["resolve", "--json", &id]));
+    run.succeeds();
+    assert!(
+        run.stderr.contains("is in no ECS cluster"),
+        "{}",
+        run.stderr
+    );
+    let resolved: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(resolved["cluster"], Value::Null);
+    assert_eq!(resolved["ec2_instance_id"], id.as_str());
+    let text = Run::of(emu.ecsrdp(home.path()).args(["resolve", &id]));
+    text.succeeds();
+    assert!(text.stdout.contains("in no ECS cluster"), "{}", text.stdout);
+
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", &format!("demo/{id}")]),
+    )
+    .fails(3, "exists but is not registered in cluster `demo`")
+    .fails(3, &format!("`ecsrdp {id}`"));
+    Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", "demo/i-0123456789abcdef0"]),
+    )
+    .fails(3, "EC2 instance `i-0123456789abcdef0` does not exist");
+}

@@ -325,6 +325,38 @@ async fn a_window_resized_to_an_odd_size_has_no_black_edge() {
     server.stop().await;
 }
 
+/// `--fullscreen` opens the window over the whole screen (here a 1024x768 Xvfb display), the
+/// desktop scaled into it.
+#[tokio::test(flavor = "multi_thread")]
+async fn fullscreen_opens_over_the_whole_screen() {
+    let Opened {
+        server,
+        xvfb,
+        client: _client,
+        window,
+        _home,
+        _proxy,
+    } = open_window_with("10s", None, &["--fullscreen", "--scale", "fit"]).await;
+    let started = Instant::now();
+    let geometry = loop {
+        let out = std::process::Command::new("xdotool")
+            .args(["getwindowgeometry", "--shell", &window])
+            .env("DISPLAY", &xvfb.display)
+            .output()
+            .expect("xdotool");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("WIDTH=1024") || started.elapsed() > Duration::from_secs(5) {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        geometry.contains("WIDTH=1024") && geometry.contains("HEIGHT=768"),
+        "{geometry}"
+    );
+    server.stop().await;
+}
+
 /// The in-process server (640x480, NLA), an Xvfb display, and ecsrdp's window on it, maybe
 /// through a proxy the test controls.
 struct Opened {
@@ -339,6 +371,11 @@ struct Opened {
 /// Starts the server and the display, and `ecsrdp direct` in a window for `exit_after`; with
 /// `slow`, through a proxy that passes the server's bytes on at that many per second.
 async fn open_window(exit_after: &str, slow: Option<u64>) -> Opened {
+    open_window_with(exit_after, slow, &[]).await
+}
+
+/// [`open_window`] with more options for ecsrdp.
+async fn open_window_with(exit_after: &str, slow: Option<u64>, more: &[&str]) -> Opened {
     const PASSWORD: &str = "Window-pw-1";
     let server = TestServer::start(TestServerOptions {
         security: Security::Hybrid,
@@ -363,6 +400,7 @@ async fn open_window(exit_after: &str, slow: Option<u64>) -> Opened {
         .args(["direct", &format!("127.0.0.1:{port}")])
         .args(["--trust-new", "--lossless", "--size", "640x480"])
         .args(["--exit-after", exit_after])
+        .args(more)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let client = Daemon(command.spawn().expect("start ecsrdp"));

@@ -22,7 +22,7 @@ pub use self::eice::{find_endpoint, InstanceConnectEndpoint};
 pub use self::error::AwsError;
 pub use self::list::{clusters, list, ClusterRow, Listed};
 pub use self::password::{fetch_password_data, wait_for_password_data, PasswordData};
-pub use self::resolve::{ec2_instance_id, resolve, AddressChoice, Resolved};
+pub use self::resolve::{cluster_of, ec2_instance_id, resolve, AddressChoice, Resolved};
 pub use self::route::{choose_route, Asked, Route, RouteError, Way};
 pub use self::sso::SsoLoginNeeded;
 

@@ -14,11 +14,13 @@ pub enum AddressChoice {
     Private,
 }
 
-/// Everything learnt about one container instance; holds no secret.
+/// Everything learnt about one instance; holds no secret.
 #[derive(Clone, Debug, Serialize)]
 pub struct Resolved {
-    pub cluster: String,
-    pub container_instance_arn: String,
+    /// The ECS cluster it is registered in, and as which container instance; `None` for a
+    /// Windows instance that is in no cluster (named by its EC2 ID alone).
+    pub cluster: Option<String>,
+    pub container_instance_arn: Option<String>,
     pub ec2_instance_id: String,
     pub platform: String,
     pub state: String,
@@ -91,7 +93,7 @@ pub async fn ec2_instance_id(
                 .next()
         }
         // ECS's cluster query language finds it without listing the whole cluster.
-        InstanceRef::Ec2InstanceId(ec2_id) => {
+        InstanceRef::Ec2InstanceId(ec2_id) | InstanceRef::Ec2InstanceArn { id: ec2_id, .. } => {
             let arns = list_container_instance_arns(
                 aws,
                 cluster,
@@ -105,6 +107,57 @@ pub async fn ec2_instance_id(
         InstanceRef::Pick => None,
     };
     found.ok_or_else(not_found)
+}
+
+/// The cluster an EC2 instance is registered in, and as which container instance, if any: ECS
+/// has no reverse lookup, so each cluster of the region is asked (all at once) with the cluster
+/// query language.
+pub async fn cluster_of(aws: &Aws, ec2_id: &str) -> Result<Option<(String, String)>, AwsError> {
+    let pages = aws
+        .ecs
+        .list_clusters()
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:ListClusters", e))?;
+    let clusters: Vec<String> = pages
+        .iter()
+        .flat_map(|page| page.cluster_arns())
+        .cloned()
+        .collect();
+    let filter = format!("ec2InstanceId == {ec2_id}");
+    let found = futures_util::future::join_all(clusters.iter().map(|cluster| {
+        let filter = filter.clone();
+        async move {
+            let arns = aws
+                .ecs
+                .list_container_instances()
+                .cluster(cluster)
+                .filter(filter)
+                .send()
+                .await
+                .map_err(|e| cluster_error(cluster, "ecs:ListContainerInstances", e))?;
+            let described =
+                describe_container_instances(aws, cluster, arns.container_instance_arns().to_vec())
+                    .await?;
+            Ok::<_, AwsError>(
+                described
+                    .into_iter()
+                    .find(|(_, id)| id == ec2_id)
+                    .map(|(arn, _)| (cluster.clone(), arn)),
+            )
+        }
+    }))
+    .await;
+    for result in found {
+        if let Some((cluster, arn)) = result? {
+            // The cluster's name, as people type it, from its ARN.
+            let name = cluster.rsplit('/').next().unwrap_or(&cluster).to_owned();
+            return Ok(Some((name, arn)));
+        }
+    }
+    Ok(None)
 }
 
 /// The container instance a task runs on; a Fargate task has none.
@@ -298,8 +351,8 @@ where
 /// Describes the EC2 instance and its security groups, and runs the prerequisite checks.
 pub async fn resolve(
     aws: &Aws,
-    cluster: &str,
-    container_instance_arn: String,
+    cluster: Option<&str>,
+    container_instance_arn: Option<String>,
     ec2_instance_id: String,
     choice: AddressChoice,
 ) -> Result<Resolved, AwsError> {
@@ -373,7 +426,7 @@ pub async fn resolve(
     });
 
     Ok(Resolved {
-        cluster: cluster.to_owned(),
+        cluster: cluster.map(str::to_owned),
         container_instance_arn,
         ec2_instance_id,
         platform,

@@ -144,7 +144,8 @@ impl Config {
         }
         aws.key_dir = self.key_dir.as_deref().map(expand_home);
         let cluster = target.and_then(|t| {
-            let name = t.cluster.rsplit('/').next().unwrap_or(&t.cluster);
+            let cluster = t.cluster.as_deref()?;
+            let name = cluster.rsplit('/').next().unwrap_or(cluster);
             self.clusters.get(name)
         });
         if let Some(cluster) = cluster {

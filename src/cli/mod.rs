@@ -34,7 +34,9 @@ pub struct Args {
     pub command: Option<Command>,
 
     /// `<CLUSTER>/<INSTANCE>` to connect to, or `<CLUSTER>` to list its instances. INSTANCE is
-    /// a container instance ID or ARN, or the EC2 instance ID (i-…)
+    /// a container instance ID or ARN, the EC2 instance ID (i-…), task/<ID>, service/<NAME>, or
+    /// nothing (`<CLUSTER>/`: pick one). An EC2 instance ID or ARN alone connects to that
+    /// instance, in whatever cluster it is (or none)
     #[arg(value_name = "CLUSTER[/INSTANCE]")]
     pub target: Option<Target>,
 
@@ -293,6 +295,9 @@ pub struct SessionArgs {
     /// With --drive: the session may read the folder but not change it
     #[arg(long, requires = "drive")]
     pub drive_read_only: bool,
+    /// Open the window full screen (F11 switches in and out)
+    #[arg(long)]
+    pub fullscreen: bool,
     /// Do not share the local clipboard with the session (shared by default: text and images,
     /// both ways, fetched only when a program pastes)
     #[arg(long)]

@@ -22,7 +22,7 @@ pub(super) async fn instance_endpoint(
     timeout: std::time::Duration,
 ) -> Result<(Endpoint, Option<tunnel::Tunnel>), Error> {
     status::phase(match target.instance {
-        Some(InstanceRef::Pick) => format!("looking up {}", target.cluster),
+        Some(InstanceRef::Pick) => format!("looking up {}", target.cluster_name()),
         _ => format!("looking up {target}"),
     });
     let (aws, mut located) = locate(target, args, true).await?;
@@ -87,7 +87,9 @@ pub(super) async fn instance_endpoint(
     };
     let title = match &target.instance {
         // The one picked, not the `cluster/` typed.
-        Some(InstanceRef::Pick) => format!("{}/{}", target.cluster, resolved.ec2_instance_id),
+        Some(InstanceRef::Pick) => {
+            format!("{}/{}", target.cluster_name(), resolved.ec2_instance_id)
+        }
         _ => target.to_string(),
     };
     let endpoint = Endpoint {

@@ -43,7 +43,7 @@ pub(super) async fn list_clusters(args: &AwsArgs, json: bool) -> Result<ExitCode
 
 /// `ecsrdp <cluster>`: a table of the cluster's container instances.
 pub(super) async fn list(target: &Target, args: &AwsArgs, json: bool) -> Result<ExitCode, Error> {
-    let cluster = target.cluster.as_str();
+    let cluster = target.cluster_name();
     let aws = Aws::load(args.profile.as_deref(), region(target, args)?).await?;
     let rows = aws::list(&aws, cluster).await?;
     if json {

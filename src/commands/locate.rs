@@ -36,45 +36,44 @@ pub(super) async fn locate(
 ) -> Result<(Aws, Located), Error> {
     let instance = target.require_instance()?;
     let aws = Aws::load(args.profile.as_deref(), region(target, args)?).await?;
-    let picked;
-    let instance = match instance {
-        InstanceRef::Pick => {
-            status::phase(format!("listing the instances of {}", target.cluster));
-            let rows = aws::list(&aws, &target.cluster).await?;
-            status::clear();
-            picked = tokio::task::block_in_place(|| pick(&target.cluster, &rows))?;
-            &picked
-        }
-        instance => instance,
-    };
-    let (arn, ec2_id) = match aws::ec2_instance_id(&aws, &target.cluster, instance).await {
-        // A service whose tasks run on several instances: on a terminal, pick one of them.
-        Err(aws::AwsError::ServiceOnSeveralInstances { instances, .. }) if term::can_ask() => {
-            let rows: Vec<aws::Listed> = aws::list(&aws, &target.cluster)
-                .await?
-                .into_iter()
-                .filter(|row| instances.contains(&row.ec2_instance_id))
-                .collect();
-            let picked = tokio::task::block_in_place(|| pick(&target.cluster, &rows))?;
-            aws::ec2_instance_id(&aws, &target.cluster, &picked).await?
-        }
-        found => found?,
-    };
-    info!(container_instance = %arn, ec2_instance = %ec2_id, "found the container instance");
     let choice = if args.private {
         AddressChoice::Private
     } else {
         AddressChoice::Public
     };
+    let (cluster, arn, ec2_id) = match (&target.cluster, instance) {
+        (Some(cluster), instance) => {
+            let (arn, ec2_id) = in_cluster(&aws, cluster, instance, choice).await?;
+            (Some(cluster.clone()), Some(arn), ec2_id)
+        }
+        // An EC2 instance alone: in whichever cluster it is registered in, or in none.
+        (None, InstanceRef::Ec2InstanceId(id) | InstanceRef::Ec2InstanceArn { id, .. }) => {
+            match aws::cluster_of(&aws, id).await? {
+                Some((cluster, arn)) => {
+                    status::note(format_args!("{id} is in ECS cluster {cluster}"));
+                    (Some(cluster), Some(arn), id.clone())
+                }
+                None => {
+                    status::note(format_args!(
+                        "{id} is in no ECS cluster of {}; connecting to it as an EC2 instance",
+                        aws.region()
+                    ));
+                    (None, None, id.clone())
+                }
+            }
+        }
+        (None, _) => return Err(Error::Usage(format!("`{target}` names no cluster"))),
+    };
+    info!(container_instance = ?arn, ec2_instance = %ec2_id, "found the instance");
     // Once the instance ID is known, its description and password data are independent.
     let (mut resolved, password_data) = if with_password {
         let (resolved, data) = tokio::join!(
-            aws::resolve(&aws, &target.cluster, arn, ec2_id.clone(), choice),
+            aws::resolve(&aws, cluster.as_deref(), arn, ec2_id.clone(), choice),
             aws::fetch_password_data(&aws, &ec2_id)
         );
         (resolved?, data)
     } else {
-        let resolved = aws::resolve(&aws, &target.cluster, arn, ec2_id, choice).await?;
+        let resolved = aws::resolve(&aws, cluster.as_deref(), arn, ec2_id, choice).await?;
         (resolved, Ok(PasswordData::NotReady))
     };
     if let Some(via) = &args.via {
@@ -90,6 +89,77 @@ pub(super) async fn locate(
             password_data,
         },
     ))
+}
+
+/// The container instance `instance` names in `cluster` (picked on the terminal for `cluster/`
+/// and for a service on several instances): its ARN and EC2 instance ID. An EC2 instance that is
+/// not registered there is told apart from one that does not exist.
+async fn in_cluster(
+    aws: &Aws,
+    cluster: &str,
+    instance: &InstanceRef,
+    choice: AddressChoice,
+) -> Result<(String, String), Error> {
+    let picked;
+    let instance = match instance {
+        InstanceRef::Pick => {
+            status::phase(format!("listing the instances of {cluster}"));
+            let rows = aws::list(aws, cluster).await?;
+            status::clear();
+            picked = tokio::task::block_in_place(|| pick(cluster, &rows))?;
+            &picked
+        }
+        instance => instance,
+    };
+    match aws::ec2_instance_id(aws, cluster, instance).await {
+        // A service whose tasks run on several instances: on a terminal, pick one of them.
+        Err(aws::AwsError::ServiceOnSeveralInstances { instances, .. }) if term::can_ask() => {
+            let rows: Vec<aws::Listed> = aws::list(aws, cluster)
+                .await?
+                .into_iter()
+                .filter(|row| instances.contains(&row.ec2_instance_id))
+                .collect();
+            let picked = tokio::task::block_in_place(|| pick(cluster, &rows))?;
+            Ok(aws::ec2_instance_id(aws, cluster, &picked).await?)
+        }
+        Err(aws::AwsError::InstanceNotFound { .. })
+            if matches!(instance, InstanceRef::Ec2InstanceId(_)) =>
+        {
+            Err(not_registered(aws, cluster, &instance.to_string(), choice).await?)
+        }
+        found => Ok(found?),
+    }
+}
+
+/// Why EC2 instance `id` is not in `cluster`: registered in another cluster, in none (its ECS
+/// agent has not registered it, or not yet), or no such instance at all.
+async fn not_registered(
+    aws: &Aws,
+    cluster: &str,
+    id: &str,
+    choice: AddressChoice,
+) -> Result<Error, Error> {
+    if let Some((other, _)) = aws::cluster_of(aws, id).await? {
+        return Ok(Error::Usage(format!(
+            "EC2 instance {id} is registered in cluster `{other}`, not `{cluster}`; connect with \
+             `ecsrdp {other}/{id}` (or `ecsrdp {id}`, which finds its cluster)"
+        )));
+    }
+    let resolved = match aws::resolve(aws, None, None, id.to_owned(), choice).await {
+        Err(aws::AwsError::Ec2InstanceNotFound(_)) => {
+            return Ok(Error::Aws(aws::AwsError::Ec2InstanceNotFound(
+                id.to_owned(),
+            )))
+        }
+        resolved => resolved?,
+    };
+    Ok(Error::Prerequisite(format!(
+        "EC2 instance {id} ({}, {}) exists but is not registered in cluster `{cluster}`: its ECS \
+         agent has not registered it, or not yet (Windows instances take several minutes after \
+         launch; if it never does, check the cluster its user data names, \
+         `Initialize-ECSAgent -Cluster {cluster}`). To connect to it meanwhile: `ecsrdp {id}`",
+        resolved.platform, resolved.state
+    )))
 }
 
 /// Picks the way in (see [`aws::choose_route`]) as the flags ask; a failed lookup that sent

@@ -41,8 +41,16 @@ pub(super) async fn resolve(
 
 fn write_resolved(out: &mut impl std::io::Write, r: &Resolved) -> std::io::Result<()> {
     let none = "-";
-    writeln!(out, "cluster             {}", r.cluster)?;
-    writeln!(out, "container instance  {}", r.container_instance_arn)?;
+    writeln!(
+        out,
+        "cluster             {}",
+        r.cluster.as_deref().unwrap_or("- (in no ECS cluster)")
+    )?;
+    writeln!(
+        out,
+        "container instance  {}",
+        r.container_instance_arn.as_deref().unwrap_or(none)
+    )?;
     writeln!(
         out,
         "EC2 instance        {} ({})",

@@ -84,6 +84,7 @@ fn run_session(
                 ScaleArg::None => Scale::None,
             },
             desktop,
+            fullscreen: args.fullscreen,
             snapshot: args.snapshot.clone(),
             started,
         };

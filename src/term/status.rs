@@ -68,6 +68,14 @@ pub fn warn(text: impl std::fmt::Display) {
     print(format_args!("ecsrdp: warning: {text}"));
 }
 
+/// `ecsrdp: …`, something worth knowing that is not a problem, unless `-q`.
+pub fn note(text: impl std::fmt::Display) {
+    if STATUS.get().is_some_and(|s| s.quiet) {
+        return;
+    }
+    print(format_args!("ecsrdp: {text}"));
+}
+
 /// A line that must be seen even with `-q` (a question, a security notice), printed around the
 /// phase line.
 pub fn print(text: impl std::fmt::Display) {

@@ -15,7 +15,7 @@ use winit::dpi::PhysicalSize;
 use winit::event::WindowEvent;
 use winit::event_loop::ActiveEventLoop;
 use winit::keyboard::{KeyCode, PhysicalKey};
-use winit::window::{Window, WindowId};
+use winit::window::{Fullscreen, Window, WindowId};
 
 use super::events::UserEvent;
 use super::input;
@@ -38,6 +38,8 @@ pub(super) struct App {
     /// What the user asked for; `scale` returns to it when the server can resize again.
     pub(super) chosen_scale: Scale,
     pub(super) desktop: (u16, u16),
+    /// Open full screen.
+    pub(super) fullscreen: bool,
     pub(super) frame: Arc<SharedFrame>,
     pub(super) pending: Arc<AtomicBool>,
     pub(super) commands: mpsc::Sender<Command>,
@@ -152,7 +154,8 @@ impl ApplicationHandler<UserEvent> for App {
             .with_inner_size(PhysicalSize::new(
                 u32::from(self.desktop.0),
                 u32::from(self.desktop.1),
-            ));
+            ))
+            .with_fullscreen(self.fullscreen.then_some(Fullscreen::Borderless(None)));
         let opened = event_loop
             .create_window(attributes)
             .map_err(|e| e.to_string())
@@ -166,6 +169,9 @@ impl ApplicationHandler<UserEvent> for App {
             });
         match opened {
             Ok((window, surface)) => {
+                if self.fullscreen {
+                    cover_the_monitor(event_loop, &window);
+                }
                 let size = window.inner_size();
                 self.view = Some(View {
                     placement: Placement::new(Layout::unscaled((0, 0), (size.width, size.height))),
@@ -318,4 +324,20 @@ impl ApplicationHandler<UserEvent> for App {
 
 fn window_scale(view: &Option<View>) -> f64 {
     view.as_ref().map_or(1.0, |v| v.window.scale_factor())
+}
+
+/// Borderless full screen is the window manager's to grant; without one (a bare X server, a
+/// kiosk) the window covers its monitor itself. With one, this asks for nothing more than full
+/// screen already gives.
+fn cover_the_monitor(event_loop: &ActiveEventLoop, window: &Window) {
+    let Some(monitor) = window
+        .current_monitor()
+        .or_else(|| event_loop.primary_monitor())
+        .or_else(|| event_loop.available_monitors().next())
+    else {
+        return;
+    };
+    // The size comes with a later Resized event when the display grants it at once or not.
+    let _ = window.request_inner_size(monitor.size());
+    window.set_outer_position(monitor.position());
 }

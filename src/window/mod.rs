@@ -102,6 +102,7 @@ pub fn run(
         scale: options.scale,
         chosen_scale: options.scale,
         desktop: options.desktop,
+        fullscreen: options.fullscreen,
         frame,
         pending,
         commands,

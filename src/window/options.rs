@@ -19,6 +19,8 @@ pub struct WindowOptions {
     pub scale: Scale,
     /// The size the window opens at.
     pub desktop: (u16, u16),
+    /// Open full screen (borderless, on the current monitor).
+    pub fullscreen: bool,
     /// Write the desktop here when the session ends.
     pub snapshot: Option<std::path::PathBuf>,
     /// When the command started, for the time-to-first-frame log.
