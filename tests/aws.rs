@@ -387,11 +387,12 @@ fn unknown_container_instance() {
             .args(["resolve", "demo/0123456789abcdef0123456789abcdef"]),
     )
     .fails(3, "is not registered in cluster `demo`");
+    // An EC2 ID that no instance has is said to be just that.
     Run::of(
         emu.ecsrdp(home.path())
             .args(["resolve", "demo/i-0123456789abcdef0"]),
     )
-    .fails(3, "is not registered in cluster `demo`");
+    .fails(3, "EC2 instance `i-0123456789abcdef0` does not exist");
 }
 
 #[test]
@@ -409,7 +410,10 @@ fn stopped_instance_is_refused() {
 #[test]
 fn instance_without_key_pair_is_refused() {
     let emu = Emulator::shared();
-    password(emu, "win-nokey", &[], &[]).fails(3, "without a key pair");
+    // What can be done about it: reset the password through Systems Manager.
+    password(emu, "win-nokey", &[], &[])
+        .fails(3, "without a key pair")
+        .fails(3, "AWSSupport-ResetAccess");
 }
 
 #[test]
@@ -708,7 +712,11 @@ fn an_instance_of_another_cluster_is_not_found_in_this_one() {
         emu.ecsrdp(home.path())
             .args(["resolve", &format!("big/{id}")]),
     )
-    .fails(3, &format!("`{id}` is not registered in cluster `big`"));
+    .fails(
+        3,
+        &format!("EC2 instance {id} is registered in cluster `demo`, not `big`"),
+    )
+    .fails(3, &format!("ecsrdp demo/{id}"));
 }
 
 // ---- Small comforts ---------------------------------------------------------------------------

@@ -145,8 +145,14 @@ pub(super) fn run(facts: &Facts<'_>) -> Vec<Check> {
             true,
             format!(
                 "instance {id} was launched without a key pair, so AWS holds no encrypted \
-                 Administrator password for it and none can ever be recovered; launch container \
-                 instances with a key pair (or set a password yourself through SSM)"
+                 Administrator password for it, and a key pair cannot be added to an instance \
+                 later. Reset the password through Systems Manager instead: `aws ssm \
+                 start-automation-execution --document-name AWSSupport-ResetAccess --parameters \
+                 InstanceId={id}` (it stops and restarts the instance, and keeps the new password \
+                 in Parameter Store as /EC2Rescue/Passwords/{id}), then `aws ssm get-parameter \
+                 --name /EC2Rescue/Passwords/{id} --with-decryption --query Parameter.Value \
+                 --output text | ecsrdp direct <address> --password-stdin`. Launch future \
+                 container instances with a key pair"
             ),
         ),
     });

@@ -439,6 +439,23 @@ mod tests {
     }
 
     #[test]
+    fn help_groups_the_options_under_headings() {
+        use clap::CommandFactory as _;
+        let help = Args::command().render_long_help().to_string();
+        let aws = help
+            .find("Finding the instance and its password:")
+            .expect(&help);
+        let session = help.find("The session:").expect(&help);
+        // Each option under its own heading.
+        let at = |option: &str| help.find(option).expect(option);
+        assert!(aws < at("--profile") && at("--profile") < session, "{help}");
+        assert!(
+            session < at("--fullscreen") && session < at("--codec"),
+            "{help}"
+        );
+    }
+
+    #[test]
     fn definition_is_consistent() {
         use clap::CommandFactory as _;
         Args::command().debug_assert();

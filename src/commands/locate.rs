@@ -140,7 +140,7 @@ async fn not_registered(
     choice: AddressChoice,
 ) -> Result<Error, Error> {
     if let Some((other, _)) = aws::cluster_of(aws, id).await? {
-        return Ok(Error::Usage(format!(
+        return Ok(Error::Prerequisite(format!(
             "EC2 instance {id} is registered in cluster `{other}`, not `{cluster}`; connect with \
              `ecsrdp {other}/{id}` (or `ecsrdp {id}`, which finds its cluster)"
         )));
