@@ -597,6 +597,52 @@ fn unreachable_aws_endpoint() {
     Run::of(&mut command).fails(3, "cannot reach AWS");
 }
 
+/// An endpoint (or proxy) that takes the connection and never answers: ecsrdp gives up with the
+/// same advice as for one that refuses, not hangs.
+#[test]
+fn an_aws_endpoint_that_never_answers_is_given_up() {
+    let home = home();
+    // Bound and listening but never accepted: the kernel completes the handshake, nobody reads.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let mut command = support::ecsrdp(home.path());
+    command
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .arg("demo");
+    Run::of(&mut command).fails(3, "cannot reach AWS");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
+
+/// On a terminal, a key's passphrase is asked for (with the phase line out of the way) and the
+/// password decrypted with it.
+#[test]
+fn a_passphrase_is_asked_for_on_a_terminal() {
+    let emu = Emulator::shared();
+    let home = home();
+    let mut command = emu.ecsrdp(home.path());
+    command.args([
+        "password",
+        &emu.target("win-passphrase"),
+        "--key",
+        &key_file(emu, "win-passphrase"),
+    ]);
+    let run = support::on_a_terminal(&command, "correct horse\n");
+    assert!(run.stdout.contains("Passphrase for "), "{:?}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&emu.field("win-passphrase", "password")),
+        "{:?}",
+        run.stdout
+    );
+}
+
 #[test]
 fn the_password_never_reaches_logs() {
     let emu = Emulator::shared();
@@ -720,6 +766,22 @@ fn an_instance_of_another_cluster_is_not_found_in_this_one() {
 }
 
 // ---- Small comforts ---------------------------------------------------------------------------
+
+/// A line break in `--user` would add a setting of its own to the file (a shared drive, say,
+/// for whoever opens it): refused, and nothing written.
+#[test]
+fn rdp_file_refuses_a_user_with_a_line_break() {
+    let emu = Emulator::shared();
+    let home = home();
+    let run = Run::of(emu.ecsrdp(home.path()).args([
+        "rdp-file",
+        &emu.target("win-pkcs1"),
+        "--user",
+        "Administrator\r\ndrivestoredirect:s:*",
+    ]));
+    run.fails(2, "must not contain a line break");
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
 
 #[test]
 fn rdp_file_names_the_address_and_user_never_the_password() {

@@ -622,3 +622,29 @@ async fn a_new_certificate_is_asked_about_on_a_terminal() {
     assert!(listed().contains(&fingerprint));
     server.stop().await;
 }
+
+/// `ecsrdp trust list | head -1` on a long store: the reader leaving early is its choice, not a
+/// failure of ecsrdp's (no panic, exit 0).
+#[test]
+fn trust_list_into_a_closed_pipe_is_not_a_failure() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let fingerprint = ["AB"; 32].join(":");
+    // More than a pipe holds, so that writing runs into the closed end.
+    let store: String = (0..3000)
+        .map(|n| format!("i-{n:017x} {fingerprint}\n"))
+        .collect();
+    std::fs::write(data.join("known_hosts"), store).unwrap();
+    let mut child = support::ecsrdp(home.path())
+        .args(["trust", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

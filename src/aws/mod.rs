@@ -34,6 +34,17 @@ pub struct Aws {
     config: aws_config::SdkConfig,
 }
 
+/// How long AWS may take. The SDK's default bounds only the TCP connect: an endpoint or proxy
+/// that accepts a connection and never answers would hang ecsrdp for good.
+fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        // One try; the SDK's retries (three by default) each get their own.
+        .operation_attempt_timeout(std::time::Duration::from_secs(15))
+        .operation_timeout(std::time::Duration::from_secs(60))
+        .build()
+}
+
 impl Aws {
     /// Loads the standard configuration chain, with `--profile`/`--region` on top.
     pub async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Self, AwsError> {
@@ -41,7 +52,7 @@ impl Aws {
         if let (Some(profile), Some(set)) = (profile, &profiles) {
             ensure_profile_exists(set, profile)?;
         }
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts());
         if let Some(profile) = profile {
             loader = loader.profile_name(profile);
         }

@@ -218,6 +218,16 @@ pub fn attach_wait_duration(args: impl IntoIterator<Item = OsString>) -> Vec<OsS
     out
 }
 
+/// `--exit-after`: a duration a session can last, at most a year (a clock cannot count much
+/// further ahead, and nobody means more).
+fn parse_exit_after(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration > Duration::from_secs(365 * 24 * 3600) {
+        return Err("at most a year (e.g. 8h, 30d)".into());
+    }
+    Ok(duration)
+}
+
 fn parse_tunnel_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
     if duration < Duration::from_secs(1) || duration > Duration::from_secs(3600) {
@@ -254,7 +264,7 @@ pub struct SessionArgs {
     #[arg(long, value_name = "FILE.png")]
     pub snapshot: Option<PathBuf>,
     /// End the session cleanly after this long, e.g. 5s
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_exit_after)]
     pub exit_after: Option<Duration>,
     /// Trust a server's certificate on first contact without asking (for scripts); a changed
     /// certificate is still refused
@@ -429,6 +439,18 @@ mod tests {
             panic!("not the password command")
         };
         assert_eq!(aws.wait, minutes(5));
+    }
+
+    #[test]
+    fn exit_after_is_a_duration_a_session_can_last() {
+        use clap::Parser as _;
+        let parse = |value: &str| Args::try_parse_from(["ecsrdp", "p/i-1", "--exit-after", value]);
+        assert_eq!(
+            parse("2s").unwrap().session.exit_after,
+            Some(Duration::from_secs(2))
+        );
+        let error = parse("400000000000y").unwrap_err().to_string();
+        assert!(error.contains("at most a year"), "{error}");
     }
 
     #[test]

@@ -202,10 +202,7 @@ fn pick(cluster: &str, rows: &[Listed]) -> Result<InstanceRef, Error> {
             "cluster {cluster} has no container instances to pick from"
         )));
     }
-    let lines: Vec<String> = columns(&rows.iter().map(line).collect::<Vec<_>>())
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let lines = picker_lines(rows);
     // Start on the first instance that can work: Windows, running, launched with a key pair.
     let ready = rows
         .iter()
@@ -223,14 +220,49 @@ fn pick(cluster: &str, rows: &[Listed]) -> Result<InstanceRef, Error> {
     }
 }
 
+/// The picker's lines, one a row whatever the rows hold: an EC2 `Name` tag may hold a line
+/// break, which would split a row in two and shift every choice after it.
+fn picker_lines(rows: &[Listed]) -> Vec<String> {
+    let cells: Vec<[String; 6]> = rows.iter().map(line).collect();
+    // `columns` ends every row with exactly one newline, and no cell holds one any more.
+    columns(&cells).lines().map(str::to_owned).collect()
+}
+
 /// One instance as a row of the picker: what tells instances apart at a glance.
 fn line(row: &Listed) -> [String; 6] {
+    let shown = |text: &str| text.replace(char::is_control, " ");
     [
-        row.ec2_instance_id.clone(),
-        row.platform.clone(),
-        row.state.clone(),
-        row.address.clone().unwrap_or_else(|| "-".into()),
-        row.key_name.clone().unwrap_or_else(|| "-".into()),
-        row.name.clone().unwrap_or_default(),
+        shown(&row.ec2_instance_id),
+        shown(&row.platform),
+        shown(&row.state),
+        shown(row.address.as_deref().unwrap_or("-")),
+        shown(row.key_name.as_deref().unwrap_or("-")),
+        shown(row.name.as_deref().unwrap_or_default()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_with_a_line_break_stays_on_its_row() {
+        let row = |id: &str, name: &str| Listed {
+            container_instance_id: "c".into(),
+            ec2_instance_id: id.into(),
+            name: Some(name.into()),
+            platform: "windows".into(),
+            state: "running".into(),
+            address: None,
+            key_name: None,
+            status: "ACTIVE".into(),
+            agent_connected: true,
+            running_tasks: 0,
+        };
+        let rows = [row("i-1", "web\nserver\r\n"), row("i-2", "db")];
+        let lines = picker_lines(&rows);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("i-1") && lines[0].contains("web server"));
+        assert!(lines[1].starts_with("i-2"), "{lines:?}");
+    }
 }

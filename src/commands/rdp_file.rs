@@ -20,6 +20,15 @@ pub(super) async fn rdp_file(
     output: Option<PathBuf>,
     size: Option<(u16, u16)>,
 ) -> Result<ExitCode, Error> {
+    // A line break in a value would start a line of its own: a second setting (a shared drive,
+    // say) for whoever opens the file.
+    if args.user.chars().any(char::is_control) {
+        return Err(Error::Usage(
+            "--user must not contain a line break or other control character: an .rdp file \
+             holds one setting a line"
+                .into(),
+        ));
+    }
     let (aws, mut located) = locate(target, args, false).await?;
     let route = choose_route(&aws, &mut located.resolved, args).await?;
     let resolved = located.resolved;

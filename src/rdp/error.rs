@@ -34,6 +34,16 @@ pub enum RdpError {
          if you use --via, check that the tunnel reaches the instance"
     )]
     HandshakeTimeout { addr: String, seconds: u64 },
+    #[error(
+        "{addr} redirected the session to another server, which ecsrdp does not follow (a \
+         Remote Desktop connection broker); connect to the session host directly"
+    )]
+    Redirected { addr: String },
+    #[error(
+        "ecsrdp's session with {addr} failed unexpectedly ({detail}); this is a bug in ecsrdp, \
+         please report it with the output of -vv"
+    )]
+    Crashed { addr: String, detail: String },
     #[error("the TLS handshake with {addr} failed: {detail}")]
     Tls { addr: String, detail: String },
     #[error(

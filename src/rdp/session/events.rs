@@ -35,7 +35,7 @@ pub enum PointerShape {
 }
 
 /// Where the session's news goes: a wake-up per batch of pixels, pointer changes.
-pub trait FrameSink: Send + 'static {
+pub trait FrameSink: Send + Sync + 'static {
     /// New damage is in the shared frame. Called once per PDU at most; coalescing is the
     /// sink's job.
     fn frame_ready(&self);

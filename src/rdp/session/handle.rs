@@ -64,8 +64,26 @@ impl Session {
         self.commands.clone()
     }
 
-    /// Runs until the session ends, reconnecting when the network drops it (if asked to).
+    /// Runs until the session ends, reconnecting when the network drops it (if asked to). The
+    /// session runs as a task of its own, so that a panic in it (a decoder outside the contained
+    /// call, a bug of ours) ends it with an error the consumer reports and a non-zero exit,
+    /// instead of leaving a window with nothing behind it. Dropping the future ends the task.
     pub async fn run(self, sink: impl FrameSink) -> Result<Outcome, RdpError> {
+        let addr = self.connected.addr.clone();
+        let task = AbortOnDrop(tokio::spawn(self.run_here(sink)));
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(failed) => Err(RdpError::Crashed {
+                addr,
+                detail: match failed.try_into_panic() {
+                    Ok(panic) => panic_message(panic.as_ref()),
+                    Err(cancelled) => cancelled.to_string(),
+                },
+            }),
+        }
+    }
+
+    async fn run_here(self, sink: impl FrameSink) -> Result<Outcome, RdpError> {
         let Session {
             connected,
             frame,
@@ -74,10 +92,12 @@ impl Session {
             mut reconnect,
             ..
         } = self;
-        let deadline = exit_after.map(|after| Instant::now() + after);
+        // `--exit-after` is bounded on the command line; a later instant than the clock can
+        // hold would be no deadline at all.
+        let deadline = exit_after.and_then(|after| Instant::now().checked_add(after));
         // `--exit-after` holds even when the session is stuck in a write to a peer that stopped
         // reading: past the goodbye's grace, the connection is simply dropped.
-        let hard_stop = deadline.map(|at| at + GOODBYE_GRACE);
+        let hard_stop = deadline.and_then(|at| at.checked_add(GOODBYE_GRACE));
         let work = async {
             let mut connected = connected;
             loop {
@@ -114,4 +134,33 @@ impl Session {
             () = sleep_until(hard_stop) => Ok(Outcome::TimeUp),
         }
     }
+}
+
+/// A task handle that aborts the task when dropped, as a plain future would end.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
 }

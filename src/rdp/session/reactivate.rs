@@ -79,11 +79,8 @@ pub(super) async fn reactivate(
                 return Ok(());
             }
             ConnectionActivationState::Redirected { .. } => {
-                return Err(RdpError::SessionLost {
+                return Err(RdpError::Redirected {
                     addr: addr.to_owned(),
-                    detail: "the server redirected the session to another host, which ecsrdp \
-                             does not follow"
-                        .into(),
                 })
             }
             _ => {}

@@ -123,11 +123,7 @@ pub(super) async fn run_session(
                             }
                         }
                         ActiveStageOutput::ServerRedirection(_) => {
-                            return Err(RdpError::SessionLost {
-                                addr: addr.clone(),
-                                detail: "the server redirected the session to another host, which \
-                                         ecsrdp does not follow".into(),
-                            });
+                            return Err(RdpError::Redirected { addr: addr.clone() });
                         }
                         ActiveStageOutput::PointerDefault => sink.pointer(PointerShape::Default),
                         ActiveStageOutput::PointerHidden => sink.pointer(PointerShape::Hidden),
