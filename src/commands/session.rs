@@ -229,7 +229,7 @@ fn shared_clipboard(args: &SessionArgs) -> Option<Clipboard> {
     if args.headless || args.no_clipboard {
         return None;
     }
-    Clipboard::open()
+    crate::window::clipboard::open()
         .map_err(|why| status::warn(format_args!("the clipboard is not shared: {why}")))
         .ok()
 }

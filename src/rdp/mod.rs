@@ -19,7 +19,7 @@ pub mod keyboard;
 pub mod replay;
 pub mod session;
 
-pub use self::channels::Clipboard;
+pub use self::channels::{Clipboard, LocalClipboard};
 pub use self::config::{Codecs, ConnectOptions, Endpoint, Security};
 pub use self::connect::transport::Transport;
 pub use self::connect::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};

@@ -8,12 +8,15 @@
 //! rows ([`view`]).
 
 mod app;
+pub mod clipboard;
 mod events;
 mod input;
 pub mod keyboard;
 pub mod keymap;
 mod options;
 mod overlay;
+#[cfg(target_os = "macos")]
+mod pasteboard;
 mod view;
 
 use std::collections::VecDeque;

@@ -4,13 +4,11 @@
 
 pub mod clipboard;
 pub mod drive;
-#[cfg(target_os = "macos")]
-mod pasteboard;
 
 use ironrdp_displaycontrol::client::DisplayControlClient;
 use ironrdp_dvc::DrdynvcClient;
 
-pub use self::clipboard::Clipboard;
+pub use self::clipboard::{Clipboard, LocalClipboard};
 use super::config::Codecs;
 use super::graphics;
 
