@@ -1,6 +1,6 @@
 //! `ecsrdp <cluster>`: the cluster's container instances, Windows first.
 
-use super::resolve::{describe, list_container_instance_arns};
+use super::resolve::{cluster_arns, describe, list_container_instance_arns};
 use super::{Aws, AwsError};
 
 /// One row of the listing.
@@ -38,19 +38,7 @@ pub struct ClusterRow {
 
 /// Every ECS cluster, described in batches of 100 (DescribeClusters' limit).
 pub async fn clusters(aws: &Aws) -> Result<Vec<ClusterRow>, AwsError> {
-    let pages = aws
-        .ecs
-        .list_clusters()
-        .into_paginator()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| AwsError::from_sdk("ecs:ListClusters", e))?;
-    let arns: Vec<String> = pages
-        .iter()
-        .flat_map(|page| page.cluster_arns())
-        .cloned()
-        .collect();
+    let arns = cluster_arns(aws).await?;
     let mut rows = Vec::new();
     for chunk in arns.chunks(100) {
         let described = aws

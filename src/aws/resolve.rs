@@ -113,19 +113,7 @@ pub async fn ec2_instance_id(
 /// has no reverse lookup, so each cluster of the region is asked (all at once) with the cluster
 /// query language.
 pub async fn cluster_of(aws: &Aws, ec2_id: &str) -> Result<Option<(String, String)>, AwsError> {
-    let pages = aws
-        .ecs
-        .list_clusters()
-        .into_paginator()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .map_err(|e| AwsError::from_sdk("ecs:ListClusters", e))?;
-    let clusters: Vec<String> = pages
-        .iter()
-        .flat_map(|page| page.cluster_arns())
-        .cloned()
-        .collect();
+    let clusters = cluster_arns(aws).await?;
     let filter = format!("ec2InstanceId == {ec2_id}");
     let found = futures_util::future::join_all(clusters.iter().map(|cluster| {
         let filter = filter.clone();
@@ -158,6 +146,23 @@ pub async fn cluster_of(aws: &Aws, ec2_id: &str) -> Result<Option<(String, Strin
         }
     }
     Ok(None)
+}
+
+/// The ARN of every ECS cluster of the region, page by page.
+pub(super) async fn cluster_arns(aws: &Aws) -> Result<Vec<String>, AwsError> {
+    let pages = aws
+        .ecs
+        .list_clusters()
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| AwsError::from_sdk("ecs:ListClusters", e))?;
+    Ok(pages
+        .iter()
+        .flat_map(|page| page.cluster_arns())
+        .cloned()
+        .collect())
 }
 
 /// The container instance a task runs on; a Fargate task has none.
