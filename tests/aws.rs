@@ -892,18 +892,7 @@ fn run_tasks(emu: &Emulator, group: Option<&str>, count: u32, fargate: bool) -> 
         fargate = if fargate { "True" } else { "False" },
         group = group.unwrap_or(""),
     );
-    let output = std::process::Command::new(support::python())
-        .args(["-c", &script, &emu.endpoint])
-        .env("AWS_ACCESS_KEY_ID", &emu.admin.0)
-        .env("AWS_SECRET_ACCESS_KEY", &emu.admin.1)
-        .output()
-        .expect("run tasks");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("task IDs")
+    serde_json::from_str(&emu.python_as_admin(&script)).expect("task IDs")
 }
 
 #[test]
@@ -1346,18 +1335,7 @@ reservation = ec2.run_instances(ImageId="ami-03cf127a", InstanceType="m5.large",
                                 MaxCount=1, KeyName="kp-pkcs1", SecurityGroupIds=[group])
 print(reservation["Instances"][0]["InstanceId"])
 "#;
-    let output = std::process::Command::new(support::python())
-        .args(["-c", script, &emu.endpoint])
-        .env("AWS_ACCESS_KEY_ID", &emu.admin.0)
-        .env("AWS_SECRET_ACCESS_KEY", &emu.admin.1)
-        .output()
-        .expect("run python");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let id = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let id = emu.python_as_admin(script).trim().to_owned();
     let home = home();
 
     let run = Run::of(emu.ecsrdp(home.path()).args(["resolve", "--json", &id]));

@@ -64,6 +64,23 @@ impl Emulator {
         emulator
     }
 
+    /// Runs a Python `script` against the emulator (its endpoint is `sys.argv[1]`) with the
+    /// administrator's key in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`; what it printed.
+    pub fn python_as_admin(&self, script: &str) -> String {
+        let output = Command::new(python())
+            .args(["-c", script, &self.endpoint])
+            .env("AWS_ACCESS_KEY_ID", &self.admin.0)
+            .env("AWS_SECRET_ACCESS_KEY", &self.admin.1)
+            .output()
+            .expect("run python");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 from python")
+    }
+
     /// Another IAM user, holding exactly the policy in the file `policy`; its access key.
     pub fn user(&self, name: &str, policy: &Path) -> (String, String) {
         let output = Command::new(python())
