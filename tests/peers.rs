@@ -30,7 +30,8 @@ fn snapshot_shows(security: &str, colour: &str, rgb: [u8; 3], lossless: bool) {
             "--exit-after",
             "2s",
         ])
-        .args(["--snapshot", png.to_str().unwrap()]);
+        .args(["--snapshot", png.to_str().unwrap()])
+        .args(["--security", security]);
     if lossless {
         command.arg("--lossless");
     }
@@ -106,6 +107,7 @@ fn xrdp_over_tls_shows_its_login_screen() {
     let mut command = support::ecsrdp(home.path());
     command
         .args(["direct", &format!("127.0.0.1:{port}"), "--user", "nobody"])
+        .args(["--security", "tls"])
         .args([
             "--password-stdin",
             "--headless",
@@ -179,6 +181,8 @@ fn xrdp_xvnc_session_matches_its_display_exactly() {
             USER,
             "--domain",
             "Xvnc",
+            "--security",
+            "tls",
         ])
         .args([
             "--password-stdin",
@@ -499,8 +503,8 @@ fn a_shared_folder_is_read_and_written_by_the_session() {
     );
 }
 
-/// The same with `--drive-read-only`: the session reads the file, but cannot write a new one,
-/// append to the file or delete one; the folder here is as it was.
+/// The same without `--drive-writable` (read-only is the default): the session reads the file,
+/// but cannot write a new one, append to the file or delete one; the folder here is as it was.
 #[test]
 fn a_read_only_folder_is_read_but_not_changed() {
     let shared = share_a_folder("ecsrdp-rodrive", true);
@@ -588,8 +592,8 @@ fn share_a_folder(user: &'static str, read_only: bool) -> Shared {
     command
         .args(["--no-clipboard", "--exit-after", "60s", "--drive"])
         .arg(format!("logs={}", folder.path().display()));
-    if read_only {
-        command.arg("--drive-read-only");
+    if !read_only {
+        command.arg("--drive-writable");
     }
     let client = support::Daemon(command.spawn().expect("start ecsrdp"));
     let done = wait_for(std::time::Duration::from_secs(40), || {
@@ -660,7 +664,12 @@ fn window_on(
         .env("DISPLAY", &xvfb.display)
         .env_remove("WAYLAND_DISPLAY")
         .env("ECSRDP_PASSWORD", &xrdp.password)
-        .args(["direct", &format!("127.0.0.1:{}", xrdp.port)])
+        .args([
+            "direct",
+            &format!("127.0.0.1:{}", xrdp.port),
+            "--security",
+            "tls",
+        ])
         .args(["--user", user, "--domain", "Xvnc", "--trust-new"])
         .args(["--size", "800x600"])
         .stdout(std::process::Stdio::null())
@@ -967,7 +976,13 @@ fn weston_shows_its_desktop_at_the_clients_odd_size() {
     let mut command = support::ecsrdp(dir.path());
     command
         .args(["direct", &format!("127.0.0.1:{port}"), "--user", USER])
-        .args(["--password-stdin", "--headless", "--trust-new"])
+        .args([
+            "--security",
+            "tls",
+            "--password-stdin",
+            "--headless",
+            "--trust-new",
+        ])
         .args(["--size", "1022x766", "--exit-after", "40s"])
         .args(["--snapshot", png.to_str().unwrap()]);
     let run = Run::with_stdin(&mut command, Some("unused\n"));
@@ -1168,6 +1183,31 @@ fn a_server_gone_for_good_is_tried_then_given_up() {
         took >= std::time::Duration::from_secs(3) && took < std::time::Duration::from_secs(15),
         "took {took:?}"
     );
+}
+
+/// Something in between cuts every connection 4 s after it opens (a proxy with a short session
+/// limit): each reconnection logs on and is lost again, so the tries are counted across them,
+/// with the same growing waits, and ecsrdp ends with exit 5 saying the connection keeps
+/// dropping. Before, each logon started the count over and it went on until `--exit-after`,
+/// then exited 0.
+#[test]
+fn a_connection_that_keeps_dropping_is_given_up() {
+    let proxied = Proxied::with(&["--reconnect", "3"], "150s", false);
+    let at = std::time::Instant::now();
+    proxied
+        .proxy
+        .cut_each_after(std::time::Duration::from_secs(4));
+    let (run, ended) = proxied.session.join().unwrap();
+    // Each loss is logged as a warning before the last word.
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("keeps dropping"), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    // The first connection and three that came back.
+    assert_eq!(proxied.proxy.connections(), 4, "{}", run.stderr);
+    // Waits of 1, 2 and 4 s and three short sessions: well before `--exit-after`.
+    let took = ended - at;
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
 }
 
 /// A middlebox resets the connection mid-session (RST): exit 5 at once, the session named.

@@ -28,7 +28,9 @@ async fn server(security: Security, width: u16, height: u16) -> TestServer {
     .await
 }
 
-/// `ecsrdp direct` against `port`, headless, the password on stdin.
+/// `ecsrdp direct` against `port`, headless, the password on stdin; `--security tls` unless
+/// `extra` says otherwise, since most servers here offer TLS only (NLA is the default, as
+/// `direct_requires_nla_by_default` shows).
 fn direct(home: &Path, port: u16, extra: &[&str]) -> std::process::Command {
     let mut command = support::ecsrdp(home);
     command
@@ -41,6 +43,9 @@ fn direct(home: &Path, port: u16, extra: &[&str]) -> std::process::Command {
         ])
         .args(["--headless", "--lossless", "--connect-timeout", "3s"])
         .args(extra);
+    if !extra.contains(&"--security") {
+        command.args(["--security", "tls"]);
+    }
     command
 }
 
@@ -162,23 +167,24 @@ async fn server_side_resize_is_followed() {
 
 // ---- Input --------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread")]
-async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
-    let server = server(Security::Hybrid, 320, 200).await;
-    let home = tempfile::tempdir().unwrap();
-    let endpoint = Endpoint {
+/// The library's connection to `port` on loopback, as `ecsrdp direct` makes it, with NLA.
+fn endpoint_at(port: u16) -> Endpoint {
+    Endpoint {
         host: "127.0.0.1".into(),
-        port: server.addr.port(),
+        port,
         user: USER.into(),
         domain: None,
         password: ecsrdp::keys::Password::new(PASSWORD.into()),
         trust_key: TrustKey::new("input-test".into()),
         title: "input".into(),
-    };
-    let options = ConnectOptions {
+    }
+}
+
+fn options_for(desktop: (u16, u16), scale_percent: u32) -> ConnectOptions {
+    ConnectOptions {
         security: rdp::Security::Nla,
-        desktop: (320, 200),
-        scale_percent: 100,
+        desktop,
+        scale_percent,
         codecs: rdp::Codecs::Lossless,
         login_screen: false,
         connect_timeout: Duration::from_secs(3),
@@ -186,9 +192,16 @@ async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
         clipboard: None,
         drive: None,
         drive_read_only: false,
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_and_clicks_arrive_as_scancodes_and_positions() {
+    let server = server(Security::Hybrid, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    let endpoint = endpoint_at(server.addr.port());
     let store = TrustStore::at(home.path().join("known_hosts"));
-    let handshake = rdp::connect(&endpoint, options, &store)
+    let handshake = rdp::connect(&endpoint, options_for((320, 200), 100), &store)
         .await
         .expect("TLS handshake");
     assert!(handshake.is_new() && handshake.nla());
@@ -264,6 +277,116 @@ struct NoSink;
 impl rdp::FrameSink for NoSink {
     fn frame_ready(&self) {}
     fn pointer(&self, _shape: rdp::PointerShape) {}
+}
+
+/// A sink that tells when the session starts getting a lost connection back.
+struct Reconnecting(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl rdp::FrameSink for Reconnecting {
+    fn frame_ready(&self) {}
+    fn pointer(&self, _shape: rdp::PointerShape) {}
+    fn reconnecting(&self, attempt: Option<(u32, u32)>) {
+        if attempt.is_some() {
+            let _ = self.0.send(());
+        }
+    }
+}
+
+/// The network drops the session (a blip) after the window was resized and Caps Lock turned
+/// on, and the window is resized again and Num Lock turned on while it is away: the new
+/// connection asks for the window's last desktop and scale factor (not the first 320x200 at
+/// 100 %) and the server gets the lock keys as they are now. Both were lost before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reconnection_keeps_the_desktop_and_lock_keys_the_user_had() {
+    use ecsrdp::rdp::{Layout, Locks};
+    let server = server(Security::Hybrid, 320, 200).await;
+    let proxy = support::proxy::Proxy::start(server.addr.port());
+    let home = tempfile::tempdir().unwrap();
+    let store = TrustStore::at(home.path().join("known_hosts"));
+    let endpoint = endpoint_at(proxy.port);
+    let handshake = rdp::connect(&endpoint, options_for((320, 200), 100), &store)
+        .await
+        .expect("TLS handshake");
+    let connected = handshake.finish(&store, true).await.expect("log in");
+
+    let (asked_tx, mut asked) = tokio::sync::mpsc::unbounded_channel();
+    let reconnect = rdp::Reconnect {
+        attempts: 3,
+        connect: Box::new(move |layout: Option<Layout>| {
+            let (endpoint, store, asked_tx) = (endpoint.clone(), store.clone(), asked_tx.clone());
+            Box::pin(async move {
+                let _ = asked_tx.send(layout);
+                let (desktop, scale) = layout.map_or(((320, 200), 100), Layout::at_connection);
+                let options = options_for(desktop, scale);
+                rdp::connect(&endpoint, options, &store)
+                    .await?
+                    .finish(&store, false)
+                    .await
+            })
+        }),
+    };
+    let session = rdp::Session::new(connected, None).with_reconnect(reconnect);
+    let commands = session.commands();
+    let (away_tx, mut away) = tokio::sync::mpsc::unbounded_channel();
+    let session = tokio::spawn(session.run(Reconnecting(away_tx)));
+
+    let caps = Locks {
+        caps: true,
+        ..Locks::default()
+    };
+    commands.send(Command::SyncLocks(caps)).await.unwrap();
+    let resize = |width, height, scale_percent| Command::Resize {
+        width,
+        height,
+        scale_percent,
+    };
+    commands.send(resize(800, 600, 125)).await.unwrap();
+    let started = std::time::Instant::now();
+    while server.input.syncs() != [4] {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            server.input.syncs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.blip();
+    tokio::time::timeout(Duration::from_secs(10), away.recv())
+        .await
+        .expect("the session noticed the loss");
+    // While away.
+    commands.send(resize(1001, 700, 150)).await.unwrap();
+    let num_too = Locks { num: true, ..caps };
+    commands.send(Command::SyncLocks(num_too)).await.unwrap();
+
+    let layout = tokio::time::timeout(Duration::from_secs(10), asked.recv())
+        .await
+        .expect("a reconnection")
+        .unwrap();
+    assert_eq!(
+        layout,
+        Some(Layout {
+            width: 1001,
+            height: 700,
+            scale_percent: 150
+        })
+    );
+    // Asked for as Display Control would: an even width.
+    assert_eq!(layout.unwrap().at_connection(), ((1000, 700), 150));
+    let started = std::time::Instant::now();
+    while server.input.syncs().len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no lock keys after reconnecting"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Caps (4) on the first connection; caps and num (4 | 2) first thing on the new one.
+    assert_eq!(server.input.syncs(), [4, 6]);
+    assert_eq!(proxy.connections(), 2);
+    commands.send(Command::Close).await.unwrap();
+    assert_eq!(session.await.unwrap().expect("session"), Outcome::Closed);
+    server.stop().await;
 }
 
 // ---- Trust --------------------------------------------------------------------------------
@@ -580,6 +703,58 @@ async fn no_common_security_protocol_is_named() {
         .fails(5, "share no security protocol");
 }
 
+/// `direct` requires NLA as AWS targets do: a server that offers only TLS (or a man in the
+/// middle saying so) is refused at the negotiation, before TLS and before the password, with
+/// the way to accept it named; nothing is pinned. It was accepted with a warning before.
+#[tokio::test(flavor = "multi_thread")]
+async fn direct_requires_nla_by_default() {
+    let home = tempfile::tempdir().unwrap();
+    // What Windows with NLA turned off answers a request for NLA: TPKT, X.224 Connection
+    // Confirm, RDP_NEG_FAILURE with SSL_REQUIRED_BY_SERVER (1).
+    let windows = fake_server(
+        b"\x03\x00\x00\x13\x0e\xd0\x00\x00\x12\x34\x00\x03\x00\x08\x00\x01\x00\x00\x00",
+    );
+    // The flag as a user would leave it: absent.
+    let mut command = support::ecsrdp(home.path());
+    command.env("ECSRDP_PASSWORD", PASSWORD).args([
+        "direct",
+        &format!("127.0.0.1:{windows}"),
+        "--headless",
+        "--trust-new",
+    ]);
+    let refused = tokio::task::spawn_blocking(move || Run::of(&mut command))
+        .await
+        .unwrap();
+    refused.fails(5, "does not offer Network Level Authentication");
+    assert!(
+        refused.stderr.contains("--security tls"),
+        "{}",
+        refused.stderr
+    );
+    let listed = Run::of(support::ecsrdp(home.path()).args(["trust", "list"]));
+    assert_eq!(listed.stdout, "", "nothing pinned");
+
+    // IronRDP's server offering TLS only just hangs up on a request for NLA: the way out is
+    // named there too.
+    let server = server(Security::Tls, 320, 200).await;
+    let port = server.addr.port();
+    let dropped = run_direct(
+        home.path(),
+        port,
+        &["--security", "nla", "--trust-new", "--exit-after", "1s"],
+        PASSWORD,
+    )
+    .await;
+    dropped.fails(5, "closed the connection during the negotiation of NLA");
+    assert!(
+        dropped.stderr.contains("--security tls"),
+        "{}",
+        dropped.stderr
+    );
+    let listed = Run::of(support::ecsrdp(home.path()).args(["trust", "list"]));
+    assert_eq!(listed.stdout, "", "nothing pinned");
+}
+
 /// On a terminal, a first certificate is shown and asked about: "n" sends nothing and remembers
 /// nothing, "y" connects and remembers it. `script` gives ecsrdp its terminal.
 #[tokio::test(flavor = "multi_thread")]
@@ -598,7 +773,14 @@ async fn a_new_certificate_is_asked_about_on_a_terminal() {
         command
             .env("ECSRDP_PASSWORD", PASSWORD)
             .args(["direct", &format!("127.0.0.1:{port}"), "--user", USER])
-            .args(["--headless", "--lossless", "--exit-after", "1s"]);
+            .args([
+                "--security",
+                "tls",
+                "--headless",
+                "--lossless",
+                "--exit-after",
+                "1s",
+            ]);
         tokio::task::spawn_blocking(move || support::on_a_terminal(&command, reply))
     };
     let listed = || Run::of(support::ecsrdp(home.path()).args(["trust", "list"])).stdout;

@@ -285,8 +285,8 @@ pub struct SessionArgs {
     /// How long to wait for the TCP connection
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
-    /// `nla` requires Network Level Authentication (the default for AWS targets); `tls` also
-    /// accepts a server that offers only TLS, and says so (the default for `direct`)
+    /// `nla` (the default) requires Network Level Authentication; `tls` also accepts a server
+    /// that offers only TLS (xrdp, Weston), and says so
     #[arg(long, value_enum, value_name = "nla|tls")]
     pub security: Option<SecurityChoice>,
     /// The keyboard layout the server applies to the keys you press: an XKB name (`de`, `fr`,
@@ -299,11 +299,21 @@ pub struct SessionArgs {
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub reconnect: u32,
     /// Share a local folder with the session as a drive, e.g. `--drive logs=./logs` (it shows
-    /// as "logs on ecsrdp" in Explorer); the session can read and write it, nothing outside it
+    /// as "logs on ecsrdp" in Explorer); the session can read it, nothing outside it
     #[arg(long, value_name = "NAME=PATH", value_parser = parse_drive)]
     pub drive: Option<(String, PathBuf)>,
-    /// With --drive: the session may read the folder but not change it
+    /// With --drive: the session may also change the folder (create, write, rename, delete).
+    /// Read-only is the default because whatever the server writes lands on this machine: into
+    /// a repository or home folder it could plant hooks or start-up files that run here
     #[arg(long, requires = "drive")]
+    pub drive_writable: bool,
+    /// Read-only is the default now; kept so that existing scripts still run
+    #[arg(
+        long,
+        requires = "drive",
+        hide = true,
+        conflicts_with = "drive_writable"
+    )]
     pub drive_read_only: bool,
     /// Open the window full screen (F11 switches in and out)
     #[arg(long)]

@@ -53,10 +53,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             user,
             domain,
             password_stdin,
-            mut session,
+            session,
         }) => {
-            // Any RDP server: take NLA when offered, else say the password goes over TLS.
-            session.security.get_or_insert(SecurityChoice::Tls);
+            // NLA by default here too: a first contact is where a pin protects nothing, and a
+            // man in the middle answering "TLS only" would otherwise receive the password.
             let endpoint = connect::direct_endpoint(&server, user, domain, password_stdin)?;
             session::run(runtime, endpoint, None, &session)
         }

@@ -10,7 +10,7 @@ use super::error::Error;
 use crate::cli::{CodecChoice, Scale as ScaleArg, SecurityChoice, SessionArgs};
 use crate::headless::HeadlessOptions;
 use crate::rdp::{
-    connect, connect_over, Clipboard, Codecs, ConnectOptions, Endpoint, Handshake, Outcome,
+    connect, connect_over, Clipboard, Codecs, ConnectOptions, Endpoint, Handshake, Layout, Outcome,
     RdpError, Reconnect, Security, Session, Transport, TrustStore,
 };
 use crate::term::{prompt, status};
@@ -42,7 +42,7 @@ pub(super) fn run(
         .map(|t| (t.ended.clone(), t.expires, t.expires - Instant::now()));
     let blame_tunnel = |error: Error| match (&error, &ended) {
         // The first tunnel is long gone; what the reconnection tries met is the news.
-        (Error::Rdp(RdpError::ReconnectFailed { .. }), _) => error,
+        (Error::Rdp(RdpError::ReconnectFailed { .. } | RdpError::KeepsDropping { .. }), _) => error,
         (Error::Rdp(_), Some((ended, expires, limit))) => match ended.failure() {
             Some(cause) => Error::Tunnel(cause),
             // The service's clock and ours differ by the handshake's time at most.
@@ -107,6 +107,15 @@ fn establish(
     store: &TrustStore,
 ) -> Result<Session, Error> {
     let options = connect_options(args, desktop);
+    if let (Some((_, folder)), true) = (&args.drive, args.drive_writable) {
+        // Shown even with -q: it says what the server may change on this machine.
+        status::print(format_args!(
+            "ecsrdp: warning: the session may change {}: whatever the server writes there lands \
+             on this machine (into a repository or home folder, hooks or start-up files that run \
+             here); share a folder made for the purpose",
+            folder.display()
+        ));
+    }
     status::phase(format!("connecting to {}", endpoint.title));
     // Through a tunnel, the way back is a new tunnel; one that cannot be reopened is not retried.
     let reopen = tunnel.as_ref().map(|t| t.reopen.clone());
@@ -157,11 +166,15 @@ fn reconnector(
     let (endpoint, args, store) = (endpoint.clone(), args.clone(), store.clone());
     Reconnect {
         attempts: args.reconnect,
-        connect: Box::new(move || {
+        connect: Box::new(move |layout: Option<Layout>| {
             let (endpoint, args, store) = (endpoint.clone(), args.clone(), store.clone());
             let reopen = reopen.clone();
             Box::pin(async move {
-                let options = connect_options(&args, desktop);
+                // The desktop the window had when the connection dropped, not the first one.
+                let mut options = connect_options(&args, desktop);
+                if let Some((desktop, scale)) = layout.map(Layout::at_connection) {
+                    (options.desktop, options.scale_percent) = (desktop, scale);
+                }
                 let handshake = match reopen {
                     Some(reopen) => {
                         let tunnel = reopen().await.map_err(|detail| RdpError::Unreachable {
@@ -202,7 +215,7 @@ fn connect_options(args: &SessionArgs, desktop: (u16, u16)) -> ConnectOptions {
         keyboard_layout: keyboard_layout(args),
         clipboard: shared_clipboard(args),
         drive: args.drive.clone(),
-        drive_read_only: args.drive_read_only,
+        drive_read_only: !args.drive_writable,
     }
 }
 

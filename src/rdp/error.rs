@@ -83,9 +83,10 @@ pub enum RdpError {
     },
     #[error(
         "{addr} does not offer Network Level Authentication (NLA), only TLS: it would receive \
-         the password before proving it can check it. Windows AMIs have NLA on, so check that \
-         this is the instance you meant and that nothing in between (a proxy, a tunnel) answers \
-         instead; if you trust it, connect with --security tls. Nothing was sent"
+         the password before proving it can check it. Windows has NLA on by default, so check \
+         that this is the server you meant and that nothing in between (a proxy, a tunnel) \
+         answers instead; if you trust it (xrdp and Weston, for instance, offer only TLS), \
+         connect again with --security tls. Nothing was sent"
     )]
     NlaUnavailable { addr: String },
     #[error("{addr} and ecsrdp share no security protocol: {detail}")]
@@ -95,6 +96,10 @@ pub enum RdpError {
         if *stage == "the session" {
             "the instance may be restarting or have been stopped, or an administrator ended the \
              connection; connect again"
+        } else if *stage == NLA_NEGOTIATION {
+            "the server may be overloaded, restarting, or not an RDP server, or it offers only TLS \
+             and hangs up on a request for Network Level Authentication (xrdp, Weston): if you \
+             trust it, connect with --security tls"
         } else {
             "the server may be overloaded, restarting, or not an RDP server"
         }
@@ -123,7 +128,22 @@ pub enum RdpError {
         attempts: u32,
         last: String,
     },
+    #[error(
+        "the connection to {addr} keeps dropping: it came back and was lost again within a \
+         minute {drops} times, and ecsrdp stopped after {attempts} reconnections. Something \
+         between here and the server ends every connection (a VPN or proxy with a short idle or \
+         session limit, an unstable link), or the server logs each new one off; check it, then \
+         connect again"
+    )]
+    KeepsDropping {
+        addr: String,
+        drops: u32,
+        attempts: u32,
+    },
 }
+
+/// The stage named when a request for NLA alone meets a hang-up.
+pub const NLA_NEGOTIATION: &str = "the negotiation of NLA";
 
 impl RdpError {
     /// The network took an established session away (a closed or reset connection, a silent

@@ -29,4 +29,4 @@ pub use self::error::RdpError;
 pub use self::keyboard::{Klid, Locks};
 #[cfg(feature = "replay")]
 pub use self::replay::{replay, replay_stage, replay_stage_with, ReplayChannels, REPLAY_CHANNELS};
-pub use self::session::{Command, FrameSink, Outcome, PointerShape, Reconnect, Session};
+pub use self::session::{Command, FrameSink, Layout, Outcome, PointerShape, Reconnect, Session};

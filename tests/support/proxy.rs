@@ -29,6 +29,9 @@ struct Orders {
     reset_up_to: AtomicU64,
     /// New connections are closed at once, as by a network that is still down.
     refuse: AtomicBool,
+    /// When not 0, every connection is reset this many milliseconds after it opened, as by a
+    /// proxy with a short session limit.
+    lifetime_ms: AtomicU64,
 }
 
 pub struct Proxy {
@@ -58,8 +61,9 @@ impl Proxy {
                     return;
                 };
                 let number = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
-                pump(&client, &server, &shared, false, number);
-                pump(&server, &client, &shared, true, number);
+                let opened = std::time::Instant::now();
+                pump(&client, &server, &shared, false, number, opened);
+                pump(&server, &client, &shared, true, number, opened);
             }
         });
         Proxy { port, orders }
@@ -91,6 +95,14 @@ impl Proxy {
     pub fn blip(&self) {
         let now = self.orders.connections.load(Ordering::SeqCst);
         self.orders.reset_up_to.store(now, Ordering::SeqCst);
+    }
+
+    /// Resets every connection, this one and those to come, `lifetime` after it opened.
+    pub fn cut_each_after(&self, lifetime: Duration) {
+        let ms = u64::try_from(lifetime.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.orders.lifetime_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Closes new connections at once (`true`) until told otherwise (`false`).
@@ -131,7 +143,14 @@ impl Drop for Proxy {
 }
 
 /// Copies `from` to `to` on a thread of its own while the orders allow.
-fn pump(from: &TcpStream, to: &TcpStream, orders: &Arc<Orders>, downstream: bool, number: u64) {
+fn pump(
+    from: &TcpStream,
+    to: &TcpStream,
+    orders: &Arc<Orders>,
+    downstream: bool,
+    number: u64,
+    opened: std::time::Instant,
+) {
     let (mut from, mut to) = (
         from.try_clone().expect("clone socket"),
         to.try_clone().expect("clone socket"),
@@ -145,7 +164,10 @@ fn pump(from: &TcpStream, to: &TcpStream, orders: &Arc<Orders>, downstream: bool
             if orders.cut.load(Ordering::SeqCst) {
                 break;
             }
-            if number <= orders.reset_up_to.load(Ordering::SeqCst) {
+            let lifetime = orders.lifetime_ms.load(Ordering::SeqCst);
+            if number <= orders.reset_up_to.load(Ordering::SeqCst)
+                || (lifetime != 0 && opened.elapsed() >= Duration::from_millis(lifetime))
+            {
                 reset = true;
                 break;
             }

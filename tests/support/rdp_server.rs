@@ -98,6 +98,11 @@ pub enum InputEvent {
         unit: u16,
         down: bool,
     },
+    /// The lock keys set to these toggle flags (MS-RDPBCGR 2.2.8.1.2.2.5): kept apart, see
+    /// [`InputLog::syncs`].
+    Sync {
+        flags: u8,
+    },
 }
 
 /// All input events received so far, in the order they arrived, across connections.
@@ -105,9 +110,26 @@ pub enum InputEvent {
 pub struct InputLog(Arc<Mutex<Vec<InputEvent>>>);
 
 impl InputLog {
+    /// Keys, buttons, motion and characters; not lock-key synchronisation.
     #[must_use]
     pub fn events(&self) -> Vec<InputEvent> {
-        lock(&self.0).clone()
+        let all = lock(&self.0);
+        all.iter()
+            .filter(|e| !matches!(e, InputEvent::Sync { .. }))
+            .cloned()
+            .collect()
+    }
+
+    /// The toggle flags of each lock-key synchronisation, in order (scroll 1, num 2, caps 4).
+    #[must_use]
+    pub fn syncs(&self) -> Vec<u8> {
+        let all = lock(&self.0);
+        all.iter()
+            .filter_map(|e| match e {
+                InputEvent::Sync { flags } => Some(*flags),
+                _ => None,
+            })
+            .collect()
     }
 
     fn push(&self, event: InputEvent) {
@@ -517,7 +539,10 @@ fn record_input(log: &InputLog, frame: &[u8]) {
                     down: !flags.contains(KeyboardFlags::RELEASE),
                 })
             }
-            // Not recorded: extended buttons, relative motion, lock-key sync.
+            FastPathInputEvent::SyncEvent(flags) => log.push(InputEvent::Sync {
+                flags: flags.bits(),
+            }),
+            // Not recorded: extended buttons, relative motion.
             _ => {}
         }
     }

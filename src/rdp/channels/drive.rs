@@ -7,7 +7,7 @@
 //!   sends `/hello.txt`, which the backend would refuse as invalid. A Windows file name cannot
 //!   contain `/`, so reading it as `\` changes nothing else, and the backend's own checks still
 //!   run on the result.
-//! - Read-only sharing (`--drive-read-only`): every request that could change the folder is
+//! - Read-only sharing (the default; `--drive-writable` lifts it): every request that could change the folder is
 //!   answered "write protected" before the backend sees it (an open for writing or deleting,
 //!   a create, a write, a rename, a truncation, a delete).
 //! - Deleting from xrdp. Its chansrv opens a file to delete without asking for DELETE access

@@ -32,7 +32,7 @@ use self::trust::{fingerprint, thumbprint, TrustDecision, TrustKey, TrustStore};
 use super::channels::{drive, dynamic_channels, Clipboard};
 use super::config::{connector_config, ConnectOptions, Endpoint, Security};
 use super::desktop::check_desktop;
-use super::error::{classify, RdpError};
+use super::error::{classify, RdpError, NLA_NEGOTIATION};
 
 /// The halves of a connection the session reads from and writes to.
 pub type Reader = TokioFramed<ReadHalf<Stream>>;
@@ -520,6 +520,7 @@ fn negotiation_error(
                 addr: addr.to_owned(),
             }
         }
+        _ if security == Security::Nla => classify(error, addr, user, NLA_NEGOTIATION),
         _ => classify(error, addr, user, "negotiation"),
     }
 }

@@ -26,6 +26,62 @@ pub enum Command {
     Close,
 }
 
+/// A desktop as the window asks for it: its size in pixels and its scale factor in percent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub width: u32,
+    pub height: u32,
+    pub scale_percent: u32,
+}
+
+impl Layout {
+    /// The desktop size to ask for when connecting: as Display Control would ask for it (an
+    /// even width, each side within 200..=8192), and the scale factor within 100..=500.
+    pub fn at_connection(self) -> ((u16, u16), u32) {
+        use ironrdp_displaycontrol::pdu::MonitorLayoutEntry;
+        let (width, height) = MonitorLayoutEntry::adjust_display_size(self.width, self.height);
+        let side = |n: u32| u16::try_from(n).unwrap_or(crate::rdp::desktop::MAX_DESKTOP_SIDE);
+        (
+            (side(width), side(height)),
+            self.scale_percent.clamp(100, 500),
+        )
+    }
+}
+
+/// What the user asked of the session that a new connection must keep after the network drops
+/// it: the desktop last asked for and the lock keys last seen. Keys and buttons need nothing:
+/// a new connection starts with none held, which is all a release-all asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub layout: Option<Layout>,
+    pub locks: Option<Locks>,
+}
+
+impl Wanted {
+    /// Takes in what `command` changes; true when it is worth keeping for a new connection.
+    pub(super) fn note(&mut self, command: &Command) -> bool {
+        match *command {
+            Command::Resize {
+                width,
+                height,
+                scale_percent,
+            } => {
+                self.layout = Some(Layout {
+                    width,
+                    height,
+                    scale_percent,
+                });
+                true
+            }
+            Command::SyncLocks(locks) => {
+                self.locks = Some(locks);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The pointer the server wants shown.
 #[derive(Clone, Debug)]
 pub enum PointerShape {

@@ -8,8 +8,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::events::{Command, FrameSink, Outcome};
-use super::reconnect::{come_back, Back, Reconnect};
+use super::events::{Command, FrameSink, Outcome, Wanted};
+use super::reconnect::{come_back, Back, Reconnect, Tries};
 use super::run::{run_session, sleep_until};
 use crate::rdp::connect::Connected;
 use crate::rdp::error::RdpError;
@@ -100,22 +100,51 @@ impl Session {
         let hard_stop = deadline.and_then(|at| at.checked_add(GOODBYE_GRACE));
         let work = async {
             let mut connected = connected;
+            let mut wanted = Wanted::default();
+            let mut tries = Tries::new(reconnect.as_ref().map_or(0, |r| r.attempts));
             loop {
-                let ended = run_session(connected, &frame, &mut receiver, &sink, deadline).await;
+                let began = Instant::now();
+                let addr = connected.addr.clone();
+                let ended = run_session(
+                    connected,
+                    &frame,
+                    &mut receiver,
+                    &sink,
+                    &mut wanted,
+                    deadline,
+                )
+                .await;
                 let (Err(lost), Some(reconnect)) = (&ended, reconnect.as_mut()) else {
                     return ended;
                 };
                 if !lost.is_network_loss() {
                     return ended;
                 }
-                warn!(error = %lost, "the connection was lost; reconnecting");
-                connected = match come_back(reconnect, &mut receiver, &sink, deadline).await {
+                tries.lost_after(began.elapsed());
+                warn!(error = %lost, drops = tries.drops, "the connection was lost; reconnecting");
+                let back = come_back(
+                    reconnect,
+                    &mut tries,
+                    &mut wanted,
+                    &mut receiver,
+                    &sink,
+                    deadline,
+                )
+                .await;
+                connected = match back {
                     Back::Connected(connected) => *connected,
                     Back::Ended(outcome) => return Ok(outcome),
+                    Back::GaveUp(_) if tries.drops > 0 => {
+                        return Err(RdpError::KeepsDropping {
+                            addr,
+                            drops: tries.drops,
+                            attempts: tries.of,
+                        })
+                    }
                     Back::GaveUp(last) => {
                         return Err(RdpError::ReconnectFailed {
                             lost: lost.to_string(),
-                            attempts: reconnect.attempts,
+                            attempts: tries.of,
                             last,
                         })
                     }

@@ -13,6 +13,6 @@ mod reconnect;
 mod run;
 
 pub use self::decode::{decode, Decoded};
-pub use self::events::{Command, FrameSink, Outcome, PointerShape};
+pub use self::events::{Command, FrameSink, Layout, Outcome, PointerShape};
 pub use self::handle::Session;
 pub use self::reconnect::{Reconnect, Reconnector};

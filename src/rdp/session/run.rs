@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, trace, warn};
 
 use super::decode::{decode, Decoded};
-use super::events::{Command, FrameSink, Outcome, PointerShape};
+use super::events::{Command, FrameSink, Outcome, PointerShape, Wanted};
 use super::liveness::{Due, Liveness, Probe};
 use super::reactivate::reactivate;
 use crate::rdp::channels::{self, Clipboard};
@@ -44,12 +44,16 @@ enum Resize {
     Refused,
 }
 
-/// Drives the session until it ends; the frame is resized to whatever the server grants.
+/// Drives the session until it ends; the frame is resized to whatever the server grants. What
+/// the user asks that a new connection must keep goes into `wanted`; on a connection that
+/// replaces a lost one, the lock keys in it are sent first (the desktop was asked for when
+/// connecting).
 pub(super) async fn run_session(
     connected: Connected,
     frame: &SharedFrame,
     commands: &mut mpsc::Receiver<Command>,
     sink: &impl FrameSink,
+    wanted: &mut Wanted,
     deadline: Option<Instant>,
 ) -> Result<Outcome, RdpError> {
     let Connected {
@@ -79,6 +83,10 @@ pub(super) async fn run_session(
         addr: addr.clone(),
         detail: e.to_string(),
     };
+    if let Some(locks) = wanted.locks {
+        let sync = lock_sync(locks);
+        send_input(&mut stage, frame, &mut writer, &[sync], &addr).await?;
+    }
 
     loop {
         let resize_at = pending_resize.map(|(at, ..)| at);
@@ -146,12 +154,13 @@ pub(super) async fn run_session(
                 }
             }
             command = commands.recv() => {
+                if let Some(command) = &command {
+                    wanted.note(command);
+                }
                 let events: Vec<FastPathInputEvent> = match command {
                     Some(Command::Input(operations)) => input.apply(operations).into_iter().collect(),
                     Some(Command::ReleaseAll) => input.release_all().into_iter().collect(),
-                    Some(Command::SyncLocks(locks)) => {
-                        vec![ironrdp_input::synchronize_event(locks.scroll, locks.num, locks.caps, false)]
-                    }
+                    Some(Command::SyncLocks(locks)) => vec![lock_sync(locks)],
                     Some(Command::Resize { width, height, scale_percent }) => {
                         pending_resize = Some((Instant::now() + RESIZE_DEBOUNCE, width, height, scale_percent));
                         continue;
@@ -161,18 +170,8 @@ pub(super) async fn run_session(
                         return Ok(Outcome::Closed);
                     }
                 };
-                if events.is_empty() {
-                    continue;
-                }
-                let outputs = {
-                    let mut frame = frame.lock();
-                    stage.process_fastpath_input(&mut frame.image, &events)
-                }
-                .map_err(|e| lost(&e.report()))?;
-                for output in outputs {
-                    if let ActiveStageOutput::ResponseFrame(bytes) = output {
-                        send(&mut writer, &bytes, &addr).await?;
-                    }
+                if !events.is_empty() {
+                    send_input(&mut stage, frame, &mut writer, &events, &addr).await?;
                 }
             }
             message = next_clipboard(&mut clipboard) => {
@@ -260,6 +259,35 @@ fn record(file: &mut std::fs::File, pdu: &[u8]) -> bool {
             false
         }
     }
+}
+
+/// The Synchronize event that sets the server's lock keys to `locks`.
+fn lock_sync(locks: crate::rdp::keyboard::Locks) -> FastPathInputEvent {
+    ironrdp_input::synchronize_event(locks.scroll, locks.num, locks.caps, false)
+}
+
+/// Encodes input events and sends them.
+async fn send_input(
+    stage: &mut ActiveStage,
+    frame: &SharedFrame,
+    writer: &mut Writer,
+    events: &[FastPathInputEvent],
+    addr: &str,
+) -> Result<(), RdpError> {
+    let outputs = {
+        let mut frame = frame.lock();
+        stage.process_fastpath_input(&mut frame.image, events)
+    }
+    .map_err(|e| RdpError::SessionLost {
+        addr: addr.to_owned(),
+        detail: e.report().to_string(),
+    })?;
+    for output in outputs {
+        if let ActiveStageOutput::ResponseFrame(bytes) = output {
+            send(writer, &bytes, addr).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes one PDU, or gives up on a server that has not read anything for [`WRITE_LIMIT`].
