@@ -20,6 +20,7 @@ pub mod commands;
 #[cfg(feature = "client")]
 pub mod headless;
 pub mod keys;
+pub mod net;
 pub mod rdp;
 pub mod render;
 pub mod snapshot;

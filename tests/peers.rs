@@ -938,6 +938,18 @@ extern "C" {
 /// not a multiple of 4, and shows its panel over a patterned grey background.
 #[test]
 fn weston_shows_its_desktop_at_the_clients_odd_size() {
+    weston_shows_its_desktop(&["--exit-after", "40s"]);
+}
+
+/// The same with `--lossless`: Weston requires surface commands and closed the connection
+/// right after activation when ecsrdp advertised no codec (a reconnection loop, a blank
+/// snapshot, exit 0); it now gets the capability with no codec named, and sends raw pixels.
+#[test]
+fn weston_serves_a_lossless_session() {
+    weston_shows_its_desktop(&["--exit-after", "15s", "--lossless"]);
+}
+
+fn weston_shows_its_desktop(extra: &[&str]) {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let runtime = dir.path().join("runtime");
@@ -983,10 +995,12 @@ fn weston_shows_its_desktop_at_the_clients_odd_size() {
             "--headless",
             "--trust-new",
         ])
-        .args(["--size", "1022x766", "--exit-after", "40s"])
+        .args(["--size", "1022x766"])
+        .args(extra)
         .args(["--snapshot", png.to_str().unwrap()]);
     let run = Run::with_stdin(&mut command, Some("unused\n"));
     run.succeeds();
+    assert!(!run.stderr.contains("reconnecting"), "{}", run.stderr);
     let (w, h, pixels) = read_png(&png);
     assert_eq!((w, h), (1022, 766), "Weston follows the client's size");
     let at = |x: u32, y: u32| {

@@ -3,7 +3,7 @@
 
 use ironrdp_connector::{BitmapConfig, Config, Credentials, DesktopSize};
 use ironrdp_pdu::rdp::capability_sets::{
-    client_codecs_capabilities, BitmapCodecs, CodecProperty, MajorPlatformType,
+    client_codecs_capabilities, BitmapCodecs, Codec, CodecProperty, MajorPlatformType,
 };
 use ironrdp_pdu::rdp::client_info::{PerformanceFlags, TimezoneInfo};
 
@@ -71,12 +71,19 @@ pub struct ConnectOptions {
     pub drive_read_only: bool,
 }
 
-/// The surface codecs advertised: RemoteFX, or none for lossless. Named explicitly rather than
-/// taken from IronRDP's defaults, which grow with crate features (QOI, QOIZ) that another
-/// crate in the build could switch on: the client under test must advertise what ships.
+/// The surface codecs advertised: RemoteFX, or for lossless only CODEC_GUID_IGNORE
+/// (MS-RDPBCGR 2.2.7.2.10.1.1), which names no codec. Lossless still lists that one because
+/// IronRDP sends the Surface Commands capability set only with a non-empty list, and a server
+/// built on FreeRDP may require surface commands (Weston closes the connection without them);
+/// with no real codec it sends raw 32-bit surface bits, which stay exact. Named explicitly
+/// rather than taken from IronRDP's defaults, which grow with crate features (QOI, QOIZ) that
+/// another crate in the build could switch on: the client under test must advertise what ships.
 fn bitmap_codecs(codecs: Codecs) -> BitmapCodecs {
     if codecs == Codecs::Lossless {
-        return BitmapCodecs(Vec::new());
+        return BitmapCodecs(vec![Codec {
+            id: 0,
+            property: CodecProperty::Ignore,
+        }]);
     }
     let mut all = client_codecs_capabilities(&[]).unwrap_or(BitmapCodecs(Vec::new()));
     all.0
@@ -173,6 +180,16 @@ mod tests {
                 CodecProperty::RemoteFx(_)
             ));
         }
-        assert!(bitmap_codecs(Codecs::Lossless).0.is_empty());
+        let lossless = bitmap_codecs(Codecs::Lossless);
+        assert!(
+            matches!(
+                lossless.0.as_slice(),
+                [Codec {
+                    property: CodecProperty::Ignore,
+                    ..
+                }]
+            ),
+            "{lossless:?}"
+        );
     }
 }

@@ -58,6 +58,8 @@ pub async fn open(
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         tcp.set_nodelay(true).ok();
+        // The tunnel's own connection dies as silently as a direct one (a vanished NAT mapping).
+        crate::net::detect_dead_peers(&tcp);
         if secure {
             let name = host.split(':').next().unwrap_or(host).to_owned();
             let tls = tls_connector()
@@ -177,36 +179,45 @@ where
     (session_end, ended)
 }
 
-/// Carries bytes both ways until either side ends. Dropping the pipe on return tells the
-/// session.
+/// Carries bytes both ways at once until either side ends: the session's bytes up while the
+/// server's come down, so that a large upload blocked on a slow link never stops the screen
+/// (one loop awaiting each write in turn would). Dropping the pipe on return tells the session.
 async fn pump<S>(
-    mut ws: tokio_tungstenite::WebSocketStream<S>,
+    ws: tokio_tungstenite::WebSocketStream<S>,
     pipe: &mut DuplexStream,
 ) -> Result<(), TunnelError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let mut buf = vec![0; MAX_FRAME];
-    loop {
-        tokio::select! {
-            read = pipe.read(&mut buf) => {
-                let n = read.map_err(|e| TunnelError::Broken(e.to_string()))?;
-                if n == 0 {
-                    // The session is done: a clean close.
-                    let _ = ws
-                        .close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))
-                        .await;
-                    return Ok(());
-                }
-                ws.send(Message::binary(buf[..n].to_vec()))
-                    .await
-                    .map_err(|e| TunnelError::Broken(e.to_string()))?;
+    let (mut up, mut down) = ws.split();
+    let (mut from_session, mut to_session) = tokio::io::split(pipe);
+    let upstream = async {
+        let mut buf = vec![0; MAX_FRAME];
+        loop {
+            let n = from_session
+                .read(&mut buf)
+                .await
+                .map_err(|e| TunnelError::Broken(e.to_string()))?;
+            if n == 0 {
+                // The session is done: a clean close.
+                let close = CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "".into(),
+                };
+                let _ = up.send(Message::Close(Some(close))).await;
+                return Ok(());
             }
-            message = ws.next() => match message {
+            up.send(Message::binary(buf[..n].to_vec()))
+                .await
+                .map_err(|e| TunnelError::Broken(e.to_string()))?;
+        }
+    };
+    let downstream = async {
+        loop {
+            match down.next().await {
                 Some(Ok(Message::Binary(data))) => {
-                    if pipe.write_all(&data).await.is_err() {
-                        // The session has gone; close our side cleanly.
-                        let _ = ws.close(None).await;
+                    if to_session.write_all(&data).await.is_err() {
+                        // The session has gone; the caller closes our side.
                         return Ok(());
                     }
                 }
@@ -226,11 +237,90 @@ where
                         }),
                     };
                 }
-                // Pings are answered by the WebSocket layer itself.
+                // Pings are answered by the WebSocket layer itself, while reading.
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(TunnelError::Broken(e.to_string())),
-                None => return Err(TunnelError::Broken("the connection ended without a close".into())),
-            },
+                None => {
+                    return Err(TunnelError::Broken(
+                        "the connection ended without a close".into(),
+                    ))
+                }
+            }
         }
+    };
+    tokio::select! {
+        ended = upstream => ended,
+        ended = downstream => ended,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More than the socket buffers and the pipe hold together, each way.
+    const VOLUME: usize = 64 << 20;
+
+    /// A WebSocket peer that sends `VOLUME` bytes before it reads any, then reads as many: a
+    /// server busy drawing while the client uploads.
+    async fn talkative_server() -> (String, tokio::task::JoinHandle<usize>) {
+        // Small buffers on the server's side, so that what the sockets hold is not the test.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(64 << 10).unwrap();
+        socket.set_send_buffer_size(64 << 10).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            let chunk = vec![7u8; MAX_FRAME];
+            let mut sent = 0;
+            while sent < VOLUME {
+                ws.send(Message::binary(chunk.clone())).await.unwrap();
+                sent += chunk.len();
+            }
+            let mut received = 0;
+            while received < VOLUME {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(data))) => received += data.len(),
+                    _ => break,
+                }
+            }
+            received
+        });
+        (host, server)
+    }
+
+    /// The session writes a large upload while the server, before reading, sends a large
+    /// screen: both get through. A pump that awaited each write in turn stalled here for good
+    /// (the server waits for us to read, we wait for it to read).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_upload_and_a_busy_screen_flow_at_once() {
+        let (host, server) = talkative_server().await;
+        let url = format!("ws://{host}/");
+        let (pipe, _ended) = open(&url, &host, false, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let (mut reader, mut writer) = tokio::io::split(pipe);
+        let upload = tokio::spawn(async move {
+            let chunk = vec![1u8; 1 << 20];
+            for _ in 0..VOLUME / chunk.len() {
+                writer.write_all(&chunk).await.unwrap();
+            }
+            writer
+        });
+        let mut screen = vec![0u8; 1 << 20];
+        let mut read = 0;
+        let flowed = tokio::time::timeout(Duration::from_secs(60), async {
+            while read < VOLUME {
+                read += reader.read(&mut screen).await.unwrap();
+            }
+            let _writer = upload.await.unwrap();
+            server.await.unwrap()
+        })
+        .await;
+        let received = flowed.expect("the tunnel stalled");
+        assert_eq!(received, VOLUME);
     }
 }
