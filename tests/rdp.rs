@@ -555,17 +555,62 @@ async fn server_going_away_mid_session() {
         server.stop().await;
     };
     let (run, ()) = tokio::join!(running, stop);
-    // Either the server said goodbye (exit 0, reason shown) or the connection dropped (exit 5);
-    // never a hang until --exit-after, never a panic.
-    if run.code == 0 {
-        assert!(
-            run.stderr.contains("the server ended the session"),
-            "{}",
-            run.stderr
-        );
-    } else {
-        run.fails(5, "during the session");
-    }
+    // The server's thread stops without a goodbye: the connection drops under the session.
+    // Never a hang until --exit-after, never a panic.
+    run.fails(5, "during the session");
+}
+
+/// The server ends the session as Windows does (Set Error Info, then the MCS ultimatum), with
+/// `code`: the run's result.
+async fn ended_by_server_with(code: u32) -> Run {
+    let server = server(Security::Tls, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    let running = run_direct(
+        home.path(),
+        server.addr.port(),
+        &["--trust-new", "--exit-after", "30s"],
+        PASSWORD,
+    );
+    let end = async {
+        server.wait_painted(1, Duration::from_secs(10)).await;
+        server.end_session(code);
+    };
+    let (run, ()) = tokio::join!(running, end);
+    server.stop().await;
+    run
+}
+
+/// A server-initiated end says why and exits by who ended it: signing out from inside is the
+/// user's own end (exit 0, said); another connection taking the session over, an
+/// administrator's disconnect, or a code nobody lists is exit 7 with the reason and the code,
+/// not reconnected to. Before, every one of them exited 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_ending_the_session_says_why_with_its_own_exit_code() {
+    let signed_out = ended_by_server_with(0x0C).await;
+    signed_out.succeeds();
+    assert!(
+        signed_out.stderr.contains("you signed out"),
+        "{}",
+        signed_out.stderr
+    );
+
+    let taken = ended_by_server_with(0x05).await;
+    taken.fails(7, "another connection took the session over");
+    assert!(
+        taken.stderr.contains("(error info 0x00000005)"),
+        "{}",
+        taken.stderr
+    );
+    assert!(!taken.stderr.contains("reconnecting"), "{}", taken.stderr);
+
+    ended_by_server_with(0x01)
+        .await
+        .fails(7, "an administrator disconnected the session");
+    // A code IronRDP cannot decode is still an end, not "data ecsrdp cannot understand".
+    ended_by_server_with(0x0BAD).await.fails(
+        7,
+        "for a reason ecsrdp does not know (error info 0x00000BAD)",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

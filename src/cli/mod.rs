@@ -26,7 +26,8 @@ use crate::target::Target;
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_help = "Exit codes: 0 ok, 2 usage, 3 AWS lookup, 4 password or key, 5 network or RDP,\n\
-                  6 this machine (no display, snapshot not written, trust store, local port).\n\
+                  6 this machine (no display, snapshot not written, trust store, local port),\n\
+                  7 the server ended the session (an administrator, a time limit, another connection).\n\
                   Logs: -v, -vv or RUST_LOG=ecsrdp=debug (never shows the password)."
 )]
 pub struct Args {

@@ -2,7 +2,8 @@
 //! has its own error type; they are converted here, where the exit code is decided.
 //!
 //! Exit codes (listed in the README and docs/errors.md): 0 ok, 2 usage, 3 AWS lookup, 4 password or key,
-//! 5 network or RDP, 6 this machine (no display, a snapshot that cannot be written).
+//! 5 network or RDP, 6 this machine (no display, a snapshot that cannot be written), 7 the server
+//! ended the session (an administrator, a time limit, another connection).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -132,6 +133,9 @@ impl Error {
             Error::Rdp(RdpError::NoPassword) => 4,
             // The trust store is a file on this machine.
             Error::Rdp(RdpError::TrustStore { .. }) => 6,
+            // Not the network: a script that retries on 5 must not take turns with another
+            // connection or an administrator.
+            Error::Rdp(RdpError::ServerEnded { .. }) => 7,
             Error::Rdp(_) | Error::Tunnel(_) => 5,
             Error::NoWindow(_) | Error::Snapshot(_) | Error::Io { .. } => 6,
         })

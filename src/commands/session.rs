@@ -90,8 +90,8 @@ fn run_session(
         };
         crate::window::run(runtime, display, session, options)?
     };
-    if let Outcome::ServerEnded(reason) = &outcome {
-        eprintln!("ecsrdp: the server ended the session: {reason}");
+    if let Outcome::ServerEnded(words) = &outcome {
+        eprintln!("ecsrdp: {words}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -140,6 +140,8 @@ pub enum RdpError {
         drops: u32,
         attempts: u32,
     },
+    #[error("the session with {addr} ended: {why}")]
+    ServerEnded { addr: String, why: String },
 }
 
 /// The stage named when a request for NLA alone meets a hang-up.

@@ -145,6 +145,7 @@ pub struct TestServer {
     painted: Arc<std::sync::atomic::AtomicUsize>,
     cert_der: Vec<u8>,
     resize: watch::Sender<DesktopSize>,
+    ending: watch::Sender<Option<u32>>,
     /// Dropping this sender (in [`TestServer::stop`] or on drop) shuts the server down.
     shutdown: oneshot::Sender<()>,
     thread: thread::JoinHandle<()>,
@@ -158,6 +159,8 @@ struct Shared {
     identity: Arc<Identity>,
     input: InputLog,
     requested: watch::Receiver<DesktopSize>,
+    /// An error info code (MS-RDPBCGR 2.2.5.1.1) to end the connected client's session with.
+    ending: watch::Receiver<Option<u32>>,
     painted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -185,6 +188,7 @@ impl TestServer {
             width: opts.width,
             height: opts.height,
         });
+        let (ending, end_requested) = watch::channel(None);
         let (shutdown, shutdown_requested) = oneshot::channel();
         let input = InputLog::default();
         let painted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -198,6 +202,7 @@ impl TestServer {
             identity,
             input: input.clone(),
             requested,
+            ending: end_requested,
             painted: Arc::clone(&painted),
         };
 
@@ -226,9 +231,16 @@ impl TestServer {
             painted,
             cert_der,
             resize,
+            ending,
             shutdown,
             thread,
         }
+    }
+
+    /// Ends the connected client's session as a Windows server does (MS-RDPBCGR 1.3.1.4.3): a
+    /// Set Error Info PDU with `code`, a Disconnect Provider Ultimatum, and the connection closed.
+    pub fn end_session(&self, code: u32) {
+        self.ending.send_replace(Some(code));
     }
 
     /// The color of the desktop pixel at (`x`, `y`) as served: `[b, g, r, 0xFF]`.
@@ -360,6 +372,18 @@ async fn serve_connection(tcp: TcpStream, mut shared: Shared) -> anyhow::Result<
                     }
                     break;
                 }
+                changed = shared.ending.changed() => {
+                    let code = *shared.ending.borrow_and_update();
+                    match (changed, code) {
+                        (Ok(()), Some(code)) => {
+                            end_session(&mut framed, result.user_channel_id, result.io_channel_id, code)
+                                .await?;
+                            return Ok(());
+                        }
+                        (Ok(()), None) => {}
+                        (Err(_), _) => return Ok(()),
+                    }
+                }
             }
         }
         size = *shared.requested.borrow_and_update();
@@ -484,6 +508,48 @@ async fn deactivate_all(framed: &mut Framed, user: u16, io: u16) -> anyhow::Resu
     });
     let frame = ironrdp_core::encode_vec(&pdu).context("encode Deactivate All")?;
     framed.write_all(&frame).await?;
+    Ok(())
+}
+
+/// Set Error Info with `code`, then the Disconnect Provider Ultimatum (reason: provider
+/// initiated). The PDU is encoded with a code IronRDP knows and the code written over it (bytes
+/// 18..22 of the Share Control PDU), so that any code can be sent, known or not.
+async fn end_session(framed: &mut Framed, user: u16, io: u16, code: u32) -> anyhow::Result<()> {
+    use ironrdp_pdu::mcs::{DisconnectProviderUltimatum, DisconnectReason};
+    use ironrdp_pdu::rdp::headers::{
+        CompressionFlags, ShareDataHeader, ShareDataPdu, StreamPriority,
+    };
+    use ironrdp_pdu::rdp::server_error_info::{
+        ErrorInfo, ProtocolIndependentCode, ServerSetErrorInfoPdu,
+    };
+    let header = ShareControlHeader {
+        share_control_pdu: ShareControlPdu::Data(ShareDataHeader {
+            share_data_pdu: ShareDataPdu::ServerSetErrorInfo(ServerSetErrorInfoPdu(
+                ErrorInfo::ProtocolIndependentCode(ProtocolIndependentCode::RpcInitiatedDisconnect),
+            )),
+            stream_priority: StreamPriority::Low,
+            compression_flags: CompressionFlags::empty(),
+            compression_type: ironrdp_pdu::rdp::client_info::CompressionType::K8,
+        }),
+        pdu_source: io,
+        share_id: 0,
+    };
+    let mut user_data = ironrdp_core::encode_vec(&header).context("encode Set Error Info")?;
+    user_data[18..22].copy_from_slice(&code.to_le_bytes());
+    let pdu = X224(SendDataIndication {
+        initiator_id: user,
+        channel_id: io,
+        user_data: user_data.into(),
+    });
+    framed
+        .write_all(&ironrdp_core::encode_vec(&pdu).context("encode Set Error Info")?)
+        .await?;
+    let ultimatum = X224(DisconnectProviderUltimatum::from_reason(
+        DisconnectReason::ProviderInitiated,
+    ));
+    framed
+        .write_all(&ironrdp_core::encode_vec(&ultimatum).context("encode the ultimatum")?)
+        .await?;
     Ok(())
 }
 

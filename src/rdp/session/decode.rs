@@ -4,6 +4,7 @@
 use ironrdp_session::{ActiveStage, ActiveStageOutput};
 use tracing::debug;
 
+use super::ending::error_info;
 use super::ignorable::ignorable;
 use crate::rdp::contain::contained;
 use crate::rdp::desktop::check_desktop;
@@ -17,6 +18,9 @@ pub struct Decoded {
     pub outputs: Vec<ActiveStageOutput>,
     /// New damage is in the frame.
     pub damaged: bool,
+    /// The server is ending the session with this reason (a Set Error Info PDU): the session
+    /// ends on it, as the server closes the connection next.
+    pub error_info: Option<u32>,
 }
 
 /// Decodes one server PDU into the frame: IronRDP's processing, the bound on what a server
@@ -35,6 +39,14 @@ pub fn decode(
         if let Some(name) = ignorable(payload, io_channel) {
             debug!(pdu = name, "passed over");
             return Ok(None);
+        }
+        if let Some(code) = error_info(payload, io_channel) {
+            debug!(code, "the server is ending the session");
+            return Ok(Some(Decoded {
+                outputs: Vec::new(),
+                damaged: false,
+                error_info: Some(code),
+            }));
         }
     }
     let mut frame = frame.lock();
@@ -84,5 +96,6 @@ pub fn decode(
     Ok(Some(Decoded {
         outputs,
         damaged: reset || !damage.is_empty(),
+        error_info: None,
     }))
 }

@@ -109,7 +109,8 @@ pub trait FrameSink: Send + Sync + 'static {
 /// How a session ended, when it ended well.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The server ended it (log off, admin disconnect...) with this reason.
+    /// The user ended it from inside (signed out, disconnected), as the server says in these
+    /// words.
     ServerEnded(String),
     /// The window was closed.
     Closed,

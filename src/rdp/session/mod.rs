@@ -1,9 +1,11 @@
 //! The active session: from a connection to its end. A consumer gets a [`Session`] handle,
 //! sends [`Command`]s and hears through a [`FrameSink`]; the [`run`] loop decodes each PDU
 //! ([`decode`]) into the shared frame, follows [`reactivate`]ion, watches the server's
-//! [`liveness`], and [`reconnect`]s when the network drops it.
+//! [`liveness`], [`reconnect`]s when the network drops it, and says how the server ended it
+//! ([`ending`]).
 
 mod decode;
+mod ending;
 mod events;
 mod handle;
 mod ignorable;

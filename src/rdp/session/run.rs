@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, trace, warn};
 
 use super::decode::{decode, Decoded};
+use super::ending::{ending, ending_without_code, Ending};
 use super::events::{Command, FrameSink, Outcome, PointerShape, Wanted};
 use super::liveness::{Due, Liveness, Probe};
 use super::reactivate::reactivate;
@@ -107,7 +108,7 @@ pub(super) async fn run_session(
                         recording = None;
                     }
                 }
-                let Some(Decoded { outputs, damaged }) = decode(
+                let Some(Decoded { outputs, damaged, error_info }) = decode(
                     &mut stage,
                     frame,
                     io_channel,
@@ -121,6 +122,9 @@ pub(super) async fn run_session(
                 };
                 if damaged {
                     sink.frame_ready();
+                }
+                if let Some(code) = error_info {
+                    return ended_by_server(ending(code), &addr);
                 }
                 for output in outputs {
                     match output {
@@ -140,9 +144,7 @@ pub(super) async fn run_session(
                         }
                         ActiveStageOutput::PointerPosition { .. } => {}
                         ActiveStageOutput::Terminate(reason) => {
-                            let reason = reason.description();
-                            info!(%reason, "the server ended the session");
-                            return Ok(Outcome::ServerEnded(reason));
+                            return ended_by_server(ending_without_code(&reason), &addr);
                         }
                         ActiveStageOutput::DeactivateAll => {
                             reactivate(&mut reader, &mut writer, &activation, &mut stage, frame, &addr)
@@ -258,6 +260,19 @@ fn record(file: &mut std::fs::File, pdu: &[u8]) -> bool {
             warn!(%error, "recording stopped");
             false
         }
+    }
+}
+
+/// How the session ends when the server ends it: well when the user asked for it from inside,
+/// with an error of its own otherwise (never reconnected: not a network loss).
+fn ended_by_server(ending: Ending, addr: &str) -> Result<Outcome, RdpError> {
+    info!(?ending, "the server ended the session");
+    match ending {
+        Ending::ByUser(words) => Ok(Outcome::ServerEnded(words)),
+        Ending::Server(why) => Err(RdpError::ServerEnded {
+            addr: addr.to_owned(),
+            why,
+        }),
     }
 }
 
