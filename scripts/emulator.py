@@ -20,7 +20,11 @@ API actions moto lacks, and a WebSocket tunnel service that checks each
 presigned URL with botocore's SigV4 and forwards to the servers the --routes
 file names ({"private IP": "127.0.0.1:PORT"}).
 
-Usage: python scripts/emulator.py --passwords FILE [--routes FILE] [--port N]
+GetConsoleOutput answers with the system log the --console file gives an instance
+({"i-...": "text"}), so that tests can have EC2Launch's RDPCERTIFICATE-THUMBPRINT line
+name the certificate their server presents (moto gives every instance one Linux log).
+
+Usage: python scripts/emulator.py --passwords FILE [--console FILE] [--routes FILE] [--port N]
                                   [--verbose] [--exit-with-stdin]
 Prints `ecsrdp-emulator listening on http://127.0.0.1:PORT` once ready, then
 `ecsrdp-emulator eice on ws://127.0.0.1:PORT` (point the client there with
@@ -38,13 +42,18 @@ import threading
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from moto.core.responses import ActionResult
+from moto.core.types import Base64EncodedString
+from moto.core.utils import utcnow
 from moto.ec2.models.windows import WindowsBackend
+from moto.ec2.responses import EC2Response
 from moto.server import ThreadedMotoServer
 
 import strict
 import eice
 
 PASSWORDS_FILE = None  # set from --passwords in main()
+CONSOLE_FILE = None  # set from --console in main()
 
 
 def stored_password(instance_id: str) -> str:
@@ -78,10 +87,35 @@ def get_password_data(self, instance_id: str) -> str:
     return base64.b64encode(ciphertext).decode("ascii")
 
 
+def stored_console(instance_id: str) -> str:
+    """The system log the tests gave this instance, or "" when it has none."""
+    if CONSOLE_FILE is None:
+        return ""
+    try:
+        with open(CONSOLE_FILE, encoding="utf-8") as f:
+            return json.load(f).get(instance_id, "")
+    except FileNotFoundError:
+        return ""
+
+
+def get_console_output(self) -> ActionResult:
+    """Replacement for EC2Response.get_console_output: moto answers every instance with one
+    Linux boot log; this answers with the text --console gives the instance (base64, as AWS
+    does), or without output at all, as AWS does before an instance has written any."""
+    instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
+    result = {"InstanceId": instance.id, "Timestamp": utcnow()}
+    text = stored_console(instance.id)
+    if text:
+        result["Output"] = Base64EncodedString.from_raw_string(text)
+    return ActionResult(result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passwords", required=True,
                         help="JSON file of instance ID -> password, written by seed.py")
+    parser.add_argument("--console", default=None,
+                        help="JSON file of instance ID -> system log text (GetConsoleOutput)")
     parser.add_argument("--routes", default="/dev/null/none",
                         help="JSON file of private IP -> host:port for EICE tunnels")
     parser.add_argument("--tunnel-secret", action="append", default=["testing=testing"],
@@ -96,10 +130,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    global PASSWORDS_FILE
+    global PASSWORDS_FILE, CONSOLE_FILE
     PASSWORDS_FILE = args.passwords
+    CONSOLE_FILE = args.console
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.ERROR)
     WindowsBackend.get_password_data = get_password_data
+    # Before strict.install(), which wraps it to refuse a deny-GetConsoleOutput key.
+    EC2Response.get_console_output = get_console_output
     eice.install_api()
     strict.install()
 

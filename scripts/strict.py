@@ -167,7 +167,7 @@ def install() -> None:
     InstanceResponse.describe_instances = describe_instances
     InstanceBackend.all_reservations = all_reservations
     for action in ("DescribeInstances", "DescribeSecurityGroups",
-                   "DescribeInstanceConnectEndpoints", "GetPasswordData"):
+                   "DescribeInstanceConnectEndpoints", "GetPasswordData", "GetConsoleOutput"):
         method = re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
         setattr(EC2Response, method, refusing(action, getattr(EC2Response, method)))
     EC2ContainerServiceResponse.list_container_instances = list_container_instances

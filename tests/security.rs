@@ -266,6 +266,87 @@ fn new_rsa_key() -> Vec<u8> {
     output.stdout
 }
 
+// ---- A verified first contact -------------------------------------------------------------
+
+/// The instance's system log as EC2Launch writes it at boot, naming `thumbprint`.
+fn system_log(thumbprint: &str) -> String {
+    format!(
+        "2026/12/04 06:00:01Z: Windows is being configured.\r\n\
+         2026/12/04 06:00:09Z: HOSTNAME: EC2AMAZ-TEST01\r\n\
+         2026/12/04 06:00:09Z: RDPCERTIFICATE-SUBJECTNAME: EC2AMAZ-TEST01\r\n\
+         2026/12/04 06:00:09Z: RDPCERTIFICATE-THUMBPRINT: {thumbprint}\r\n\
+         2026/12/04 06:00:11Z: Windows is Ready to use\r\n"
+    )
+}
+
+/// A first connection is checked against the thumbprint EC2Launch wrote to the instance's
+/// system log (ec2:GetConsoleOutput): the certificate it names is trusted with no question and
+/// no --trust-new, and the user is told how; another certificate is refused before anything is
+/// sent, --trust-new or not, and nothing is pinned; a log that names none leaves it to
+/// --trust-new, with a warning that it is unverified. Before, the log was never read.
+#[test]
+fn a_first_connection_is_verified_against_the_system_log() {
+    let emu = Emulator::start();
+    let xvfb = Xvfb::start(640, 480);
+    let shadow = instance(&emu, &xvfb, "nla");
+    let presented = ecsrdp::rdp::thumbprint(&shadow.certificate());
+    let listed = |home: &Path| Run::of(support::ecsrdp(home).args(["trust", "list"])).stdout;
+
+    // Named: trusted without asking (stdin is no terminal, and no --trust-new).
+    emu.set_system_log(INSTANCE, &system_log(&presented));
+    let home = tempfile::tempdir().unwrap();
+    let run = Run::of(&mut connect(&emu, home.path(), shadow.port, &[]));
+    run.succeeds();
+    assert!(
+        run.stderr.contains("is the one its system log names"),
+        "{}",
+        run.stderr
+    );
+    let instance_id = emu.field(INSTANCE, "ec2_instance_id");
+    assert!(listed(home.path()).contains(&instance_id), "pinned");
+
+    // Another certificate named (the instance's was replaced on the way): refused even with
+    // --trust-new, and nothing remembered.
+    let other = "AB".repeat(20);
+    emu.set_system_log(INSTANCE, &system_log(&other));
+    let home = tempfile::tempdir().unwrap();
+    let refused = Run::of(&mut connect(
+        &emu,
+        home.path(),
+        shadow.port,
+        &["--trust-new"],
+    ));
+    refused.fails(5, "is not the one the instance's system log names");
+    assert!(refused.stderr.contains(&presented), "{}", refused.stderr);
+    assert!(refused.stderr.contains(&other), "{}", refused.stderr);
+    assert_eq!(listed(home.path()), "", "nothing pinned");
+
+    // No thumbprint in the log (moto's own answer has none either): --trust-new decides, and
+    // says it is unverified.
+    emu.set_system_log(
+        INSTANCE,
+        "2026/12/04 06:00:01Z: Windows is being configured.\r\n",
+    );
+    let home = tempfile::tempdir().unwrap();
+    let run = Run::of(&mut connect(
+        &emu,
+        home.path(),
+        shadow.port,
+        &["--trust-new"],
+    ));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("names no RDP certificate"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("because of --trust-new, unverified"),
+        "{}",
+        run.stderr
+    );
+}
+
 // ---- NLA for cloud targets ----------------------------------------------------------------
 
 #[test]

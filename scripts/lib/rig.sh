@@ -22,7 +22,8 @@ shadow_server() {  # display: shares it over RDP (NLA, an Administrator with a f
   password="Rig-$RANDOM-$RANDOM!"
   winpr-hash -u Administrator -p "$password" -f sam > "$work/sam"
   port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  DISPLAY=$1 freerdp-shadow-cli /port:"$port" /bind-address:127.0.0.1 /sec:nla \
+  # Its certificate goes to $work, not to ~/.config/freerdp.
+  DISPLAY=$1 XDG_CONFIG_HOME=$work/config freerdp-shadow-cli /port:"$port" /bind-address:127.0.0.1 /sec:nla \
     /sam-file:"$work/sam" -auth >/dev/null 2>&1 &
   shadow=$!
   pids+=($shadow)

@@ -1,10 +1,11 @@
 //! The AWS side: from a [`Target`](crate::target::Target) to an instance, its address, its
-//! prerequisites and its encrypted password.
+//! prerequisites, its encrypted password and the thumbprint of its RDP certificate.
 //!
 //! Knows ECS and EC2, never RDP. Credentials, region and endpoint come from the standard chain
 //! (`--profile`, `--region`, `AWS_*`, SSO), so `AWS_ENDPOINT_URL` points every call elsewhere.
 
 mod checks;
+mod console;
 mod eice;
 mod error;
 mod list;
@@ -18,6 +19,7 @@ use aws_config::BehaviorVersion;
 use aws_credential_types::provider::SharedCredentialsProvider;
 
 pub use self::checks::{eice_reaches_instance, Check, CheckKind, SecurityGroup, RDP_PORT};
+pub use self::console::published_thumbprint;
 pub use self::eice::{find_endpoint, InstanceConnectEndpoint};
 pub use self::error::AwsError;
 pub use self::list::{clusters, list, ClusterRow, Listed};

@@ -7,6 +7,7 @@ use tracing::info;
 use super::error::Error;
 use super::locate::{choose_route, locate};
 use super::password::decrypt;
+use super::session::SystemLog;
 use crate::aws::{self, Route};
 use crate::cli::{host_port, AwsArgs};
 use crate::rdp::{Endpoint, RdpError, TrustKey};
@@ -14,13 +15,13 @@ use crate::target::{InstanceRef, Target};
 use crate::term::{prompt, status};
 use crate::tunnel;
 
-/// `ecsrdp <cluster>/<instance>`: resolve, pick the way in, decrypt, and open the tunnel when
-/// the way needs one.
+/// `ecsrdp <cluster>/<instance>`: resolve, pick the way in, decrypt, read what the system log
+/// says of the RDP certificate, and open the tunnel when the way needs one.
 pub(super) async fn instance_endpoint(
     target: &Target,
     args: &AwsArgs,
     timeout: std::time::Duration,
-) -> Result<(Endpoint, Option<tunnel::Tunnel>), Error> {
+) -> Result<(Endpoint, Option<tunnel::Tunnel>, SystemLog), Error> {
     status::phase(match target.instance {
         Some(InstanceRef::Pick) => format!("looking up {}", target.cluster_name()),
         _ => format!("looking up {target}"),
@@ -42,6 +43,11 @@ pub(super) async fn instance_endpoint(
     };
     let port = resolved.port;
     let password = decrypt(&aws, located, args).await?;
+    let log = match aws::published_thumbprint(&aws, &resolved.ec2_instance_id).await {
+        Ok(Some(thumbprint)) => SystemLog::Thumbprint(thumbprint),
+        Ok(None) => SystemLog::Silent,
+        Err(error) => SystemLog::Unreadable(error.to_string()),
+    };
     let tunnel = match route {
         Route::Direct => None,
         Route::Eice(endpoint) => {
@@ -102,7 +108,7 @@ pub(super) async fn instance_endpoint(
         domain: None,
         password,
     };
-    Ok((endpoint, tunnel))
+    Ok((endpoint, tunnel, log))
 }
 
 /// `ecsrdp direct`: any RDP server, as whoever the user says, the password from stdin, the

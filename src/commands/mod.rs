@@ -58,7 +58,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             // NLA by default here too: a first contact is where a pin protects nothing, and a
             // man in the middle answering "TLS only" would otherwise receive the password.
             let endpoint = connect::direct_endpoint(&server, user, domain, password_stdin)?;
-            session::run(runtime, endpoint, None, &session)
+            session::run(runtime, endpoint, None, session::SystemLog::None, &session)
         }
         Some(Command::Trust { command }) => trust::trust(command),
         Some(Command::RdpFile {
@@ -76,12 +76,12 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             }
             Some(target) => {
                 let timeout = args.session.connect_timeout;
-                let (endpoint, tunnel) =
+                let (endpoint, tunnel, log) =
                     runtime.block_on(connect::instance_endpoint(&target, &args.aws, timeout))?;
                 // Windows AMIs have NLA on: anything less is refused unless asked for.
                 let mut session = args.session;
                 session.security.get_or_insert(SecurityChoice::Nla);
-                session::run(runtime, endpoint, tunnel, &session)
+                session::run(runtime, endpoint, tunnel, log, &session)
             }
         },
     }

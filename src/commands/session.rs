@@ -28,11 +28,25 @@ fn round_up(d: std::time::Duration) -> std::time::Duration {
 /// The desktop size when neither `--size` nor a window says otherwise.
 pub const DEFAULT_DESKTOP: (u16, u16) = (1280, 800);
 
+/// What the instance's system log says about its RDP certificate, for a first contact.
+#[derive(Clone, Debug)]
+pub(super) enum SystemLog {
+    /// Not an AWS target (`direct`): there is no log to read.
+    None,
+    /// The thumbprint EC2Launch wrote at the last boot.
+    Thumbprint(String),
+    /// The log names no certificate (not written yet, or not by EC2Launch).
+    Silent,
+    /// The log could not be read (a permission, a throttle): why.
+    Unreadable(String),
+}
+
 /// Runs a whole session and reports how it ended.
 pub(super) fn run(
     runtime: tokio::runtime::Runtime,
     endpoint: Endpoint,
     tunnel: Option<Tunnel>,
+    log: SystemLog,
     args: &SessionArgs,
 ) -> Result<ExitCode, Error> {
     // A session through a tunnel that failed reports the tunnel's reason, not the RDP symptom;
@@ -53,13 +67,14 @@ pub(super) fn run(
         },
         _ => error,
     };
-    run_session(runtime, endpoint, tunnel, args).map_err(blame_tunnel)
+    run_session(runtime, endpoint, tunnel, &log, args).map_err(blame_tunnel)
 }
 
 fn run_session(
     runtime: tokio::runtime::Runtime,
     endpoint: Endpoint,
     tunnel: Option<Tunnel>,
+    log: &SystemLog,
     args: &SessionArgs,
 ) -> Result<ExitCode, Error> {
     let started = status::command_started();
@@ -67,7 +82,7 @@ fn run_session(
     let desktop = args.size.unwrap_or(DEFAULT_DESKTOP);
     let title = format!("ecsrdp — {}", endpoint.title);
     let outcome = if args.headless {
-        let session = establish(&runtime, endpoint, tunnel, args, desktop, &store)?;
+        let session = establish(&runtime, endpoint, tunnel, log, args, desktop, &store)?;
         let options = HeadlessOptions {
             snapshot: args.snapshot.clone(),
             started,
@@ -76,7 +91,7 @@ fn run_session(
     } else {
         // Open the display first: without one, fail before asking anything of the server.
         let display = Display::open()?;
-        let session = establish(&runtime, endpoint, tunnel, args, desktop, &store)?;
+        let session = establish(&runtime, endpoint, tunnel, log, args, desktop, &store)?;
         let options = WindowOptions {
             title,
             scale: match args.scale {
@@ -102,6 +117,7 @@ fn establish(
     runtime: &tokio::runtime::Runtime,
     endpoint: Endpoint,
     tunnel: Option<Tunnel>,
+    log: &SystemLog,
     args: &SessionArgs,
     desktop: (u16, u16),
     store: &TrustStore,
@@ -130,7 +146,7 @@ fn establish(
         }
     })?;
     // Outside any time bound: a person may be reading the fingerprint.
-    let accept_new = handshake.is_new() && (args.trust_new || ask_about(&handshake)?);
+    let accept_new = handshake.is_new() && trust_first_contact(&handshake, log, args.trust_new)?;
     if !handshake.nla() {
         // Shown even with -q: it says where the password goes.
         status::print(format_args!(
@@ -249,6 +265,55 @@ fn shared_clipboard(args: &SessionArgs) -> Option<Clipboard> {
 
 /// Asks about a certificate seen for the first time; without a terminal, refuses (see
 /// `--trust-new`).
+/// Whether to trust a certificate seen for the first time, and how it was trusted, said: the
+/// instance's system log vouches for it (no question asked), or names another (refused, unless
+/// a person on a terminal accepts it after a warning: `--trust-new` does not), or cannot say
+/// (then `--trust-new` or a person decides, as for any server).
+fn trust_first_contact(
+    handshake: &Handshake,
+    log: &SystemLog,
+    trust_new: bool,
+) -> Result<bool, RdpError> {
+    let key = handshake.key();
+    let presented = handshake.thumbprint();
+    match log {
+        SystemLog::Thumbprint(published) if published == presented => {
+            status::note(format_args!(
+                "the certificate of {key} is the one its system log names (SHA-1 thumbprint \
+                 {presented}): trusted without asking, and remembered"
+            ));
+            return Ok(true);
+        }
+        SystemLog::Thumbprint(published) => {
+            let refused = || RdpError::CertificateNotInLog {
+                key: key.to_string(),
+                presented: presented.to_owned(),
+                published: published.clone(),
+            };
+            return match prompt::trust_despite_log(&refused().to_string()) {
+                Some(true) => Ok(true),
+                Some(false) | None => Err(refused()),
+            };
+        }
+        SystemLog::Silent => status::warn(format_args!(
+            "the system log of {key} names no RDP certificate (EC2Launch writes it at boot), so \
+             this first connection cannot be verified against it"
+        )),
+        SystemLog::Unreadable(why) => status::warn(format_args!(
+            "cannot read the system log of {key} to verify its certificate ({why})"
+        )),
+        SystemLog::None => {}
+    }
+    if trust_new {
+        status::note(format_args!(
+            "trusting the new certificate of {key} because of --trust-new, unverified (SHA-1 \
+             thumbprint {presented})"
+        ));
+        return Ok(true);
+    }
+    ask_about(handshake)
+}
+
 fn ask_about(handshake: &Handshake) -> Result<bool, RdpError> {
     let key = handshake.key();
     let fingerprint = handshake.fingerprint();

@@ -70,6 +70,19 @@ pub enum RdpError {
          on; check the fingerprint and pass --trust-new to accept it"
     )]
     CertificateUnconfirmed { key: String, fingerprint: String },
+    #[error(
+        "the certificate presented for {key} (SHA-1 thumbprint {presented}) is not the one the \
+         instance's system log names (RDPCERTIFICATE-THUMBPRINT {published}): something between you and \
+         the instance may be answering in its place. Nothing was sent. If the certificate \
+         changed since the instance booted (EC2Launch writes the thumbprint at boot), compare \
+         with `aws ec2 get-console-output --latest --instance-id {key}` and connect again on a \
+         terminal to accept it"
+    )]
+    CertificateNotInLog {
+        key: String,
+        presented: String,
+        published: String,
+    },
     #[error("cannot use the trust store {path}: {detail}")]
     TrustStore { path: String, detail: String },
     #[error(

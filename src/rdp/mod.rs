@@ -22,7 +22,7 @@ pub mod session;
 pub use self::channels::{Clipboard, LocalClipboard};
 pub use self::config::{Codecs, ConnectOptions, Endpoint, Security};
 pub use self::connect::transport::Transport;
-pub use self::connect::trust::{fingerprint, TrustDecision, TrustKey, TrustStore};
+pub use self::connect::trust::{fingerprint, thumbprint, TrustDecision, TrustKey, TrustStore};
 pub use self::connect::{connect, connect_over, Connected, Handshake};
 pub use self::contain::install_panic_hook;
 pub use self::error::RdpError;

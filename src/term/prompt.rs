@@ -47,6 +47,26 @@ pub fn passphrase(path: &Path) -> Option<Zeroizing<String>> {
 /// thumbprint (what Windows, macOS and AWS's guide show, and what EC2Launch writes to the
 /// instance's console output) beside the SHA-256 fingerprint ecsrdp remembers. `None` when
 /// nobody can answer (no terminal, or it failed).
+/// After `warning` (the certificate is not the one the instance's system log names), asks
+/// whether to trust it anyway; only `yes` in full accepts. `None` without a terminal.
+pub fn trust_despite_log(warning: &str) -> Option<bool> {
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    status::suspend(|| {
+        let mut stderr = std::io::stderr().lock();
+        write!(
+            stderr,
+            "WARNING: {warning}.\nType `yes` to trust this certificate anyway and connect: "
+        )
+        .and_then(|()| stderr.flush())
+        .ok()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer).ok()?;
+        Some(answer.trim() == "yes")
+    })
+}
+
 pub fn trust_certificate(key: &str, thumbprint: &str, fingerprint: &str) -> Option<bool> {
     if !std::io::stdin().is_terminal() {
         return None;

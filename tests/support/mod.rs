@@ -34,6 +34,8 @@ pub struct Emulator {
     pub routes: PathBuf,
     /// The emulator's out-of-band passwords (instance ID -> password), in `keys`.
     pub passwords: PathBuf,
+    /// Instance ID -> its system log (GetConsoleOutput), in `keys`.
+    pub console: PathBuf,
     pub seed: Value,
     pub keys: tempfile::TempDir,
     /// An access key allowed everything: what the seed and the tests' own changes use.
@@ -98,6 +100,7 @@ impl Emulator {
         let keys = tempfile::tempdir().expect("keys dir");
         let passwords = keys.path().join("passwords.json");
         let routes = keys.path().join("routes.json");
+        let console = keys.path().join("console.json");
         let mut emulator = Command::new(python());
         if enforce_iam {
             // moto lets the first three calls through: iam.py spends them on an administrator.
@@ -110,6 +113,8 @@ impl Emulator {
             .arg(&passwords)
             .arg("--routes")
             .arg(&routes)
+            .arg("--console")
+            .arg(&console)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -162,6 +167,7 @@ impl Emulator {
             eice,
             routes,
             passwords,
+            console,
             seed,
             keys,
             admin,
@@ -180,6 +186,19 @@ impl Emulator {
         let temp = self.passwords.with_extension("new");
         std::fs::write(&temp, serde_json::to_vec(&stored).unwrap()).expect("write passwords");
         std::fs::rename(&temp, &self.passwords).expect("replace passwords");
+    }
+
+    /// Gives instance `name` a system log (what GetConsoleOutput answers), as Windows writes
+    /// it at boot.
+    pub fn set_system_log(&self, name: &str, text: &str) {
+        let mut stored: serde_json::Map<String, Value> = std::fs::read(&self.console)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        stored.insert(self.field(name, "ec2_instance_id"), text.into());
+        let temp = self.console.with_extension("new");
+        std::fs::write(&temp, serde_json::to_vec(&stored).unwrap()).expect("write console");
+        std::fs::rename(&temp, &self.console).expect("replace console");
     }
 
     /// Sends tunnels to instance `name`'s private address on to `port` on this machine.
@@ -506,7 +525,10 @@ impl Shadow {
         let port = free_port();
         // FreeRDP logs to stdout, its libx264 encoder to stderr: both go to one file.
         let log = std::fs::File::create(dir.path().join("log")).expect("shadow log");
+        // Its certificate and key go to the test's own folder, not ~/.config/freerdp.
+        let config = dir.path().join("config");
         let child = Command::new("freerdp-shadow-cli")
+            .env("XDG_CONFIG_HOME", &config)
             .arg(format!("/port:{port}"))
             .arg("/bind-address:127.0.0.1")
             .arg(format!("/sec:{security}"))
@@ -530,6 +552,20 @@ impl Shadow {
     pub fn kill(&mut self) {
         let _ = self._server.0.kill();
         let _ = self._server.0.wait();
+    }
+
+    /// The certificate the server presents (FreeRDP makes one at its first start), as DER.
+    pub fn certificate(&self) -> Vec<u8> {
+        let pem = std::fs::read_to_string(self.dir.path().join("config/freerdp/shadow/shadow.crt"))
+            .expect("the shadow server's certificate");
+        // FreeRDP ends the file with a NUL byte.
+        let body: String = pem
+            .lines()
+            .skip_while(|line| !line.starts_with("-----BEGIN CERTIFICATE"))
+            .skip(1)
+            .take_while(|line| !line.starts_with("-----END"))
+            .collect();
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).expect("PEM body")
     }
 
     /// What the server logged so far (its encoders among it: libx264 lines mean H.264).
