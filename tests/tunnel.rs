@@ -176,14 +176,23 @@ fn the_tunnel_serves_another_client_on_a_local_port() {
     xvfb.run("xsetroot", &["-solid", "#c04020"]);
     emu.set_route(PRIVATE, shadow.port);
     let home = tempfile::tempdir().unwrap();
+    let log = home.path().join("tunnel.log");
     let mut tunnel = support::Daemon(
         emu.ecsrdp(home.path())
             .args(["tunnel", &emu.target(PRIVATE), "--local-port", "0"])
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start ecsrdp tunnel"),
     );
+    let said = || std::fs::read_to_string(&log).unwrap_or_default();
+    let wait_until_said = |what: &str, times: usize| {
+        let started = std::time::Instant::now();
+        while said().matches(what).count() < times {
+            assert!(started.elapsed() < std::time::Duration::from_secs(20), "{}", said());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
     let mut banner = String::new();
     let mut lines = BufReader::new(tunnel.0.stdout.take().unwrap());
     lines.read_line(&mut banner).unwrap();
@@ -199,14 +208,46 @@ fn the_tunnel_serves_another_client_on_a_local_port() {
     );
 
     let png = home.path().join("out.png");
-    // Twice: each connection gets a tunnel of its own.
-    for _ in 0..2 {
+    // Twice: each connection gets a tunnel of its own, and is said. While the first is open, a
+    // second connection is refused (one at a time by default) and said.
+    for round in 1..=2 {
         let mut direct = support::ecsrdp(home.path());
         direct
             .args(["direct", &local, "--password-stdin", "--security", "nla"])
-            .args(["--headless", "--trust-new", "--exit-after", "2s"])
+            .args(["--headless", "--trust-new", "--exit-after", "3s"])
             .args(["--snapshot", png.to_str().unwrap()]);
-        Run::with_stdin(&mut direct, Some(&format!("{password}\n"))).succeeds();
+        let input = format!("{password}\n");
+        let session = std::thread::spawn(move || Run::with_stdin(&mut direct, Some(&input)));
+        if round == 1 {
+            use std::io::Read as _;
+            wait_until_said("connected; opening a tunnel for it", 1);
+            let mut second = std::net::TcpStream::connect(&local).unwrap();
+            second
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            assert_eq!(second.read(&mut [0; 1]).ok(), Some(0), "closed at once");
+        }
+        session.join().unwrap().succeeds();
+        wait_until_said("disconnected", round);
+    }
+    assert_eq!(
+        said().matches("connected; opening a tunnel for it").count(),
+        2,
+        "{}",
+        said()
+    );
+    assert_eq!(said().matches("already open").count(), 1, "{}", said());
+    // Another user of the machine is turned away: the tunnel rides this user's credentials.
+    // Switching users needs root; without it this part is skipped.
+    if support::is_root() {
+        let port = local.rsplit(':').next().unwrap();
+        let other = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "bash", "-c"])
+            .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port} && timeout 10 cat <&3"))
+            .output()
+            .expect("setpriv (util-linux)");
+        assert!(other.status.success(), "{other:?}");
+        wait_until_said("another user of this machine (uid 65534)", 1);
     }
     let (_, _, pixels) = read_png(&png);
     let red = pixels

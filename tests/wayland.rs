@@ -37,7 +37,7 @@ impl Sway {
              for_window [title=\"^ecsrdp\"] floating enable, border none\n",
         )
         .unwrap();
-        let mut command = if is_root() {
+        let mut command = if support::is_root() {
             // The runtime directory is sway's; root (ecsrdp, grim, swaymsg) reaches it anyway.
             let status = Command::new("chown")
                 .args(["-R", "nobody"])
@@ -142,14 +142,6 @@ fn find(node: &Value) -> Option<(u32, u32, u32, u32)> {
         .filter_map(|key| node[*key].as_array())
         .flatten()
         .find_map(find)
-}
-
-fn is_root() -> bool {
-    extern "C" {
-        fn geteuid() -> u32;
-    }
-    // SAFETY: geteuid has no preconditions.
-    unsafe { geteuid() == 0 }
 }
 
 #[tokio::test(flavor = "multi_thread")]

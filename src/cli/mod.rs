@@ -87,6 +87,10 @@ pub enum Command {
         /// The local port to listen on, on 127.0.0.1 (0: any free port)
         #[arg(long, default_value_t = 0, value_name = "PORT")]
         local_port: u16,
+        /// How many connections may be open at once; more are refused. Only your own user's
+        /// programs are admitted either way (on Linux): the tunnel rides your AWS credentials
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        connections: u16,
         #[command(flatten)]
         aws: AwsArgs,
     },

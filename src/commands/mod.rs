@@ -43,10 +43,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         Some(Command::Tunnel {
             target,
             local_port,
+            connections,
             mut aws,
         }) => {
             aws.tunnel = TunnelChoice::Eice;
-            runtime.block_on(tunnel::serve_tunnel(&target, &aws, local_port))
+            runtime.block_on(tunnel::serve_tunnel(&target, &aws, local_port, connections))
         }
         Some(Command::Direct {
             server,

@@ -3,23 +3,31 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 use tracing::info;
 
 use super::error::Error;
 use super::locate::{choose_route, locate};
 use crate::aws::Route;
 use crate::cli::AwsArgs;
+use crate::net;
 use crate::target::Target;
 use crate::term::status;
 use crate::term::table::write_stdout;
 use crate::tunnel;
 
 /// `ecsrdp tunnel`: the instance's EICE tunnel on a local port. Every connection to the port
-/// gets a tunnel of its own, signed afresh (a presigned URL lives 60 s).
+/// gets a tunnel of its own, signed afresh (a presigned URL lives 60 s), and is said. A port on
+/// 127.0.0.1 is open to every user of the machine while each tunnel is signed with this user's
+/// AWS credentials, so only this user's programs are admitted (where the kernel says who
+/// connected), and at most `connections` at once.
 pub(super) async fn serve_tunnel(
     target: &Target,
     args: &AwsArgs,
     local_port: u16,
+    connections: u16,
 ) -> Result<ExitCode, Error> {
     let (aws, mut located) = locate(target, args, false).await?;
     let route = choose_route(&aws, &mut located.resolved, args).await?;
@@ -57,13 +65,14 @@ pub(super) async fn serve_tunnel(
         source,
     })?;
     write_stdout(&format!(
-        "Tunnel to {} ({}:{}) through EC2 Instance Connect Endpoint {} is open.
-         Connect your RDP client to {local} as {}; the password: `ecsrdp password {target}`.
-         Press Ctrl-C to close it.
-",
+        "Tunnel to {} ({}:{}) through EC2 Instance Connect Endpoint {} is open.\n\
+         Connect your RDP client to {local} as {}; the password: `ecsrdp password {target}`.\n\
+         Press Ctrl-C to close it.\n",
         resolved.ec2_instance_id, request.private_ip, request.remote_port, endpoint.id, args.user,
     ))?;
     let region = aws.region();
+    let slots = Arc::new(Semaphore::new(usize::from(connections)));
+    let me = net::own_uid();
     loop {
         let (mut client, peer) = tokio::select! {
             accepted = listener.accept() => accepted.map_err(|source| Error::Io {
@@ -72,19 +81,38 @@ pub(super) async fn serve_tunnel(
             })?,
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
         };
+        if let (Some(me), Some(them)) = (me, net::local_peer_uid(peer, local)) {
+            if them != me {
+                status::print(format_args!(
+                    "ecsrdp: refused a connection from {peer}: it belongs to another user of this \
+                     machine (uid {them}), and the tunnel uses your AWS credentials"
+                ));
+                continue;
+            }
+        }
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            status::print(format_args!(
+                "ecsrdp: refused a connection from {peer}: {connections} already open \
+                 (--connections N admits more at once)"
+            ));
+            continue;
+        };
+        status::note(format_args!("{peer} connected; opening a tunnel for it"));
         info!(%peer, "opening a tunnel for a local client");
         let credentials = aws.credentials().await?;
         let (endpoint, request, region) = (endpoint.clone(), request.clone(), region.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let timeout = std::time::Duration::from_secs(15);
             match tunnel::open(&endpoint.dns_name, &request, &credentials, &region, timeout).await {
                 Ok(mut tunnel) => {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut tunnel.pipe).await;
-                    if let Some(error) = tunnel.ended.failure() {
-                        eprintln!("ecsrdp: {error}");
+                    match tunnel.ended.failure() {
+                        Some(error) => status::print(format_args!("ecsrdp: {error}")),
+                        None => status::note(format_args!("{peer} disconnected")),
                     }
                 }
-                Err(error) => eprintln!("ecsrdp: {error}"),
+                Err(error) => status::print(format_args!("ecsrdp: {error}")),
             }
         });
     }

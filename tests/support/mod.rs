@@ -638,3 +638,12 @@ pub fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
     };
     (info.width, info.height, rgb)
 }
+
+/// Whether the tests run as root (what creating accounts or switching users needs).
+pub fn is_root() -> bool {
+    extern "C" {
+        fn geteuid() -> u32;
+    }
+    // SAFETY: geteuid has no preconditions.
+    unsafe { geteuid() == 0 }
+}
