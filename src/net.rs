@@ -45,7 +45,11 @@ pub fn local_peer_uid(peer: std::net::SocketAddr, local: std::net::SocketAddr) -
         (std::net::SocketAddr::V4(p), std::net::SocketAddr::V4(l)) => {
             // The kernel prints an IPv4 address as its 32-bit value in host order.
             let hex = |a: std::net::SocketAddrV4| {
-                format!("{:08X}:{:04X}", u32::from_ne_bytes(a.ip().octets()), a.port())
+                format!(
+                    "{:08X}:{:04X}",
+                    u32::from_ne_bytes(a.ip().octets()),
+                    a.port()
+                )
             };
             ("/proc/net/tcp", hex(p), hex(l))
         }

@@ -243,7 +243,9 @@ fn xrdp_xvnc_session_matches_its_display_exactly() {
 /// pastes (X11 hands that much over in increments). Text no single-byte charset holds; not
 /// outside the BMP, which xrdp 0.9's chansrv cannot convert (with an emoji its paste never
 /// completes, whichever client). Each side's clipboard is read with xclip, as a program would.
-/// First a session with `--no-clipboard`, which must share nothing.
+/// First a session with `--no-clipboard`, which must share nothing. What was copied before the
+/// session started (often a password) is never offered: the session pastes only what is copied
+/// once the window has focus.
 #[test]
 fn copied_text_crosses_both_ways_through_xrdp() {
     const USER: &str = "ecsrdp-clip";
@@ -270,7 +272,8 @@ fn copied_text_crosses_both_ways_through_xrdp() {
         |home| std::fs::write(home.join("copied.txt"), &there).unwrap(),
     );
     let xvfb = Xvfb::start(1024, 768);
-    copy_on(&xvfb, &here);
+    let before = format!("copied before the session {}", rand_u64());
+    copy_on(&xvfb, &before);
 
     let out = tempfile::tempdir().unwrap();
     let log = out.path().join("ecsrdp.log");
@@ -287,9 +290,21 @@ fn copied_text_crosses_both_ways_through_xrdp() {
     );
     let client = support::Daemon(
         window(&["--exit-after", "60s"])
+            .env("RUST_LOG", "ecsrdp::rdp::channels=debug")
             .spawn()
             .expect("start ecsrdp"),
     );
+    // Once the channel is up (its first announcement went, empty), the user turns to the window
+    // and copies there.
+    wait_for(std::time::Duration::from_secs(30), || {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        said.contains("before the session is not offered")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no clipboard channel; the session's log: {}", xrdp.log()));
+    let id = window_id(&xvfb);
+    xvfb.run("xdotool", &["windowfocus", "--sync", &id]);
+    copy_on(&xvfb, &here);
 
     let pasted_here = wait_for(std::time::Duration::from_secs(40), || {
         let now = paste_on(&xvfb);
@@ -422,18 +437,28 @@ fn caps_lock_is_synchronised_when_the_window_gains_focus() {
 fn session_window(xvfb: &Xvfb, keys: &std::path::Path, xrdp: &XrdpSession) -> String {
     wait_for(std::time::Duration::from_secs(30), || {
         let shown = std::fs::metadata(keys).is_ok_and(|m| m.len() > 0);
-        let found = std::process::Command::new("xdotool")
-            .args(["search", "--name", "^ecsrdp"])
-            .env("DISPLAY", &xvfb.display)
-            .output()
-            .ok()?;
-        let id = String::from_utf8_lossy(&found.stdout)
-            .lines()
-            .next()?
-            .to_owned();
-        shown.then_some(id)
+        shown.then(|| find_window(xvfb)).flatten()
     })
     .unwrap_or_else(|| panic!("no window or no xev; the session's log: {}", xrdp.log()))
+}
+
+/// The X window ID of ecsrdp's window, once it is there.
+fn window_id(xvfb: &Xvfb) -> String {
+    wait_for(std::time::Duration::from_secs(30), || find_window(xvfb)).expect("ecsrdp's window")
+}
+
+fn find_window(xvfb: &Xvfb) -> Option<String> {
+    let found = std::process::Command::new("xdotool")
+        .args(["search", "--name", "^ecsrdp"])
+        .env("DISPLAY", &xvfb.display)
+        .output()
+        .ok()?;
+    Some(
+        String::from_utf8_lossy(&found.stdout)
+            .lines()
+            .next()?
+            .to_owned(),
+    )
 }
 
 /// The keysym names of the KeyPress events in xev's output, a key pressed twice in a row

@@ -189,7 +189,11 @@ fn the_tunnel_serves_another_client_on_a_local_port() {
     let wait_until_said = |what: &str, times: usize| {
         let started = std::time::Instant::now();
         while said().matches(what).count() < times {
-            assert!(started.elapsed() < std::time::Duration::from_secs(20), "{}", said());
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{}",
+                said()
+            );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     };
@@ -242,8 +246,16 @@ fn the_tunnel_serves_another_client_on_a_local_port() {
     if support::is_root() {
         let port = local.rsplit(':').next().unwrap();
         let other = std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "bash", "-c"])
-            .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port} && timeout 10 cat <&3"))
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "bash",
+                "-c",
+            ])
+            .arg(format!(
+                "exec 3<>/dev/tcp/127.0.0.1/{port} && timeout 10 cat <&3"
+            ))
             .output()
             .expect("setpriv (util-linux)");
         assert!(other.status.success(), "{other:?}");

@@ -277,11 +277,13 @@ impl ApplicationHandler<UserEvent> for App {
             WindowEvent::Focused(false) => {
                 self.input.clear();
                 self.send(Command::ReleaseAll);
+                self.send(Command::Focus(false));
             }
             WindowEvent::Focused(true) => {
                 if let Some(locks) = keyboard::locks() {
                     self.send(Command::SyncLocks(locks));
                 }
+                self.send(Command::Focus(true));
             }
             WindowEvent::KeyboardInput { event, .. } => {
                 if event.physical_key == PhysicalKey::Code(KeyCode::F11) {

@@ -5,8 +5,24 @@
 //! The backend itself is the local machine's, opened by the window side (`window::clipboard`:
 //! IronRDP's on Linux, ecsrdp's own on macOS) and handed in as a [`LocalClipboard`]: the RDP core
 //! knows no X11, Wayland or AppKit.
+//!
+//! What crosses is gated by the window's focus, because the clipboard often holds a password:
+//! - What was on the local clipboard before the session started is never offered: the first
+//!   announcement of each connection (the backend's "here is what I hold") goes out empty.
+//! - A local copy is offered only while the window has focus; one made while it had not (in
+//!   another program, the usual way) waits and is offered when the window gets focus back, so
+//!   a server sees what the user copied only once the user turns to the session.
+//! - The session writes to the local clipboard only while the window has focus: a program in
+//!   the session that copies while the user works elsewhere does not replace what they copied.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use ironrdp_cliprdr::backend::{ClipboardMessage, CliprdrBackend};
+use ironrdp_cliprdr::pdu::{
+    ClipboardFormat, ClipboardGeneralCapabilityFlags, FileContentsRequest, FileContentsResponse,
+    FormatDataRequest, FormatDataResponse, LockDataId,
+};
 use ironrdp_cliprdr::{CliprdrClient, CliprdrSvcMessages};
 use ironrdp_session::ActiveStage;
 use tokio::sync::mpsc;
@@ -23,6 +39,47 @@ pub struct Clipboard {
     /// Dropping it stops the sharing.
     os: Box<dyn LocalClipboard>,
     messages: mpsc::UnboundedReceiver<ClipboardMessage>,
+    gate: Gate,
+}
+
+/// What may cross, by the window's focus (see the module's doc).
+#[derive(Debug, Default)]
+struct Gate {
+    /// Shared with the backend's wrapper, which reads it when the session copies.
+    focused: Arc<AtomicBool>,
+    /// The connection's first announcement has gone (empty).
+    announced: bool,
+    /// A local copy made while the window had no focus, to offer when it has.
+    held: Option<Vec<ClipboardFormat>>,
+}
+
+impl Gate {
+    /// What to send of the backend's `message`, if anything.
+    fn outgoing(&mut self, message: ClipboardMessage) -> Option<ClipboardMessage> {
+        let ClipboardMessage::SendInitiateCopy(formats) = message else {
+            return Some(message);
+        };
+        if !self.announced {
+            self.announced = true;
+            debug!("what the clipboard held before the session is not offered");
+            return Some(ClipboardMessage::SendInitiateCopy(Vec::new()));
+        }
+        if self.focused.load(Ordering::Relaxed) {
+            self.held = None;
+            return Some(ClipboardMessage::SendInitiateCopy(formats));
+        }
+        debug!("a local copy waits for the window's focus");
+        self.held = Some(formats);
+        None
+    }
+
+    /// The window gained or lost focus; on gaining it, the copy that waited.
+    fn focus(&mut self, focused: bool) -> Option<ClipboardMessage> {
+        self.focused.store(focused, Ordering::Relaxed);
+        focused
+            .then(|| self.held.take().map(ClipboardMessage::SendInitiateCopy))
+            .flatten()
+    }
 }
 
 impl std::fmt::Debug for Clipboard {
@@ -44,20 +101,112 @@ impl Clipboard {
         Ok(Clipboard {
             os: open(sender)?,
             messages,
+            gate: Gate::default(),
         })
     }
 
     /// The CLIPRDR channel to announce at connection time, wired to this clipboard.
     pub(in crate::rdp) fn channel(&self) -> CliprdrClient {
-        CliprdrClient::new(self.os.backend())
+        CliprdrClient::new(Box::new(FocusGated {
+            inner: self.os.backend(),
+            focused: Arc::clone(&self.gate.focused),
+        }))
     }
 
-    /// The backend's next request; pending forever once the backend is gone.
+    /// The backend's next request that may go to the server; pending forever once the backend
+    /// is gone.
     pub(in crate::rdp) async fn next(&mut self) -> ClipboardMessage {
-        match self.messages.recv().await {
-            Some(message) => message,
-            None => std::future::pending().await,
+        loop {
+            let Some(message) = self.messages.recv().await else {
+                return std::future::pending().await;
+            };
+            if let Some(message) = self.gate.outgoing(message) {
+                return message;
+            }
         }
+    }
+
+    /// The window gained (`true`) or lost focus; what to send now, if anything.
+    pub(in crate::rdp) fn focus(&mut self, focused: bool) -> Option<ClipboardMessage> {
+        self.gate.focus(focused)
+    }
+}
+
+/// The OS clipboard's backend, taking what the session copies only while the window has focus.
+#[derive(Debug)]
+struct FocusGated {
+    inner: Box<dyn CliprdrBackend>,
+    focused: Arc<AtomicBool>,
+}
+
+impl ironrdp_core::AsAny for FocusGated {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+impl CliprdrBackend for FocusGated {
+    fn temporary_directory(&self) -> &str {
+        self.inner.temporary_directory()
+    }
+
+    fn client_capabilities(&self) -> ClipboardGeneralCapabilityFlags {
+        self.inner.client_capabilities()
+    }
+
+    fn on_ready(&mut self) {
+        self.inner.on_ready();
+    }
+
+    fn on_request_format_list(&mut self) {
+        self.inner.on_request_format_list();
+    }
+
+    fn on_format_list_response(&mut self, ok: bool) {
+        self.inner.on_format_list_response(ok);
+    }
+
+    fn on_process_negotiated_capabilities(
+        &mut self,
+        capabilities: ClipboardGeneralCapabilityFlags,
+    ) {
+        self.inner.on_process_negotiated_capabilities(capabilities);
+    }
+
+    fn on_remote_copy(&mut self, available_formats: &[ClipboardFormat]) {
+        if self.focused.load(Ordering::Relaxed) {
+            self.inner.on_remote_copy(available_formats);
+        } else {
+            debug!("the session copied while the window has no focus: not taken");
+        }
+    }
+
+    fn on_format_data_request(&mut self, request: FormatDataRequest) {
+        self.inner.on_format_data_request(request);
+    }
+
+    fn on_format_data_response(&mut self, response: FormatDataResponse<'_>) {
+        self.inner.on_format_data_response(response);
+    }
+
+    fn on_file_contents_request(&mut self, request: FileContentsRequest) {
+        self.inner.on_file_contents_request(request);
+    }
+
+    fn on_file_contents_response(&mut self, response: FileContentsResponse<'_>) {
+        self.inner.on_file_contents_response(response);
+    }
+
+    fn on_lock(&mut self, data_id: LockDataId) {
+        self.inner.on_lock(data_id);
+    }
+
+    fn on_unlock(&mut self, data_id: LockDataId) {
+        self.inner.on_unlock(data_id);
     }
 }
 
@@ -92,4 +241,47 @@ pub(in crate::rdp) fn encode(stage: &mut ActiveStage, message: ClipboardMessage)
         warn!(%error, "cannot send the clipboard's data");
         Vec::new()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use ironrdp_cliprdr::pdu::ClipboardFormatId;
+
+    use super::*;
+
+    fn copy() -> ClipboardMessage {
+        ClipboardMessage::SendInitiateCopy(vec![ClipboardFormat::new(
+            ClipboardFormatId::CF_UNICODETEXT,
+        )])
+    }
+
+    fn offered(message: Option<ClipboardMessage>) -> Option<usize> {
+        match message {
+            Some(ClipboardMessage::SendInitiateCopy(formats)) => Some(formats.len()),
+            Some(_) => Some(usize::MAX),
+            None => None,
+        }
+    }
+
+    #[test]
+    fn what_was_copied_before_the_session_is_never_offered() {
+        let mut gate = Gate::default();
+        gate.focus(true);
+        // The backend's first announcement: what the clipboard held at connection.
+        assert_eq!(offered(gate.outgoing(copy())), Some(0));
+        // A copy made afterwards, with focus: offered.
+        assert_eq!(offered(gate.outgoing(copy())), Some(1));
+    }
+
+    #[test]
+    fn a_copy_made_elsewhere_waits_for_the_windows_focus() {
+        let mut gate = Gate::default();
+        assert_eq!(offered(gate.outgoing(copy())), Some(0));
+        // Copied in another program: nothing goes yet.
+        assert_eq!(offered(gate.outgoing(copy())), None);
+        assert_eq!(offered(gate.focus(false)), None);
+        // The user turns to the session: now it is offered, once.
+        assert_eq!(offered(gate.focus(true)), Some(1));
+        assert_eq!(offered(gate.focus(true)), None);
+    }
 }

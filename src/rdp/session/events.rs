@@ -17,6 +17,8 @@ pub enum Command {
     ReleaseAll,
     /// The lock keys as they are now (the window gained focus): MS-RDPBCGR 2.2.8.1.1.3.1.1.5.
     SyncLocks(Locks),
+    /// The window gained (`true`) or lost focus, which decides what the clipboard shares.
+    Focus(bool),
     /// Ask the server for a new desktop size (debounced here: resizes come in bursts).
     Resize {
         width: u32,
@@ -49,12 +51,13 @@ impl Layout {
 }
 
 /// What the user asked of the session that a new connection must keep after the network drops
-/// it: the desktop last asked for and the lock keys last seen. Keys and buttons need nothing:
-/// a new connection starts with none held, which is all a release-all asks for.
+/// it: the desktop last asked for, the lock keys last seen, the window's focus. Keys and buttons
+/// need nothing: a new connection starts with none held, which is all a release-all asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Wanted {
     pub layout: Option<Layout>,
     pub locks: Option<Locks>,
+    pub focused: bool,
 }
 
 impl Wanted {
@@ -75,6 +78,10 @@ impl Wanted {
             }
             Command::SyncLocks(locks) => {
                 self.locks = Some(locks);
+                true
+            }
+            Command::Focus(focused) => {
+                self.focused = focused;
                 true
             }
             _ => false,

@@ -88,6 +88,10 @@ pub(super) async fn run_session(
         let sync = lock_sync(locks);
         send_input(&mut stage, frame, &mut writer, &[sync], &addr).await?;
     }
+    if let Some(clipboard) = clipboard.as_mut() {
+        // Nothing to send yet: the channel is not open.
+        let _ = clipboard.focus(wanted.focused);
+    }
 
     loop {
         let resize_at = pending_resize.map(|(at, ..)| at);
@@ -163,6 +167,16 @@ pub(super) async fn run_session(
                     Some(Command::Input(operations)) => input.apply(operations).into_iter().collect(),
                     Some(Command::ReleaseAll) => input.release_all().into_iter().collect(),
                     Some(Command::SyncLocks(locks)) => vec![lock_sync(locks)],
+                    Some(Command::Focus(focused)) => {
+                        let waiting = clipboard.as_mut().and_then(|c| c.focus(focused));
+                        if let Some(message) = waiting {
+                            let bytes = channels::clipboard::encode(&mut stage, message);
+                            if !bytes.is_empty() {
+                                send(&mut writer, &bytes, &addr).await?;
+                            }
+                        }
+                        continue;
+                    }
                     Some(Command::Resize { width, height, scale_percent }) => {
                         pending_resize = Some((Instant::now() + RESIZE_DEBOUNCE, width, height, scale_percent));
                         continue;
