@@ -21,6 +21,7 @@ pub mod commands;
 pub mod headless;
 pub mod keys;
 pub mod net;
+pub mod private_file;
 pub mod rdp;
 pub mod render;
 pub mod snapshot;

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::FromArgMatches as _;
 
 fn main() -> ExitCode {
+    // Before any thread: the environment may be changed only while nobody else reads it.
+    ecsrdp::keys::environment::take_from_environment();
+    ecsrdp::commands::protect_process();
     let matches = <ecsrdp::cli::Args as clap::CommandFactory>::command()
         .get_matches_from(ecsrdp::cli::attach_wait_duration(std::env::args_os()));
     let mut args = ecsrdp::cli::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());

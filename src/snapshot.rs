@@ -18,7 +18,7 @@ pub fn write_png(frame: &Frame, path: &Path) -> Result<(), SnapshotError> {
         path: path.to_owned(),
         detail,
     };
-    let file = std::fs::File::create(path).map_err(|e| error(e.to_string()))?;
+    let file = crate::private_file::create(path).map_err(|e| error(e.to_string()))?;
     let (width, height) = frame.size();
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
     encoder.set_color(png::ColorType::Rgb);

@@ -613,6 +613,31 @@ async fn a_server_ending_the_session_says_why_with_its_own_exit_code() {
     );
 }
 
+/// While ecsrdp holds a password it writes no core file: a crash must not leave the password on
+/// disk. (The process is also marked not dumpable, which only root could see from here.)
+#[test]
+fn no_core_file_while_a_password_is_held() {
+    // A server that accepts and never answers: ecsrdp waits in the handshake, password in hand.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let home = tempfile::tempdir().unwrap();
+    let mut command = support::ecsrdp(home.path());
+    command
+        .env("ECSRDP_PASSWORD", PASSWORD)
+        .args(["direct", &format!("127.0.0.1:{port}"), "--headless"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let client = support::Daemon(command.spawn().expect("start ecsrdp"));
+    let _connection = listener.accept().expect("ecsrdp connects");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", client.0.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|line| line.starts_with("Max core file size"))
+        .expect("a core file limit");
+    let sizes: Vec<&str> = core.split_whitespace().skip(4).take(2).collect();
+    assert_eq!(sizes, ["0", "0"], "{core}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn no_password_for_direct_is_a_password_problem() {
     let home = tempfile::tempdir().unwrap();

@@ -23,6 +23,21 @@ pub use self::error::Error;
 use crate::cli::{Args, Command, SecurityChoice, TunnelChoice};
 use crate::target::Target;
 
+/// Keeps the secrets this process will hold out of core dumps and out of reach of the user's
+/// other programs: no core file (`RLIMIT_CORE` 0) and, on Linux, not dumpable, which also keeps
+/// debuggers of the same user off and makes `/proc/<pid>/` (its environment, its memory)
+/// readable by root alone. Best effort: a platform that refuses keeps its defaults.
+pub fn protect_process() {
+    use nix::sys::resource::{setrlimit, Resource};
+    if let Err(error) = setrlimit(Resource::RLIMIT_CORE, 0, 0) {
+        tracing::debug!(%error, "core dumps stay as they were");
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(error) = nix::sys::prctl::set_dumpable(false) {
+        tracing::debug!(%error, "the process stays dumpable");
+    }
+}
+
 /// Runs the parsed command line.
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -147,8 +147,8 @@ pub fn load_file(path: &Path, ask: AskPassphrase<'_>) -> Result<PrivateKey, KeyF
 
 /// `ECSRDP_KEY_PASSPHRASE` for scripts, else whoever `ask` reaches.
 fn passphrase(path: &Path, ask: AskPassphrase<'_>) -> Result<Zeroizing<String>, KeyFileError> {
-    if let Ok(value) = std::env::var("ECSRDP_KEY_PASSPHRASE") {
-        return Ok(Zeroizing::new(value));
+    if let Some(value) = super::environment::passphrase() {
+        return Ok(value);
     }
     ask(path).ok_or_else(|| KeyFileError::PassphraseUnavailable {
         path: path.to_owned(),

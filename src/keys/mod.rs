@@ -3,6 +3,7 @@
 //! Pure here: no IO (finding and reading the file is [`file`]'s job). The password only ever lives
 //! in a [`Password`], which zeroizes its memory on drop and never shows itself in `Debug`.
 
+pub mod environment;
 pub mod file;
 
 use std::fmt;

@@ -22,8 +22,8 @@ pub fn password(from_stdin: bool) -> Option<Password> {
         zeroize::Zeroize::zeroize(&mut line);
         return (!password.expose().is_empty()).then_some(password);
     }
-    if let Ok(password) = std::env::var("ECSRDP_PASSWORD") {
-        return Some(Password::new(password));
+    if let Some(password) = crate::keys::environment::password() {
+        return Some(Password::new(password.as_str().to_owned()));
     }
     if std::io::stdin().is_terminal() {
         return status::suspend(|| rpassword::prompt_password("Password: "))

@@ -5,29 +5,17 @@
 //! The code is read here by hand because IronRDP's session turns it into English text (and
 //! fails on a code it does not list), while the exit code needs the number.
 
-use ironrdp_pdu::mcs::decode_send_data_indication;
+use super::ignorable::share_data;
 
-/// PDUTYPE_DATAPDU, in the low bits of the Share Control Header's pduType.
-const DATA_PDU: u16 = 0x7;
 /// PDUTYPE2_SET_ERROR_INFO_PDU, the Share Data Header's pduType2.
 const SET_ERROR_INFO: u8 = 0x2F;
-/// PACKET_COMPRESSED in the Share Data Header's compressedType.
-const COMPRESSED: u8 = 0x20;
 
 /// The errorInfo of a Set Error Info PDU in `frame` (one X.224 frame on the I/O channel), when
-/// it is one and says something (0 is ERRINFO_NONE). Bytes of the Share Control PDU: pduType at
-/// 2, pduType2 at 14, compressedType at 15, errorInfo at 18..22 (2.2.8.1.1.1.1-2, 2.2.5.1.1).
+/// it is one and says something (0 is ERRINFO_NONE): bytes 18..22 of the Share Control PDU
+/// (MS-RDPBCGR 2.2.5.1.1).
 pub fn error_info(frame: &[u8], io_channel: u16) -> Option<u32> {
-    let indication = decode_send_data_indication(frame).ok()?;
-    if indication.channel_id != io_channel {
-        return None;
-    }
-    let data = &indication.user_data;
-    let pdu_type = u16::from_le_bytes([*data.get(2)?, *data.get(3)?]);
-    if pdu_type & 0xF != DATA_PDU
-        || *data.get(14)? != SET_ERROR_INFO
-        || data.get(15)? & COMPRESSED != 0
-    {
+    let (pdu_type2, data) = share_data(frame, io_channel)?;
+    if pdu_type2 != SET_ERROR_INFO {
         return None;
     }
     let code = u32::from_le_bytes(data.get(18..22)?.try_into().ok()?);

@@ -31,6 +31,35 @@ pub fn ignorable(frame: &[u8], io_channel: u16) -> Option<&'static str> {
     }
 }
 
+/// PDUTYPE_DATAPDU, in the low bits of the Share Control Header's pduType.
+const DATA_PDU: u16 = 0x7;
+/// PACKET_COMPRESSED in the Share Data Header's compressedType.
+const COMPRESSED: u8 = 0x20;
+/// PDUTYPE2_SAVE_SESSION_INFO (MS-RDPBCGR 2.2.10.1), which carries the auto-reconnect cookie.
+const SAVE_SESSION_INFO: u8 = 0x26;
+
+/// The pduType2 and the whole Share Control PDU of an uncompressed Share Data PDU on the I/O
+/// channel in `frame`, read by hand (pduType at byte 2, pduType2 at 14, compressedType at 15:
+/// MS-RDPBCGR 2.2.8.1.1.1.1-2), for what must be known about a PDU without decoding all of it.
+pub(super) fn share_data(frame: &[u8], io_channel: u16) -> Option<(u8, Vec<u8>)> {
+    let indication = decode_send_data_indication(frame).ok()?;
+    if indication.channel_id != io_channel {
+        return None;
+    }
+    let data = &indication.user_data;
+    let pdu_type = u16::from_le_bytes([*data.get(2)?, *data.get(3)?]);
+    if pdu_type & 0xF != DATA_PDU || data.get(15)? & COMPRESSED != 0 {
+        return None;
+    }
+    Some((*data.get(14)?, data.to_vec()))
+}
+
+/// Whether `frame` is a Save Session Info PDU, whose auto-reconnect cookie is a credential for
+/// the session: a recording of the session leaves it out.
+pub(super) fn holds_reconnect_cookie(frame: &[u8], io_channel: u16) -> bool {
+    share_data(frame, io_channel).is_some_and(|(pdu_type2, _)| pdu_type2 == SAVE_SESSION_INFO)
+}
+
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
@@ -81,6 +110,32 @@ mod tests {
             user_data: Cow::Owned(user_data),
         })))
         .unwrap()
+    }
+
+    #[test]
+    fn save_session_info_is_known_by_its_type() {
+        let ack = ShareDataPdu::FrameAcknowledge(FrameAcknowledgePdu { frame_id: 0x1f4 });
+        assert!(holds_reconnect_cookie(
+            &frame_as(ack.clone(), Some(0x26), IO),
+            IO
+        ));
+        assert!(!holds_reconnect_cookie(
+            &frame_as(ack.clone(), None, IO),
+            IO
+        ));
+        assert!(!holds_reconnect_cookie(
+            &frame_as(ack, Some(0x26), IO + 1),
+            IO
+        ));
+    }
+
+    #[test]
+    fn set_error_info_gives_its_code() {
+        // The Frame Acknowledge's 4-byte body lies where errorInfo does (bytes 18..22).
+        let ack = ShareDataPdu::FrameAcknowledge(FrameAcknowledgePdu { frame_id: 0x1f4 });
+        let frame = frame_as(ack, Some(0x2F), IO);
+        assert_eq!(super::super::ending::error_info(&frame, IO), Some(0x1f4));
+        assert_eq!(super::super::ending::error_info(&frame, IO + 1), None);
     }
 
     #[test]

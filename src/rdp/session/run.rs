@@ -15,6 +15,7 @@ use tracing::{debug, info, trace, warn};
 use super::decode::{decode, Decoded};
 use super::ending::{ending, ending_without_code, Ending};
 use super::events::{Command, FrameSink, Outcome, PointerShape, Wanted};
+use super::ignorable::holds_reconnect_cookie;
 use super::liveness::{Due, Liveness, Probe};
 use super::reactivate::reactivate;
 use crate::rdp::channels::{self, Clipboard};
@@ -108,7 +109,9 @@ pub(super) async fn run_session(
                 trace!(?action, len = payload.len(), "pdu");
                 liveness.heard(Instant::now());
                 if let Some(file) = recording.as_mut() {
-                    if !record(file, &payload) {
+                    let cookie = action == ironrdp_pdu::Action::X224
+                        && holds_reconnect_cookie(&payload, io_channel);
+                    if !cookie && !record(file, &payload) {
                         recording = None;
                     }
                 }
@@ -251,12 +254,12 @@ pub(super) async fn run_session(
 }
 
 /// Where `ECSRDP_RECORD` asks the server's PDUs to be written, as they came (TPKT and
-/// fast-path frames, back to back: what the fuzz target and replays read). For debugging and
-/// benchmarks; the stream holds the session's pixels (and any auto-reconnect cookie), never the
-/// password, which went before it.
+/// fast-path frames, back to back: what the fuzz target and replays read), in a file private to
+/// the user. For debugging and benchmarks; the stream holds the session's pixels, never the
+/// password, which went before it, nor the auto-reconnect cookie, which is left out.
 fn recording() -> Option<std::fs::File> {
     let path = std::env::var_os("ECSRDP_RECORD")?;
-    match std::fs::File::create(&path) {
+    match crate::private_file::create(std::path::Path::new(&path)) {
         Ok(file) => Some(file),
         Err(error) => {
             warn!(%error, path = %std::path::Path::new(&path).display(), "cannot record the session");
