@@ -33,8 +33,15 @@ fn main() -> ExitCode {
 /// Where other crates log secrets, and the most they may log there, whatever `RUST_LOG` says:
 /// sspi's debug spans print CredSSP buffers in clear (the TSCredentials holding the password in
 /// UTF-16, and the NTLM messages, whose AUTHENTICATE carries a hash that can be cracked offline),
-/// and IronRDP's CredSSP step logs every TSRequest with its NTLM token.
-const SECRET_BEARING: [&str; 2] = ["sspi=warn", "ironrdp_connector::credssp=info"];
+/// IronRDP's CredSSP step logs every TSRequest with its NTLM token, aws-sigv4 traces each
+/// canonical request (the session token among it) and tungstenite traces the request it sends
+/// (the presigned tunnel URL: token and signature, good for a minute of tunnels).
+const SECRET_BEARING: [&str; 4] = [
+    "sspi=warn",
+    "ironrdp_connector::credssp=info",
+    "aws_sigv4=debug",
+    "tungstenite=debug",
+];
 
 /// Logs go to stderr; `RUST_LOG` wins over `-v`, except over [`SECRET_BEARING`]. The password
 /// is never a log field of ours.

@@ -445,3 +445,36 @@ fn the_tunnel_to_an_instance_without_a_key_pair_says_so() {
     run.fails(3, "without a key pair");
     assert!(!run.stderr.contains("--via"), "{}", run.stderr);
 }
+
+/// At trace level, every crate's logs on, the logs hold neither the session token of the AWS
+/// credentials nor the presigned tunnel URL's signature: either would let whoever reads the
+/// log open tunnels (or make AWS calls) as the user for as long as it lives.
+#[test]
+fn trace_logs_hold_no_session_token_or_tunnel_signature() {
+    let emu = Emulator::shared();
+    let xvfb = Xvfb::start(640, 480);
+    let password = emu.field(PRIVATE, "password");
+    let shadow = Shadow::start(&xvfb, "nla", "Administrator", &password);
+    emu.set_route(PRIVATE, shadow.port);
+    let home = tempfile::tempdir().unwrap();
+    let token = format!("SessionToken{}", std::process::id());
+    let run = Run::of(
+        ecsrdp(emu, home.path(), PRIVATE)
+            .env("RUST_LOG", "trace")
+            .env("AWS_SESSION_TOKEN", &token),
+    );
+    run.succeeds();
+    assert!(
+        run.stderr.contains("TRACE") && run.stderr.contains("tunnel"),
+        "trace logs were on: {}",
+        &run.stderr[..run.stderr.len().min(2000)]
+    );
+    assert!(
+        !run.stderr.contains(&token),
+        "the session token is in the logs"
+    );
+    // The SDK's own trace of each request names the header and redacts its value.
+    for needle in ["X-Amz-Signature=", "X-Amz-Security-Token="] {
+        assert!(!run.stderr.contains(needle), "{needle} is in the logs");
+    }
+}

@@ -48,6 +48,12 @@ pub enum KeyFileError {
         .path.display()
     )]
     PassphraseUnavailable { path: PathBuf },
+    #[error(
+        "the instance's key pair is named `{key_name}`, which is not a plain file name, so ecsrdp \
+         does not look for a key file by that name; pass the key pair's private key with --key \
+         FILE"
+    )]
+    NotAFileName { key_name: String },
     #[error("{}: {source}", .path.display())]
     Key { path: PathBuf, source: KeyError },
 }
@@ -92,6 +98,13 @@ impl KeySearch {
         key_name: &str,
         ask: AskPassphrase<'_>,
     ) -> Result<(PathBuf, PrivateKey), KeyFileError> {
+        // The name comes from AWS, that is from whoever launched the instance: it must not
+        // lead out of the key folders (`../../.aws/credentials`) or to a device.
+        if self.explicit.is_none() && !is_plain_file_name(key_name) {
+            return Err(KeyFileError::NotAFileName {
+                key_name: key_name.escape_debug().to_string(),
+            });
+        }
         let tried = self.candidates(key_name);
         let path = tried
             .iter()
@@ -106,6 +119,19 @@ impl KeySearch {
     }
 }
 
+/// A name that stays a single file in the folder it is joined to.
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !name.chars().any(char::is_control)
+}
+
+/// The largest key file read: an RSA key of 16384 bits is under 13 KiB in any format; a bigger
+/// file (or a device that never ends) is not a key and is not read whole.
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
 /// The file's permission bits when users other than its owner may read it (as `ssh` checks
 /// before it uses a key): whoever can read the key can decrypt the instance's password.
 pub fn readable_by_others(path: &Path) -> Option<u32> {
@@ -116,12 +142,25 @@ pub fn readable_by_others(path: &Path) -> Option<u32> {
 
 /// Reads and parses one key file.
 pub fn load_file(path: &Path, ask: AskPassphrase<'_>) -> Result<PrivateKey, KeyFileError> {
-    let bytes = Zeroizing::new(
-        std::fs::read(path).map_err(|source| KeyFileError::Unreadable {
-            path: path.to_owned(),
-            source,
-        })?,
-    );
+    let unreadable = |source| KeyFileError::Unreadable {
+        path: path.to_owned(),
+        source,
+    };
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(unreadable)?,
+            MAX_KEY_FILE + 1,
+        ),
+        &mut bytes,
+    )
+    .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_KEY_FILE {
+        return Err(unreadable(std::io::Error::other(format!(
+            "it is larger than {} KiB, which no key file is",
+            MAX_KEY_FILE / 1024
+        ))));
+    }
     // Binary (a DER key, a .ppk of another era, anything else): not a key file ecsrdp reads.
     let text = match std::str::from_utf8(&bytes) {
         Ok(text) => Zeroizing::new(text.to_owned()),
@@ -158,6 +197,33 @@ fn passphrase(path: &Path, ask: AskPassphrase<'_>) -> Result<Zeroizing<String>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_pair_name_never_leads_out_of_the_key_folders() {
+        let search = KeySearch {
+            explicit: None,
+            home: Some(PathBuf::from("/home/u")),
+            dir: None,
+        };
+        let ask: AskPassphrase<'_> = &|_| None;
+        for name in ["../../.aws/credentials", "..", "a/b", "", "kp\nx"] {
+            let error = search.load(name, ask).unwrap_err();
+            assert!(
+                matches!(error, KeyFileError::NotAFileName { .. }),
+                "{name}: {error}"
+            );
+        }
+        assert!(matches!(
+            search.load("kp-ok", ask).unwrap_err(),
+            KeyFileError::NotFound { .. }
+        ));
+    }
+
+    #[test]
+    fn a_file_too_big_to_be_a_key_is_not_read_whole() {
+        let error = load_file(Path::new("/dev/zero"), &|_| None).unwrap_err();
+        assert!(error.to_string().contains("larger than 64 KiB"), "{error}");
+    }
 
     #[test]
     fn a_binary_file_is_no_key_not_an_unreadable_one() {
