@@ -120,7 +120,7 @@ pub(super) async fn come_back(
 
 /// Resolves when the window asks to close; meanwhile what a new connection must keep goes into
 /// `wanted` and input is dropped.
-async fn close_requested(commands: &mut mpsc::Receiver<Command>, wanted: &mut Wanted) {
+pub(super) async fn close_requested(commands: &mut mpsc::Receiver<Command>, wanted: &mut Wanted) {
     loop {
         match commands.recv().await {
             Some(Command::Close) | None => return,

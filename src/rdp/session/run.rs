@@ -18,6 +18,7 @@ use super::events::{Command, FrameSink, Outcome, PointerShape, Wanted};
 use super::ignorable::holds_reconnect_cookie;
 use super::liveness::{Due, Liveness, Probe};
 use super::reactivate::reactivate;
+use super::reconnect::close_requested;
 use crate::rdp::channels::{self, Clipboard};
 use crate::rdp::connect::{Connected, Writer};
 use crate::rdp::desktop::MAX_DESKTOP_SIDE;
@@ -33,6 +34,10 @@ const DISPLAY_CONTROL_GRACE: Duration = Duration::from_secs(5);
 
 /// How often a resize waiting for Display Control checks whether the channel has opened.
 const DISPLAY_CONTROL_POLL: Duration = Duration::from_millis(500);
+
+/// How long a server may take to rebuild the share after tearing it down (a resize takes a
+/// second or two): beyond that it is as stuck as a silent one.
+const REACTIVATION_LIMIT: Duration = Duration::from_secs(30);
 
 /// How long a write may wait for a server that stopped reading before the session counts as
 /// lost (TCP's user timeout covers a dead network; this covers a live socket nobody drains).
@@ -154,8 +159,22 @@ pub(super) async fn run_session(
                             return ended_by_server(ending_without_code(&reason), &addr);
                         }
                         ActiveStageOutput::DeactivateAll => {
-                            reactivate(&mut reader, &mut writer, &activation, &mut stage, frame, &addr)
-                                .await?;
+                            // Bounded, and the window may still close meanwhile; what it asks
+                            // otherwise is kept for after (a resize) or dropped (input).
+                            let asked = wanted.layout;
+                            let sequence = reactivate(&mut reader, &mut writer, &activation, &mut stage, frame, &addr);
+                            tokio::select! {
+                                done = tokio::time::timeout(REACTIVATION_LIMIT, sequence) => {
+                                    done.map_err(|_| RdpError::Unresponsive {
+                                        addr: addr.clone(),
+                                        seconds: REACTIVATION_LIMIT.as_secs(),
+                                    })??;
+                                }
+                                () = close_requested(commands, wanted) => return Ok(Outcome::Closed),
+                            }
+                            if let (Some(layout), true) = (wanted.layout, wanted.layout != asked) {
+                                pending_resize = Some((Instant::now(), layout.width, layout.height, layout.scale_percent));
+                            }
                             sink.frame_ready();
                         }
                         other => debug!(?other, "ignored session output"),
