@@ -96,6 +96,17 @@ fn snapshot_and_truth(width: u32, height: u32, codec: &str) -> (Vec<u8>, Vec<u8>
     let paint_and_capture = || {
         paint(&xvfb, width, height, dir.path());
         xvfb.run("import", &["-window", "root", truth.to_str().unwrap()]);
+        // The ground truth must hold the picture painted, or a blank display would compare
+        // equal to a blank snapshot and prove nothing.
+        let (_, _, painted) = read_png(&dir.path().join("wallpaper.png"));
+        let (_, _, shown) = read_png(&truth);
+        // (The picture is 16 bits a channel; the display rounds where the reading truncates.)
+        let off = painted
+            .iter()
+            .zip(&shown)
+            .filter(|(a, b)| a.abs_diff(**b) > 1)
+            .count();
+        assert_eq!(off, 0, "the display does not show the painted picture");
     };
 
     // FreeRDP 2's shadow server asks for a full redraw when the graphics pipeline's

@@ -616,8 +616,9 @@ pub fn fitted_errors(
 /// Reads a PNG as (width, height, RGB bytes).
 pub fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
     let mut decoder = png::Decoder::new(std::fs::File::open(path).expect("open png"));
-    // ImageMagick writes palette PNGs when few colours are used: expand them to RGB.
-    decoder.set_transformations(png::Transformations::EXPAND);
+    // ImageMagick writes palette PNGs when few colours are used, and 16-bit ones for
+    // gradients: expand them to 8-bit RGB.
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().expect("png header");
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).expect("png frame");
