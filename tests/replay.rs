@@ -184,7 +184,8 @@ fn every_decoder_panic_the_fuzzer_found_ends_the_session_cleanly() {
             }
             // Only where overflow wraps instead of panicking (release builds) may the stream
             // decode to its end, into the same bounded frame.
-            Ok(_) => assert!(!cfg!(debug_assertions), "{name} decoded without its panic"),
+            Ok(_) if cfg!(debug_assertions) => panic!("{name} decoded without its panic"),
+            Ok(_) => {}
         }
     }
 }
