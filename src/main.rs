@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::FromArgMatches as _;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 
 fn main() -> ExitCode {
     // Before any thread: the environment may be changed only while nobody else reads it.
@@ -36,16 +37,20 @@ fn main() -> ExitCode {
 /// IronRDP's CredSSP step logs every TSRequest with its NTLM token, aws-sigv4 traces each
 /// canonical request (the session token among it) and tungstenite traces the request it sends
 /// (the presigned tunnel URL: token and signature, good for a minute of tunnels).
-const SECRET_BEARING: [&str; 4] = [
-    "sspi=warn",
-    "ironrdp_connector::credssp=info",
-    "aws_sigv4=debug",
-    "tungstenite=debug",
+const SECRET_BEARING: [(&str, LevelFilter); 4] = [
+    ("sspi", LevelFilter::WARN),
+    ("ironrdp_connector::credssp", LevelFilter::INFO),
+    ("aws_sigv4", LevelFilter::DEBUG),
+    ("tungstenite", LevelFilter::DEBUG),
 ];
 
-/// Logs go to stderr; `RUST_LOG` wins over `-v`, except over [`SECRET_BEARING`]. The password
+/// Logs go to stderr; `RUST_LOG` wins over `-v`, except over [`SECRET_BEARING`], whose levels
+/// are ceilings applied after it (a second filter both must pass), never floors. The password
 /// is never a log field of ours.
 fn init_logging(verbose: u8) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let default = match verbose {
         // Other crates' warnings (the SDK's, IronRDP's) say nothing a user can act on; our
         // errors are printed as one paragraph by `main` anyway.
@@ -53,32 +58,33 @@ fn init_logging(verbose: u8) {
         1 => "ecsrdp=info",
         _ => "ecsrdp=debug,ironrdp=debug,info",
     };
-    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let asked = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    for cap in SECRET_BEARING {
-        // INVARIANT: the caps are valid directives (a unit test parses them).
-        if let Ok(directive) = cap.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let caps = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(SECRET_BEARING);
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, not in files and pipes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
-        .init();
+        .with_filter(asked)
+        .with_filter(caps);
+    tracing_subscriber::registry().with(layer).init();
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn secret_bearing_caps_are_valid_directives() {
-        for cap in super::SECRET_BEARING {
-            assert!(
-                cap.parse::<tracing_subscriber::filter::Directive>().is_ok(),
-                "{cap}"
-            );
-        }
+    fn secret_bearing_crates_are_capped_and_others_are_not() {
+        let caps = Targets::new()
+            .with_default(LevelFilter::TRACE)
+            .with_targets(SECRET_BEARING);
+        assert!(!caps.would_enable("sspi::ntlm", &tracing::Level::INFO));
+        assert!(!caps.would_enable("tungstenite::handshake", &tracing::Level::TRACE));
+        assert!(!caps.would_enable("aws_sigv4::http_request", &tracing::Level::TRACE));
+        assert!(caps.would_enable("ecsrdp::rdp", &tracing::Level::TRACE));
     }
 }
