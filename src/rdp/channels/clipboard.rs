@@ -14,14 +14,17 @@
 //!   a server sees what the user copied only once the user turns to the session.
 //! - The session writes to the local clipboard only while the window has focus: a program in
 //!   the session that copies while the user works elsewhere does not replace what they copied.
+//! - The server gets local data only for a format offered in the last announcement and only
+//!   while the window has focus (a program there pastes because the user is there): a hostile
+//!   server asking unasked, or while the user works elsewhere, gets an error, never the data.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ironrdp_cliprdr::backend::{ClipboardMessage, CliprdrBackend};
 use ironrdp_cliprdr::pdu::{
-    ClipboardFormat, ClipboardGeneralCapabilityFlags, FileContentsRequest, FileContentsResponse,
-    FormatDataRequest, FormatDataResponse, LockDataId,
+    ClipboardFormat, ClipboardFormatId, ClipboardGeneralCapabilityFlags, FileContentsRequest,
+    FileContentsResponse, FormatDataRequest, FormatDataResponse, LockDataId,
 };
 use ironrdp_cliprdr::{CliprdrClient, CliprdrSvcMessages};
 use ironrdp_session::ActiveStage;
@@ -39,6 +42,8 @@ pub struct Clipboard {
     /// Dropping it stops the sharing.
     os: Box<dyn LocalClipboard>,
     messages: mpsc::UnboundedReceiver<ClipboardMessage>,
+    /// Where the backend's wrapper puts its refusals, beside the backend's own messages.
+    refusals: mpsc::UnboundedSender<ClipboardMessage>,
     gate: Gate,
 }
 
@@ -49,6 +54,9 @@ struct Gate {
     focused: Arc<AtomicBool>,
     /// The connection's first announcement has gone (empty).
     announced: bool,
+    /// The formats the server was last offered, the only ones it may ask for; shared with the
+    /// backend's wrapper.
+    offered: Arc<Mutex<Vec<ClipboardFormatId>>>,
     /// A local copy made while the window had no focus, to offer when it has.
     held: Option<Vec<ClipboardFormat>>,
 }
@@ -66,6 +74,7 @@ impl Gate {
         }
         if self.focused.load(Ordering::Relaxed) {
             self.held = None;
+            self.offer(&formats);
             return Some(ClipboardMessage::SendInitiateCopy(formats));
         }
         debug!("a local copy waits for the window's focus");
@@ -76,9 +85,17 @@ impl Gate {
     /// The window gained or lost focus; on gaining it, the copy that waited.
     fn focus(&mut self, focused: bool) -> Option<ClipboardMessage> {
         self.focused.store(focused, Ordering::Relaxed);
-        focused
-            .then(|| self.held.take().map(ClipboardMessage::SendInitiateCopy))
-            .flatten()
+        if !focused {
+            return None;
+        }
+        let held = self.held.take()?;
+        self.offer(&held);
+        Some(ClipboardMessage::SendInitiateCopy(held))
+    }
+
+    fn offer(&self, formats: &[ClipboardFormat]) {
+        *self.offered.lock().unwrap_or_else(PoisonError::into_inner) =
+            formats.iter().map(ClipboardFormat::id).collect();
     }
 }
 
@@ -99,8 +116,9 @@ impl Clipboard {
     ) -> Result<Clipboard, String> {
         let (sender, messages) = mpsc::unbounded_channel();
         Ok(Clipboard {
-            os: open(sender)?,
+            os: open(sender.clone())?,
             messages,
+            refusals: sender,
             gate: Gate::default(),
         })
     }
@@ -110,6 +128,8 @@ impl Clipboard {
         CliprdrClient::new(Box::new(FocusGated {
             inner: self.os.backend(),
             focused: Arc::clone(&self.gate.focused),
+            offered: Arc::clone(&self.gate.offered),
+            refusals: self.refusals.clone(),
         }))
     }
 
@@ -132,11 +152,14 @@ impl Clipboard {
     }
 }
 
-/// The OS clipboard's backend, taking what the session copies only while the window has focus.
+/// The OS clipboard's backend, taking what the session copies and giving what it asks for only
+/// while the window has focus, and only what was offered.
 #[derive(Debug)]
 struct FocusGated {
     inner: Box<dyn CliprdrBackend>,
     focused: Arc<AtomicBool>,
+    offered: Arc<Mutex<Vec<ClipboardFormatId>>>,
+    refusals: mpsc::UnboundedSender<ClipboardMessage>,
 }
 
 impl ironrdp_core::AsAny for FocusGated {
@@ -186,7 +209,22 @@ impl CliprdrBackend for FocusGated {
     }
 
     fn on_format_data_request(&mut self, request: FormatDataRequest) {
-        self.inner.on_format_data_request(request);
+        let offered = self
+            .offered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&request.format);
+        if offered && self.focused.load(Ordering::Relaxed) {
+            self.inner.on_format_data_request(request);
+        } else {
+            debug!(
+                offered,
+                "the session asked for clipboard data it may not have: refused"
+            );
+            let _ = self.refusals.send(ClipboardMessage::SendFormatData(
+                FormatDataResponse::new_error(),
+            ));
+        }
     }
 
     fn on_format_data_response(&mut self, response: FormatDataResponse<'_>) {
@@ -271,6 +309,70 @@ mod tests {
         assert_eq!(offered(gate.outgoing(copy())), Some(0));
         // A copy made afterwards, with focus: offered.
         assert_eq!(offered(gate.outgoing(copy())), Some(1));
+    }
+
+    #[test]
+    fn only_what_was_offered_is_ever_given_and_only_with_focus() {
+        #[derive(Debug, Default)]
+        struct Spy(Arc<Mutex<usize>>);
+        impl ironrdp_core::AsAny for Spy {
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+            fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+                self
+            }
+        }
+        impl CliprdrBackend for Spy {
+            fn temporary_directory(&self) -> &str {
+                ""
+            }
+            fn client_capabilities(&self) -> ClipboardGeneralCapabilityFlags {
+                ClipboardGeneralCapabilityFlags::empty()
+            }
+            fn on_ready(&mut self) {}
+            fn on_request_format_list(&mut self) {}
+            fn on_process_negotiated_capabilities(&mut self, _: ClipboardGeneralCapabilityFlags) {}
+            fn on_remote_copy(&mut self, _: &[ClipboardFormat]) {}
+            fn on_format_data_request(&mut self, _: FormatDataRequest) {
+                *self.0.lock().unwrap() += 1;
+            }
+            fn on_format_data_response(&mut self, _: FormatDataResponse<'_>) {}
+            fn on_file_contents_request(&mut self, _: FileContentsRequest) {}
+            fn on_file_contents_response(&mut self, _: FileContentsResponse<'_>) {}
+            fn on_lock(&mut self, _: LockDataId) {}
+            fn on_unlock(&mut self, _: LockDataId) {}
+        }
+        let given = Arc::new(Mutex::new(0));
+        let mut gate = Gate::default();
+        let (refusals, mut refused) = mpsc::unbounded_channel();
+        let mut backend = FocusGated {
+            inner: Box::new(Spy(Arc::clone(&given))),
+            focused: Arc::clone(&gate.focused),
+            offered: Arc::clone(&gate.offered),
+            refusals,
+        };
+        let text = || FormatDataRequest {
+            format: ClipboardFormatId::CF_UNICODETEXT,
+        };
+        gate.focus(true);
+        // What the clipboard held before the session: announced empty, so asked for in vain.
+        gate.outgoing(copy());
+        backend.on_format_data_request(text());
+        assert_eq!(*given.lock().unwrap(), 0);
+        assert!(matches!(
+            refused.try_recv(),
+            Ok(ClipboardMessage::SendFormatData(_))
+        ));
+        // Offered, asked for with focus: given.
+        gate.outgoing(copy());
+        backend.on_format_data_request(text());
+        assert_eq!(*given.lock().unwrap(), 1);
+        // Asked for while the user works elsewhere: refused.
+        gate.focus(false);
+        backend.on_format_data_request(text());
+        assert_eq!(*given.lock().unwrap(), 1);
+        assert!(refused.try_recv().is_ok());
     }
 
     #[test]
