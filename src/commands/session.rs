@@ -20,8 +20,9 @@ use crate::window::{Display, Scale, WindowOptions};
 /// How early before its end a tunnel that closes counts as having run out of time.
 const EXPIRY_SLACK: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// A duration measured a little short of whole seconds, as the user asked for it.
-fn round_up(d: std::time::Duration) -> std::time::Duration {
+/// A duration measured a little short of whole seconds, as the user asked for it (rounded to
+/// the nearest second).
+fn whole_seconds(d: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_secs(d.as_secs_f64().round() as u64)
 }
 
@@ -54,17 +55,20 @@ pub(super) fn run(
     let ended = tunnel
         .as_ref()
         .map(|t| (t.ended.clone(), t.expires, t.expires - Instant::now()));
+    // Only a connection the network took from the first tunnel's session can be the first
+    // tunnel's doing: after a reconnection (the tries' own errors), or when the server itself
+    // ended the session or refused something, what happened is the news.
     let blame_tunnel = |error: Error| match (&error, &ended) {
-        // The first tunnel is long gone; what the reconnection tries met is the news.
-        (Error::Rdp(RdpError::ReconnectFailed { .. } | RdpError::KeepsDropping { .. }), _) => error,
-        (Error::Rdp(_), Some((ended, expires, limit))) => match ended.failure() {
-            Some(cause) => Error::Tunnel(cause),
-            // The service's clock and ours differ by the handshake's time at most.
-            None if Instant::now() + EXPIRY_SLACK >= *expires => {
-                Error::Tunnel(TunnelError::Expired(round_up(*limit)))
+        (Error::Rdp(lost), Some((ended, expires, limit))) if lost.is_network_loss() => {
+            match ended.failure() {
+                Some(cause) => Error::Tunnel(cause),
+                // The service's clock and ours differ by the handshake's time at most.
+                None if Instant::now() + EXPIRY_SLACK >= *expires => {
+                    Error::Tunnel(TunnelError::Expired(whole_seconds(*limit)))
+                }
+                None => error,
             }
-            None => error,
-        },
+        }
         _ => error,
     };
     run_session(runtime, endpoint, tunnel, &log, args).map_err(blame_tunnel)
