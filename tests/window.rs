@@ -140,6 +140,53 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
     server.stop().await;
 }
 
+/// A key held down repeats as X repeats it, and the server gets what a keyboard sends: presses
+/// alone while it is held, one release at the end. (IronRDP's key table sent a release before
+/// each repeated press, which typed `bb` pairs and broke held shortcuts.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_key_repeats_as_presses_then_one_release() {
+    let Opened {
+        server,
+        xvfb,
+        client,
+        window,
+        _home,
+        _proxy,
+    } = open_window("12s", None).await;
+    // X's own auto-repeat: after 200 ms, 25 a second.
+    xvfb.run("xset", &["r", "on", "r", "rate", "200", "25"]);
+    xvfb.run("xdotool", &["windowfocus", "--sync", &window]);
+    xvfb.run("xdotool", &["keydown", "--window", &window, "b"]);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    xvfb.run("xdotool", &["keyup", "--window", &window, "b"]);
+    let b = |events: Vec<InputEvent>| -> Vec<bool> {
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                InputEvent::Key {
+                    code: 0x30, down, ..
+                } => Some(down),
+                _ => None,
+            })
+            .collect()
+    };
+    let started = Instant::now();
+    let held = loop {
+        let held = b(server.input.events());
+        if held.last() == Some(&false) || started.elapsed() > Duration::from_secs(5) {
+            break held;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(held.len() >= 4, "the key repeated: {held:?}");
+    assert!(
+        held[..held.len() - 1].iter().all(|&down| down) && held.last() == Some(&false),
+        "presses, then one release: {held:?}"
+    );
+    close_and_expect_exit(&xvfb, &window, client).await;
+    server.stop().await;
+}
+
 /// The network drops under the window and stays down a while: the window keeps the last
 /// frame, dimmed, with "Reconnecting (n of 5)..." over it and in its title; once the network is
 /// back the session reconnects by itself and the window shows the desktop exactly again.

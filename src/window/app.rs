@@ -294,6 +294,10 @@ impl ApplicationHandler<UserEvent> for App {
                     }
                     return;
                 }
+                if let Some(scancode) = input::repeat(&event) {
+                    self.send(Command::KeyRepeat(scancode));
+                    return;
+                }
                 let ops = input::key(&event);
                 if !ops.is_empty() {
                     self.send(Command::Input(ops));

@@ -80,18 +80,32 @@ impl InputState {
 /// keyboards, a key an input method produced) goes as the text it typed, as Unicode events
 /// (MS-RDPBCGR 2.2.8.1.2.2.2), so the character still arrives whatever the remote layout.
 pub fn key(event: &KeyEvent) -> Vec<Operation> {
-    let code = match event.physical_key {
+    key_with(event.physical_key, event.state, event.text.as_deref())
+}
+
+/// A held key repeating, when it has a set-1 code: one more press for the server.
+pub fn repeat(event: &KeyEvent) -> Option<Scancode> {
+    let PhysicalKey::Code(code) = event.physical_key else {
+        return None;
+    };
+    let sc = scancode(code)?;
+    (event.repeat && event.state == ElementState::Pressed)
+        .then(|| Scancode::from_u8(sc.extended, sc.code))
+}
+
+fn key_with(physical: PhysicalKey, state: ElementState, text: Option<&str>) -> Vec<Operation> {
+    let code = match physical {
         PhysicalKey::Code(code) => scancode(code),
         PhysicalKey::Unidentified(_) => None,
     };
     if let Some(sc) = code {
         let scancode = Scancode::from_u8(sc.extended, sc.code);
-        return vec![match event.state {
+        return vec![match state {
             ElementState::Pressed => Operation::KeyPressed(scancode),
             ElementState::Released => Operation::KeyReleased(scancode),
         }];
     }
-    match (&event.text, event.state) {
+    match (text, state) {
         (Some(text), ElementState::Pressed) => text
             .chars()
             .flat_map(|c| {
@@ -123,6 +137,29 @@ pub fn button(state: ElementState, button: WinitButton) -> Option<Operation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_character_outside_the_bmp_goes_as_a_surrogate_pair() {
+        let ops = key_with(
+            PhysicalKey::Unidentified(winit::keyboard::NativeKeyCode::Unidentified),
+            ElementState::Pressed,
+            Some("😀"),
+        );
+        let events = ironrdp_input::Database::new().apply(ops);
+        let units: Vec<u16> = events
+            .iter()
+            .filter_map(|e| match e {
+                ironrdp_pdu::input::fast_path::FastPathInputEvent::UnicodeKeyboardEvent(
+                    flags,
+                    unit,
+                ) if !flags.contains(ironrdp_pdu::input::fast_path::KeyboardFlags::RELEASE) => {
+                    Some(*unit)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(units, "😀".encode_utf16().collect::<Vec<_>>(), "{events:?}");
+    }
 
     #[test]
     fn touchpad_pixels_accumulate_into_wheel_units() {

@@ -13,6 +13,9 @@ use crate::rdp::keyboard::Locks;
 #[derive(Clone, Debug)]
 pub enum Command {
     Input(Vec<Operation>),
+    /// A held key's auto-repeat: another press with no release between, as servers expect
+    /// typematic keys (a release first would type the key twice and break held shortcuts).
+    KeyRepeat(ironrdp_input::Scancode),
     /// Release every held key and button (the window lost focus).
     ReleaseAll,
     /// The lock keys as they are now (the window gained focus): MS-RDPBCGR 2.2.8.1.1.3.1.1.5.

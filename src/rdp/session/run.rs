@@ -188,6 +188,17 @@ pub(super) async fn run_session(
                 let events: Vec<FastPathInputEvent> = match command {
                     Some(Command::Input(operations)) => input.apply(operations).into_iter().collect(),
                     Some(Command::ReleaseAll) => input.release_all().into_iter().collect(),
+                    Some(Command::KeyRepeat(scancode)) => {
+                        // Past IronRDP's key table, which turns a press of a held key into a
+                        // release and a press.
+                        let (extended, code) = scancode.as_u8();
+                        let flags = if extended {
+                            ironrdp_pdu::input::fast_path::KeyboardFlags::EXTENDED
+                        } else {
+                            ironrdp_pdu::input::fast_path::KeyboardFlags::empty()
+                        };
+                        vec![FastPathInputEvent::KeyboardEvent(flags, code)]
+                    }
                     Some(Command::SyncLocks(locks)) => vec![lock_sync(locks)],
                     Some(Command::Focus(focused)) => {
                         let waiting = clipboard.as_mut().and_then(|c| c.focus(focused));
