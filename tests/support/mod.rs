@@ -503,7 +503,9 @@ impl Xvfb {
     }
 }
 
-/// FreeRDP 2's shadow server sharing an Xvfb display: a real RDP server nobody here wrote.
+/// FreeRDP's shadow server sharing an Xvfb display: a real RDP server nobody here wrote.
+/// Debian 12's FreeRDP 2 by default; FreeRDP 3 (from bookworm-backports, which `scripts/setup
+/// tests` unpacks into .peers/freerdp3) where a test asks for it.
 pub struct Shadow {
     pub port: u16,
     _server: Daemon,
@@ -514,9 +516,61 @@ pub struct Shadow {
 impl Shadow {
     /// `security` is `tls` or `nla`; NLA logs in `user`/`password` from a SAM file.
     pub fn start(xvfb: &Xvfb, security: &str, user: &str, password: &str) -> Shadow {
+        // FreeRDP 2's `-auth` turns off its own (PAM) check of the user; NLA still checks the
+        // password against the SAM file.
+        Shadow::launch(
+            Command::new("freerdp-shadow-cli"),
+            Command::new("winpr-hash"),
+            xvfb,
+            security,
+            user,
+            password,
+            &["-auth"],
+        )
+    }
+
+    /// FreeRDP 3's shadow server, over NLA, with `extra` switches (its codecs); `None` when
+    /// `scripts/setup tests` could not unpack it (not Debian 12 on amd64).
+    pub fn start_freerdp3(
+        xvfb: &Xvfb,
+        user: &str,
+        password: &str,
+        extra: &[&str],
+    ) -> Option<Shadow> {
+        let root = repo().join(".peers/freerdp3");
+        let bin = root.join("usr/bin");
+        if !bin.join("freerdp-shadow-cli3").exists() {
+            return None;
+        }
+        let libs = root.join("usr/lib/x86_64-linux-gnu");
+        let with_libs = |program: &str| {
+            let mut command = Command::new(bin.join(program));
+            command.env("LD_LIBRARY_PATH", &libs);
+            command
+        };
+        Some(Shadow::launch(
+            with_libs("freerdp-shadow-cli3"),
+            with_libs("winpr-hash3"),
+            xvfb,
+            "nla",
+            user,
+            password,
+            extra,
+        ))
+    }
+
+    fn launch(
+        mut server: Command,
+        mut hasher: Command,
+        xvfb: &Xvfb,
+        security: &str,
+        user: &str,
+        password: &str,
+        extra: &[&str],
+    ) -> Shadow {
         let dir = tempfile::tempdir().expect("sam dir");
         let sam = dir.path().join("sam");
-        let hash = Command::new("winpr-hash")
+        let hash = hasher
             .args(["-u", user, "-p", password, "-f", "sam"])
             .output()
             .expect("winpr-hash (apt-get install winpr-utils)");
@@ -527,13 +581,13 @@ impl Shadow {
         let log = std::fs::File::create(dir.path().join("log")).expect("shadow log");
         // Its certificate and key go to the test's own folder, not ~/.config/freerdp.
         let config = dir.path().join("config");
-        let child = Command::new("freerdp-shadow-cli")
+        let child = server
             .env("XDG_CONFIG_HOME", &config)
             .arg(format!("/port:{port}"))
             .arg("/bind-address:127.0.0.1")
             .arg(format!("/sec:{security}"))
             .arg(format!("/sam-file:{}", sam.display()))
-            .arg("-auth")
+            .args(extra)
             .env("DISPLAY", &xvfb.display)
             .stdout(log.try_clone().expect("shadow log"))
             .stderr(log)
