@@ -73,13 +73,16 @@ pub(super) async fn serve_tunnel(
     let region = aws.region();
     let slots = Arc::new(Semaphore::new(usize::from(connections)));
     let me = net::own_uid();
+    // One Ctrl-C for the whole listener: a new one each turn could miss a press between.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         let (mut client, peer) = tokio::select! {
             accepted = listener.accept() => accepted.map_err(|source| Error::Io {
                 what: "cannot accept a connection".into(),
                 source,
             })?,
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            _ = &mut interrupted => return Ok(ExitCode::SUCCESS),
         };
         if let (Some(me), Some(them)) = (me, net::local_peer_uid(peer, local)) {
             if them != me {
@@ -99,7 +102,15 @@ pub(super) async fn serve_tunnel(
         };
         status::note(format_args!("{peer} connected; opening a tunnel for it"));
         info!(%peer, "opening a tunnel for a local client");
-        let credentials = aws.credentials().await?;
+        // Credentials that fail now (an expired SSO session) fail this connection, said; the
+        // listener stays for the next one.
+        let credentials = match aws.credentials().await {
+            Ok(credentials) => credentials,
+            Err(error) => {
+                status::print(format_args!("ecsrdp: {error}"));
+                continue;
+            }
+        };
         let (endpoint, request, region) = (endpoint.clone(), request.clone(), region.clone());
         tokio::spawn(async move {
             let _slot = slot;

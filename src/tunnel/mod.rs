@@ -107,9 +107,43 @@ pub async fn open(
     })
 }
 
-/// `ws://host:port/…` → (`ws`, `host:port`).
+/// `ws://host:port/…` → (`ws`, `host:port`). An `https` endpoint is `wss`; an unencrypted one
+/// (`ws`, `http`) only on this machine's loopback (a test's or a local proxy's), because the
+/// presigned URL it carries opens tunnels for a minute to whoever reads it.
 fn split_url(url: &str) -> (String, String) {
     let (scheme, rest) = url.split_once("://").unwrap_or(("wss", url));
     let host = rest.split('/').next().unwrap_or(rest);
-    (scheme.to_ascii_lowercase(), host.to_owned())
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    let loopback = matches!(name, "localhost" | "127.0.0.1" | "[::1]");
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "ws" | "http" if loopback => "ws",
+        _ => "wss",
+    };
+    (scheme.to_owned(), host.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_presigned_url_goes_in_clear_only_to_loopback() {
+        let split = |url: &str| split_url(url);
+        assert_eq!(
+            split("ws://127.0.0.1:8080/x"),
+            ("ws".into(), "127.0.0.1:8080".into())
+        );
+        assert_eq!(
+            split("https://proxy.example:8443"),
+            ("wss".into(), "proxy.example:8443".into())
+        );
+        assert_eq!(
+            split("http://proxy.example"),
+            ("wss".into(), "proxy.example".into())
+        );
+        assert_eq!(
+            split("ws://10.0.0.5:80/"),
+            ("wss".into(), "10.0.0.5:80".into())
+        );
+    }
 }

@@ -93,8 +93,14 @@ fn with_default_port(host: &str, secure: bool) -> String {
     }
 }
 
-/// The system's root certificates: the endpoint has a public Amazon certificate.
+/// The system's root certificates: the endpoint has a public Amazon certificate. Loaded once:
+/// reading the system's store is file I/O that every reopened tunnel would repeat.
 fn tls_connector() -> tokio_rustls::TlsConnector {
+    static CONNECTOR: std::sync::OnceLock<tokio_rustls::TlsConnector> = std::sync::OnceLock::new();
+    CONNECTOR.get_or_init(new_tls_connector).clone()
+}
+
+fn new_tls_connector() -> tokio_rustls::TlsConnector {
     let mut roots = RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for error in &found.errors {

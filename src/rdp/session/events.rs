@@ -7,6 +7,8 @@ use std::sync::Arc;
 use ironrdp_graphics::pointer::DecodedPointer;
 use ironrdp_input::Operation;
 
+use tokio::sync::mpsc;
+
 use crate::rdp::keyboard::Locks;
 
 /// What the window asks of the session.
@@ -126,4 +128,17 @@ pub enum Outcome {
     Closed,
     /// `--exit-after` ran out.
     TimeUp,
+}
+
+/// Resolves when the window asks to close; meanwhile what a new connection must keep goes into
+/// `wanted` and input is dropped.
+pub(super) async fn close_requested(commands: &mut mpsc::Receiver<Command>, wanted: &mut Wanted) {
+    loop {
+        match commands.recv().await {
+            Some(Command::Close) | None => return,
+            Some(command) => {
+                wanted.note(&command);
+            }
+        }
+    }
 }

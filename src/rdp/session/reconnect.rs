@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::events::{Command, FrameSink, Layout, Outcome, Wanted};
+use super::events::{close_requested, Command, FrameSink, Layout, Outcome, Wanted};
 use super::run::sleep_until;
 use crate::rdp::connect::Connected;
 use crate::rdp::error::RdpError;
@@ -116,19 +116,6 @@ pub(super) async fn come_back(
         }
     }
     Back::GaveUp(last)
-}
-
-/// Resolves when the window asks to close; meanwhile what a new connection must keep goes into
-/// `wanted` and input is dropped.
-pub(super) async fn close_requested(commands: &mut mpsc::Receiver<Command>, wanted: &mut Wanted) {
-    loop {
-        match commands.recv().await {
-            Some(Command::Close) | None => return,
-            Some(command) => {
-                wanted.note(&command);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

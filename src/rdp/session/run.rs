@@ -14,11 +14,10 @@ use tracing::{debug, info, trace, warn};
 
 use super::decode::{decode, Decoded};
 use super::ending::{ending, ending_without_code, Ending};
-use super::events::{Command, FrameSink, Outcome, PointerShape, Wanted};
+use super::events::{close_requested, Command, FrameSink, Outcome, PointerShape, Wanted};
 use super::ignorable::holds_reconnect_cookie;
 use super::liveness::{Due, Liveness, Probe};
 use super::reactivate::reactivate;
-use super::reconnect::close_requested;
 use crate::rdp::channels::{self, Clipboard};
 use crate::rdp::connect::{Connected, Writer};
 use crate::rdp::desktop::MAX_DESKTOP_SIDE;
