@@ -190,8 +190,16 @@ fn reconnector(
             let (endpoint, args, store) = (endpoint.clone(), args.clone(), store.clone());
             let reopen = reopen.clone();
             Box::pin(async move {
+                // Off the async workers: the keyboard layout is asked of X11, and opening the
+                // clipboard starts a thread and waits for it.
+                let mut options =
+                    tokio::task::spawn_blocking(move || connect_options(&args, desktop))
+                        .await
+                        .map_err(|e| RdpError::Crashed {
+                            addr: endpoint.title.clone(),
+                            detail: e.to_string(),
+                        })?;
                 // The desktop the window had when the connection dropped, not the first one.
-                let mut options = connect_options(&args, desktop);
                 if let Some((desktop, scale)) = layout.map(Layout::at_connection) {
                     (options.desktop, options.scale_percent) = (desktop, scale);
                 }
@@ -267,8 +275,6 @@ fn shared_clipboard(args: &SessionArgs) -> Option<Clipboard> {
         .ok()
 }
 
-/// Asks about a certificate seen for the first time; without a terminal, refuses (see
-/// `--trust-new`).
 /// Whether to trust a certificate seen for the first time, and how it was trusted, said: the
 /// instance's system log vouches for it (no question asked), or names another (refused, unless
 /// a person on a terminal accepts it after a warning: `--trust-new` does not), or cannot say
@@ -318,6 +324,8 @@ fn trust_first_contact(
     ask_about(handshake)
 }
 
+/// Asks about a certificate seen for the first time; without a terminal, refuses (see
+/// `--trust-new`).
 fn ask_about(handshake: &Handshake) -> Result<bool, RdpError> {
     let key = handshake.key();
     let fingerprint = handshake.fingerprint();

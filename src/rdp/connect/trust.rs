@@ -185,7 +185,7 @@ impl TrustStore {
             .mode(0o700)
             .create(dir)
             .map_err(|e| self.error(e.to_string()))?;
-        let lock = self.open_private(&self.path.with_extension("lock"), false)?;
+        let lock = self.open_lock(&self.path.with_extension("lock"))?;
         lock.lock()
             .map_err(|e| self.error(format!("cannot lock it: {e}")))?;
         let mut entries = self.entries()?;
@@ -203,11 +203,14 @@ impl TrustStore {
         let temp = self
             .path
             .with_extension(format!("tmp.{}", std::process::id()));
-        let written = self.open_private(&temp, true).and_then(|mut file| {
-            file.write_all(text.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| self.error(e.to_string()))
-        });
+        // Never through a symbolic link someone put in the temporary file's place.
+        let written = crate::private_file::create(&temp)
+            .map_err(|e| self.error(format!("{}: {e}", temp.display())))
+            .and_then(|mut file| {
+                file.write_all(text.as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| self.error(e.to_string()))
+            });
         let renamed = written.and_then(|()| {
             std::fs::rename(&temp, &self.path).map_err(|e| self.error(e.to_string()))
         });
@@ -222,14 +225,15 @@ impl TrustStore {
             .map_err(|e| self.error(e.to_string()))
     }
 
-    /// Opens a file only its owner can read or write; `fresh` truncates it.
-    fn open_private(&self, path: &Path, fresh: bool) -> Result<File, RdpError> {
+    /// Opens the lock file, only its owner can read or write it, never through a link.
+    fn open_lock(&self, path: &Path) -> Result<File, RdpError> {
         OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
-            .truncate(fresh)
+            .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| self.error(format!("{}: {e}", path.display())))
     }
