@@ -166,7 +166,7 @@ fn every_kept_fuzz_input_passes_without_a_panic() {
 fn every_decoder_panic_the_fuzzer_found_ends_the_session_cleanly() {
     ecsrdp::rdp::install_panic_hook();
     let found = corpus("fuzz/regressions/server_pdus");
-    assert_eq!(found.len(), 8, "{found:?}");
+    assert!(found.len() >= 8, "{found:?}");
     for file in found {
         let (result, _) = run(&std::fs::read(&file).unwrap());
         let name = file.display().to_string();

@@ -462,6 +462,16 @@ fn forms_of(secret: &[u8]) -> Vec<Vec<u8>> {
                 .as_bytes()
                 .to_vec(),
         );
+        // Inside a larger buffer the secret may start 1 or 2 bytes into a base64 group: the
+        // characters that depend on the secret alone, without the groups it shares.
+        for shift in 1..=2 {
+            let mut shifted = vec![0u8; shift];
+            shifted.extend_from_slice(&bytes);
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&shifted);
+            if encoded.len() > 12 {
+                forms.push(encoded.as_bytes()[4..encoded.len() - 4].to_vec());
+            }
+        }
         let debug = format!("{bytes:?}");
         forms.push(debug.trim_end_matches(']').as_bytes().to_vec());
         forms.push(bytes);
