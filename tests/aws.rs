@@ -1100,9 +1100,12 @@ fn the_config_file_fills_in_what_the_command_line_leaves_open() {
     rdp_file(&[]).succeeds();
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("username:s:ops\r\n"), "{text}");
-    rdp_file(&["--user", "Administrator"]).succeeds();
+    // The size too (it was ignored for rdp-file), unless the command line gives one.
+    assert!(text.contains("desktopwidth:i:1600\r\n"), "{text}");
+    rdp_file(&["--user", "Administrator", "--size", "800x600"]).succeeds();
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("username:s:Administrator\r\n"), "{text}");
+    assert!(text.contains("desktopwidth:i:800\r\n"), "{text}");
 
     std::fs::write(&config, "scale = \"huge\"\n").unwrap();
     rdp_file(&[]).fails(2, "is not valid: scale: `huge` is not `fit` or `none`");

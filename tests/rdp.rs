@@ -489,6 +489,34 @@ fn no_display_is_a_local_failure_before_any_connection() {
         .fails(6, "use --headless");
 }
 
+/// The config file's `user` is the one `direct` logs on as when the command line names none (it
+/// was ignored for `direct`).
+#[tokio::test(flavor = "multi_thread")]
+async fn direct_takes_the_user_from_the_config_file() {
+    let server = server(Security::Tls, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config.toml");
+    std::fs::write(&config, "user = \"ops\"\n").unwrap();
+    let port = server.addr.port();
+    let run = |user: Option<&'static str>| {
+        let mut command = support::ecsrdp(home.path());
+        command
+            .env("ECSRDP_CONFIG", &config)
+            .env("ECSRDP_PASSWORD", PASSWORD)
+            .args(["direct", &format!("127.0.0.1:{port}"), "--security", "tls"])
+            .args(["--headless", "--trust-new", "--exit-after", "1s"]);
+        if let Some(user) = user {
+            command.args(["--user", user]);
+        }
+        Run::of(&mut command)
+    };
+    tokio::task::block_in_place(|| {
+        run(None).fails(5, "refused the login of `ops`");
+        run(Some(USER)).succeeds();
+    });
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_password_is_a_login_failure() {
     let server = server(Security::Hybrid, 320, 200).await;

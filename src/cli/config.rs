@@ -126,10 +126,22 @@ impl Config {
             Some(
                 Command::Resolve { target, aws, .. }
                 | Command::Password { target, aws }
-                | Command::Tunnel { target, aws, .. }
-                | Command::RdpFile { target, aws, .. },
+                | Command::Tunnel { target, aws, .. },
             ) => self.apply_aws(aws, Some(target), given),
-            Some(Command::Direct { session, .. }) => self.apply_session(session, given),
+            Some(Command::RdpFile {
+                target, aws, size, ..
+            }) => {
+                self.apply_aws(aws, Some(target), given);
+                if size.is_none() {
+                    *size = self.size.as_deref().and_then(|s| parse_size(s).ok());
+                }
+            }
+            Some(Command::Direct { session, user, .. }) => {
+                if let (Some(wanted), false) = (&self.user, given.given("user")) {
+                    user.clone_from(wanted);
+                }
+                self.apply_session(session, given);
+            }
             Some(_) => {}
             None => {
                 self.apply_aws(&mut args.aws, args.target.as_ref(), given);
