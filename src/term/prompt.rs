@@ -47,45 +47,41 @@ pub fn passphrase(path: &Path) -> Option<Zeroizing<String>> {
 /// thumbprint (what Windows, macOS and AWS's guide show, and what EC2Launch writes to the
 /// instance's console output) beside the SHA-256 fingerprint ecsrdp remembers. `None` when
 /// nobody can answer (no terminal, or it failed).
+pub fn trust_certificate(key: &str, thumbprint: &str, fingerprint: &str) -> Option<bool> {
+    let answer = ask(format_args!(
+        "First connection to {key}. Its certificate:\n  \
+         SHA-1 thumbprint     {thumbprint}\n  \
+         SHA-256 fingerprint  {fingerprint}\n\
+         Compare the thumbprint with the instance's (`aws ec2 get-console-output --latest` \
+         shows it as RDPCERTIFICATE-THUMBPRINT on Windows instances).\n\
+         Trust it and connect? [y/N] "
+    ))?;
+    Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
 /// After `warning` (the certificate is not the one the instance's system log names), asks
 /// whether to trust it anyway; only `yes` in full accepts. `None` without a terminal.
 pub fn trust_despite_log(warning: &str) -> Option<bool> {
-    if !std::io::stdin().is_terminal() {
-        return None;
-    }
-    status::suspend(|| {
-        let mut stderr = std::io::stderr().lock();
-        write!(
-            stderr,
-            "WARNING: {warning}.\nType `yes` to trust this certificate anyway and connect: "
-        )
-        .and_then(|()| stderr.flush())
-        .ok()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer).ok()?;
-        Some(answer.trim() == "yes")
-    })
+    let answer = ask(format_args!(
+        "WARNING: {warning}.\nType `yes` to trust this certificate anyway and connect: "
+    ))?;
+    Some(answer.trim() == "yes")
 }
 
-pub fn trust_certificate(key: &str, thumbprint: &str, fingerprint: &str) -> Option<bool> {
+/// Puts `question` on the terminal, with the phase line out of the way, and reads the answer
+/// line; `None` without a terminal, or when either fails.
+fn ask(question: std::fmt::Arguments<'_>) -> Option<String> {
     if !std::io::stdin().is_terminal() {
         return None;
     }
     status::suspend(|| {
         let mut stderr = std::io::stderr().lock();
-        write!(
-            stderr,
-            "First connection to {key}. Its certificate:\n  \
-             SHA-1 thumbprint     {thumbprint}\n  \
-             SHA-256 fingerprint  {fingerprint}\n\
-             Compare the thumbprint with the instance's (`aws ec2 get-console-output --latest` \
-             shows it as RDPCERTIFICATE-THUMBPRINT on Windows instances).\n\
-             Trust it and connect? [y/N] "
-        )
-        .and_then(|()| stderr.flush())
-        .ok()?;
+        stderr
+            .write_fmt(question)
+            .and_then(|()| stderr.flush())
+            .ok()?;
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer).ok()?;
-        Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+        Some(answer)
     })
 }

@@ -179,26 +179,17 @@ impl Emulator {
 
     /// Gives instance `name` a password, as Windows does when it publishes one.
     pub fn set_password(&self, name: &str, password: &str) {
-        let mut stored: serde_json::Map<String, Value> =
-            serde_json::from_slice(&std::fs::read(&self.passwords).expect("passwords file"))
-                .expect("passwords JSON");
-        stored.insert(self.field(name, "ec2_instance_id"), password.into());
-        let temp = self.passwords.with_extension("new");
-        std::fs::write(&temp, serde_json::to_vec(&stored).unwrap()).expect("write passwords");
-        std::fs::rename(&temp, &self.passwords).expect("replace passwords");
+        store_entry(
+            &self.passwords,
+            self.field(name, "ec2_instance_id"),
+            password,
+        );
     }
 
     /// Gives instance `name` a system log (what GetConsoleOutput answers), as Windows writes
     /// it at boot.
     pub fn set_system_log(&self, name: &str, text: &str) {
-        let mut stored: serde_json::Map<String, Value> = std::fs::read(&self.console)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
-        stored.insert(self.field(name, "ec2_instance_id"), text.into());
-        let temp = self.console.with_extension("new");
-        std::fs::write(&temp, serde_json::to_vec(&stored).unwrap()).expect("write console");
-        std::fs::rename(&temp, &self.console).expect("replace console");
+        store_entry(&self.console, self.field(name, "ec2_instance_id"), text);
     }
 
     /// Sends tunnels to instance `name`'s private address on to `port` on this machine.
@@ -209,14 +200,7 @@ impl Emulator {
     /// Routes tunnels to `name` to `target`: `host:port`, or `!text` for a service that
     /// answers with a text frame.
     pub fn set_route_to(&self, name: &str, target: &str) {
-        let mut stored: serde_json::Map<String, Value> = std::fs::read(&self.routes)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
-        stored.insert(self.field(name, "private_ip"), target.into());
-        let temp = self.routes.with_extension("new");
-        std::fs::write(&temp, serde_json::to_vec(&stored).unwrap()).expect("write routes");
-        std::fs::rename(&temp, &self.routes).expect("replace routes");
+        store_entry(&self.routes, self.field(name, "private_ip"), target);
     }
 
     pub fn instance(&self, name: &str) -> &Value {
@@ -701,4 +685,17 @@ pub fn is_root() -> bool {
     }
     // SAFETY: geteuid has no preconditions.
     unsafe { geteuid() == 0 }
+}
+
+/// Sets `key` to `value` in one of the emulator's JSON files (`{"key": "value"}`, read again on
+/// every call), replacing the file whole so that the emulator never reads half of it.
+fn store_entry(path: &Path, key: String, value: &str) {
+    let mut stored: serde_json::Map<String, Value> = std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    stored.insert(key, value.into());
+    let temp = path.with_extension("new");
+    std::fs::write(&temp, serde_json::to_vec(&stored).unwrap()).expect("write the emulator's file");
+    std::fs::rename(&temp, path).expect("replace the emulator's file");
 }
