@@ -187,6 +187,11 @@ pub(super) async fn run_session(
                 let events: Vec<FastPathInputEvent> = match command {
                     Some(Command::Input(operations)) => input.apply(operations).into_iter().collect(),
                     Some(Command::ReleaseAll) => input.release_all().into_iter().collect(),
+                    // A key this connection never saw pressed (held across a reconnection) is
+                    // pressed through the key table, so that its release reaches the server.
+                    Some(Command::KeyRepeat(scancode)) if !input.is_key_pressed(scancode) => {
+                        input.apply([ironrdp_input::Operation::KeyPressed(scancode)]).into_iter().collect()
+                    }
                     Some(Command::KeyRepeat(scancode)) => {
                         // Past IronRDP's key table, which turns a press of a held key into a
                         // release and a press.
