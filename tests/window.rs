@@ -36,7 +36,26 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
     // No auto-repeat: on a loaded machine a key held for 500 ms between xdotool's press and
     // release would otherwise repeat, and the server would rightly see it twice.
     xvfb.run("xset", &["r", "off"]);
+    // A key held while focus comes back is not pressed in the session: winit reports it as a
+    // made-up press when the focus arrives, which typed a key twice when the real press raced
+    // the focus. Shift goes down elsewhere, the window takes the focus (its lock-key sync says
+    // the client has seen it), Shift comes up.
+    let root = xvfb.run("xwininfo", &["-root", "-int"]);
+    let root = root
+        .split_whitespace()
+        .skip_while(|word| *word != "id:")
+        .nth(1)
+        .expect("xwininfo names the root window");
+    xvfb.run("xdotool", &["windowfocus", "--sync", root]);
+    xvfb.run("xdotool", &["keydown", "shift"]);
+    let synced = server.input.syncs().len();
     xvfb.run("xdotool", &["windowfocus", "--sync", &window]);
+    let started = Instant::now();
+    while server.input.syncs().len() == synced && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.input.syncs().len() > synced, "focus came back");
+    xvfb.run("xdotool", &["keyup", "shift"]);
     xvfb.run(
         "xdotool",
         &[

@@ -285,6 +285,14 @@ impl ApplicationHandler<UserEvent> for App {
                 }
                 self.send(Command::Focus(true));
             }
+            // winit makes up a press for every key down when focus arrives, read from the
+            // keyboard as it is by then: a key typed just after focus came would be pressed
+            // twice. The real press still comes; a key held from elsewhere is not the session's.
+            WindowEvent::KeyboardInput {
+                is_synthetic: true,
+                event,
+                ..
+            } if event.state.is_pressed() => {}
             WindowEvent::KeyboardInput { event, .. } => {
                 if event.physical_key == PhysicalKey::Code(KeyCode::F11) {
                     if let Some(view) = &self.view {
