@@ -6,7 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ecsrdp::rdp::{replay, replay_stage, Codecs};
-use ecsrdp::render::{blit, Layout, Placement, SharedFrame};
+use ecsrdp::render::{blit, Canvas, Layout, Placement};
 
 const DESKTOP: (u16, u16) = (1024, 768);
 
@@ -18,13 +18,13 @@ const STREAMS: [(&str, Codecs); 3] = [
 
 /// Replays `stream`, blitting each damage into `window`; returns the pixels painted.
 fn play(codecs: Codecs, stream: &[u8], window: &mut [u32], placement: &Placement) -> u64 {
-    let frame = SharedFrame::new(DESKTOP.0, DESKTOP.1);
+    let mut canvas = Canvas::new(DESKTOP.0, DESKTOP.1);
     let mut painted = 0;
     let mut stage = replay_stage(codecs);
-    replay(&mut stage, &frame, stream, |frame| {
+    replay(&mut stage, &mut canvas, stream, |frame| {
         let damage = frame.take_damage();
         for rect in damage.rects() {
-            blit(&frame.image, placement, *rect, window);
+            blit(frame.pixels(), placement, *rect, window);
         }
         painted += damage.area();
     })
@@ -47,11 +47,11 @@ fn codecs(c: &mut Criterion) {
         // the measurement, which is the stream itself.
         group.bench_function(name, |b| {
             b.iter_batched(
-                || (replay_stage(codecs), SharedFrame::new(DESKTOP.0, DESKTOP.1)),
-                |(mut stage, frame)| {
-                    replay(&mut stage, &frame, &stream, |frame| {
+                || (replay_stage(codecs), Canvas::new(DESKTOP.0, DESKTOP.1)),
+                |(mut stage, mut canvas)| {
+                    replay(&mut stage, &mut canvas, &stream, |frame| {
                         for rect in frame.take_damage().rects() {
-                            blit(&frame.image, &placement, *rect, &mut window);
+                            blit(frame.pixels(), &placement, *rect, &mut window);
                         }
                     })
                 },

@@ -24,10 +24,10 @@ pub fn write_png(frame: &Frame, path: &Path) -> Result<(), SnapshotError> {
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     // The image may be wider than the desktop: take each row's desktop part.
-    let stride = usize::from(frame.image.width()) * 4;
-    let rgb: Vec<u8> = frame
-        .image
-        .data()
+    let pixels = frame.pixels();
+    let stride = usize::from(pixels.width) * 4;
+    let rgb: Vec<u8> = pixels
+        .data
         .chunks_exact(stride)
         .take(height as usize)
         .flat_map(|row| row[..width as usize * 4].chunks_exact(4))

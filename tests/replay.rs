@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ecsrdp::rdp::{replay, replay_stage, replay_stage_with, Codecs};
-use ecsrdp::render::SharedFrame;
+use ecsrdp::render::Canvas;
 use ironrdp_displaycontrol::client::DisplayControlClient;
 use ironrdp_dvc::DrdynvcClient;
 use ironrdp_egfx::client::{GraphicsPipelineClient, GraphicsPipelineHandler};
@@ -35,9 +35,9 @@ fn run(data: &[u8]) -> (Result<usize, ecsrdp::rdp::RdpError>, u64) {
         1 => Codecs::RemoteFx,
         _ => Codecs::Lossless,
     };
-    let frame = SharedFrame::new(1024, 768);
+    let mut canvas = Canvas::new(1024, 768);
     let mut painted = 0;
-    let result = replay(&mut replay_stage(codecs), &frame, stream, |frame| {
+    let result = replay(&mut replay_stage(codecs), &mut canvas, stream, |frame| {
         painted += frame.take_damage().area();
     });
     (result, painted)
@@ -58,9 +58,9 @@ fn recorded_sessions_decode_whole_and_paint() {
     for (name, codecs) in RECORDED {
         let stream = std::fs::read(dir.join(format!("{name}.bin")))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let frame = SharedFrame::new(1024, 768);
+        let mut canvas = Canvas::new(1024, 768);
         let mut painted = 0;
-        let decoded = replay(&mut replay_stage(codecs), &frame, &stream, |frame| {
+        let decoded = replay(&mut replay_stage(codecs), &mut canvas, &stream, |frame| {
             painted += frame.take_damage().area();
         })
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -79,10 +79,10 @@ fn h264_paints_what_ironrdp_paints() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/streams/shadow-h264.bin");
     let stream = std::fs::read(path).unwrap();
     let paint = |mut stage: ActiveStage| {
-        let frame = SharedFrame::new(1024, 768);
+        let mut canvas = Canvas::new(1024, 768);
         let mut updates = 0;
-        replay(&mut stage, &frame, &stream, |_| updates += 1).unwrap();
-        let pixels = frame.lock().image.data().to_vec();
+        replay(&mut stage, &mut canvas, &stream, |_| updates += 1).unwrap();
+        let pixels = canvas.frame().lock().pixels().data.to_vec();
         (pixels, updates)
     };
     let (ours, our_updates) = paint(replay_stage(Codecs::H264));

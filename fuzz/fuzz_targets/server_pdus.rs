@@ -7,7 +7,7 @@
 #![no_main]
 
 use ecsrdp::rdp::{replay, replay_stage, Codecs};
-use ecsrdp::render::{blit, Layout, Placement, SharedFrame};
+use ecsrdp::render::{blit, Canvas, Layout, Placement};
 use libfuzzer_sys::fuzz_target;
 
 /// The window the damage is blitted into: a size no desktop has, so that both layouts scale.
@@ -23,9 +23,9 @@ fuzz_target!(init: ecsrdp::rdp::install_panic_hook(), |data: &[u8]| {
         1 => Codecs::RemoteFx,
         _ => Codecs::Lossless,
     };
-    let frame = SharedFrame::new(640, 480);
+    let mut canvas = Canvas::new(640, 480);
     let mut window = vec![0u32; (WINDOW.0 * WINDOW.1) as usize];
-    let _ = replay(&mut replay_stage(codecs), &frame, stream, |frame| {
+    let _ = replay(&mut replay_stage(codecs), &mut canvas, stream, |frame| {
         let damage = frame.take_damage();
         for layout in [
             Layout::fit(frame.size(), WINDOW),
@@ -33,7 +33,7 @@ fuzz_target!(init: ecsrdp::rdp::install_panic_hook(), |data: &[u8]| {
         ] {
             let placement = Placement::new(layout);
             for rect in damage.rects() {
-                blit(&frame.image, &placement, *rect, &mut window);
+                blit(frame.pixels(), &placement, *rect, &mut window);
             }
         }
     });

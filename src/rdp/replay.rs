@@ -8,7 +8,7 @@ use super::channels::dynamic_channels;
 use super::config::Codecs;
 use super::error::RdpError;
 use super::session::decode;
-use crate::render::{Frame, SharedFrame};
+use crate::render::{Canvas, Frame};
 
 /// The MCS channels of [`replay_stage`]'s fictitious connection.
 pub const REPLAY_CHANNELS: ReplayChannels = ReplayChannels {
@@ -56,15 +56,16 @@ pub fn replay_stage_with(dynamic_channels: ironrdp_dvc::DrdynvcClient) -> Active
 
 /// Feeds a server's byte stream (TPKT and fast-path frames back to back, as `ECSRDP_RECORD`
 /// writes them) through [`decode`] on `stage` (a [`replay_stage`]), calling `on_damage` with
-/// the frame after each PDU that changed it. Stops at the first error, as a session would, or
+/// the shown frame after each PDU that changed it. Stops at the first error, as a session would, or
 /// at a frame cut short; returns how many PDUs were decoded. For the fuzz target, the replay
 /// tests and the per-codec benches, which must all run exactly the session's code.
 pub fn replay(
     stage: &mut ActiveStage,
-    frame: &SharedFrame,
+    canvas: &mut Canvas,
     mut stream: &[u8],
     mut on_damage: impl FnMut(&mut Frame),
 ) -> Result<usize, RdpError> {
+    let shown = canvas.frame();
     let mut decoded = 0;
     while let Ok(Some(info)) = ironrdp_pdu::find_size(stream) {
         if info.length == 0 || info.length > stream.len() {
@@ -74,7 +75,7 @@ pub fn replay(
         stream = rest;
         let outcome = decode(
             stage,
-            frame,
+            canvas,
             REPLAY_CHANNELS.io,
             info.action,
             pdu,
@@ -83,7 +84,7 @@ pub fn replay(
         )?;
         decoded += 1;
         if outcome.is_some_and(|o| o.damaged) {
-            on_damage(&mut frame.lock());
+            on_damage(&mut shown.lock());
         }
     }
     Ok(decoded)

@@ -6,9 +6,7 @@
 //! blit swaps red and blue into softbuffer's `0RGB` `u32` and clears the top byte (IronRDP writes
 //! 0xFF there; softbuffer wants 0), with no branch per pixel.
 
-use ironrdp_session::image::DecodedImage;
-
-use super::frame::{Damage, Rect};
+use super::frame::{Damage, Pixels, Rect};
 
 /// What the window shows outside the desktop (letterbox bars).
 pub const BACKGROUND: u32 = 0x0020_2020;
@@ -171,26 +169,6 @@ impl Placement {
     }
 }
 
-/// A borrowed RGBX image, rows `width * 4` bytes apart: what [`blit`] reads. The session's
-/// `DecodedImage` is one; tests and benches make their own, since IronRDP's cannot be written
-/// from outside its decoders.
-#[derive(Clone, Copy, Debug)]
-pub struct Pixels<'a> {
-    pub data: &'a [u8],
-    pub width: u16,
-    pub height: u16,
-}
-
-impl<'a> From<&'a DecodedImage> for Pixels<'a> {
-    fn from(image: &'a DecodedImage) -> Self {
-        Pixels {
-            data: image.data(),
-            width: image.width(),
-            height: image.height(),
-        }
-    }
-}
-
 /// Copies desktop `rect` into the window buffer at the layout's place, scaling when the layout
 /// does. Touches only the rows and columns `rect` covers, and allocates nothing. The image may
 /// be larger than the layout's desktop (the frame's canvas is whole tiles); only the desktop's part is read.
@@ -316,6 +294,7 @@ pub fn blit_all<'a>(image: impl Into<Pixels<'a>>, placement: &Placement, dst: &m
 mod tests {
     use super::*;
     use crate::render::frame::PIXEL_FORMAT;
+    use ironrdp_session::image::DecodedImage;
 
     #[test]
     fn tracker_redraws_what_an_old_buffer_missed() {

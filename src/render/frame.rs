@@ -1,12 +1,13 @@
 //! The framebuffer shared by the session (which decodes into it) and the window (which copies
 //! out of it), and the damage between them: the one place where `rdp` and the window meet.
 //!
-//! Pure: no IO, no async. The image is IronRDP's `DecodedImage` in `RgbX32`, the format IronRDP's
-//! RemoteFX decoder writes its tiles in, so that they are copied in a row at a time (into any
-//! other format IronRDP converts them a pixel at a time). The lock is held only while pixels or
-//! damage are read or written.
+//! Pure: no IO, no async. The session decodes into a [`Canvas`] of its own, IronRDP's
+//! `DecodedImage` in `RgbX32`, the format IronRDP's RemoteFX decoder writes its tiles in, so that
+//! they are copied in a row at a time (into any other format IronRDP converts them a pixel at a
+//! time). The window reads a copy, the [`SharedFrame`]: its lock is held only while changed
+//! pixels are copied in or out.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ironrdp_graphics::image_processing::PixelFormat;
 use ironrdp_pdu::geometry::InclusiveRectangle;
@@ -26,6 +27,25 @@ const TILE: u16 = 64;
 fn canvas(width: u16, height: u16) -> (u16, u16) {
     let up = |side: u16| side.div_ceil(TILE).saturating_mul(TILE).max(side);
     (up(width), up(height))
+}
+
+/// A borrowed RGBX image, rows `width * 4` bytes apart: what [`blit`] reads. The shown
+/// [`Frame`] gives one, and so does IronRDP's `DecodedImage`; tests and benches make their own.
+#[derive(Clone, Copy, Debug)]
+pub struct Pixels<'a> {
+    pub data: &'a [u8],
+    pub width: u16,
+    pub height: u16,
+}
+
+impl<'a> From<&'a DecodedImage> for Pixels<'a> {
+    fn from(image: &'a DecodedImage) -> Self {
+        Pixels {
+            data: image.data(),
+            width: image.width(),
+            height: image.height(),
+        }
+    }
 }
 
 /// A rectangle in pixels, right and bottom exclusive.
@@ -164,78 +184,158 @@ impl Damage {
     }
 }
 
-/// The session's image plus what changed since the window last looked.
+/// What the window shows: a copy of the session's image, refreshed where it changed, plus
+/// what changed since the window last looked.
 pub struct Frame {
-    /// At least as large as the desktop (see [`canvas`]); rows are `image.width()` long.
-    pub image: DecodedImage,
-    /// The desktop's size: the part of `image` that is shown.
+    /// RGBX rows `canvas.0 * 4` bytes long, at least as large as the desktop (see [`canvas`]).
+    pixels: Vec<u8>,
+    canvas: (u16, u16),
+    /// The desktop's size: the part of `pixels` that is shown.
     desktop: (u16, u16),
     damage: Damage,
-    /// Bumped when the image is replaced (new size), so the window lays out again.
+    /// Bumped when the size changes, so the window lays out again.
     generation: u64,
 }
 
 impl Frame {
+    fn new(canvas: (u16, u16), desktop: (u16, u16)) -> Self {
+        Frame {
+            pixels: vec![0; usize::from(canvas.0) * usize::from(canvas.1) * 4],
+            canvas,
+            desktop,
+            damage: Damage::default(),
+            generation: 0,
+        }
+    }
+
     /// The desktop's size.
     pub fn size(&self) -> (u32, u32) {
         (u32::from(self.desktop.0), u32::from(self.desktop.1))
     }
 
-    /// The image's own size, which the session may change in place (EGFX ResetGraphics).
-    pub fn image_size(&self) -> (u16, u16) {
-        (self.image.width(), self.image.height())
+    /// The pixels, for [`blit`](crate::render::blit) and the snapshot.
+    pub fn pixels(&self) -> Pixels<'_> {
+        Pixels {
+            data: &self.pixels,
+            width: self.canvas.0,
+            height: self.canvas.1,
+        }
     }
 
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
-    pub fn add_damage(&mut self, rect: Rect) {
-        let (w, h) = self.size();
-        self.damage.add(rect.clip(w, h));
-    }
-
     pub fn take_damage(&mut self) -> Damage {
         std::mem::take(&mut self.damage)
     }
 
-    /// The session changed the image's size in place (an EGFX ResetGraphics): everything is
-    /// new, and the window must lay out again.
-    pub fn resized_in_place(&mut self) {
-        self.desktop = self.image_size();
-        let (w, h) = self.size();
-        self.damage = Damage::full(w, h);
-        self.generation += 1;
+    /// Copies `rects` of `image` in and records them as damage; all of it, under a new
+    /// generation, when the image is `new` or its size is not the frame's.
+    fn copy_from(&mut self, image: &DecodedImage, desktop: (u16, u16), rects: &[Rect], new: bool) {
+        let canvas = (image.width(), image.height());
+        let (width, height) = (u32::from(desktop.0), u32::from(desktop.1));
+        if new || canvas != self.canvas || desktop != self.desktop {
+            self.pixels.clear();
+            self.pixels.extend_from_slice(image.data());
+            self.canvas = canvas;
+            self.desktop = desktop;
+            self.damage = Damage::full(width, height);
+            self.generation += 1;
+            return;
+        }
+        let stride = usize::from(canvas.0) * 4;
+        let source = image.data();
+        for rect in rects {
+            let rect = rect.clip(width, height);
+            if rect.is_empty() {
+                continue;
+            }
+            let (x, w) = (rect.x as usize * 4, rect.w as usize * 4);
+            for row in rect.y as usize..rect.bottom() as usize {
+                let at = row * stride + x;
+                self.pixels[at..at + w].copy_from_slice(&source[at..at + w]);
+            }
+            self.damage.add(rect);
+        }
+    }
+}
+
+/// The frame behind a mutex: the session holds it while copying what changed in, the window
+/// while copying damaged rows out; neither holds it for longer.
+pub struct SharedFrame(Mutex<Frame>);
+
+impl SharedFrame {
+    pub fn lock(&self) -> MutexGuard<'_, Frame> {
+        // A panic while holding the lock leaves at worst a half-copied frame: keep showing it.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The image the session decodes into, which nothing else touches: decoding (OpenH264, ZGFX,
+/// the graphics compositor) runs without any lock, and [`Canvas::show`] copies only what
+/// changed to the [`SharedFrame`] the window reads, so neither waits on the other's work.
+pub struct Canvas {
+    /// IronRDP's image in [`PIXEL_FORMAT`], at least as large as the desktop (see [`canvas`]).
+    image: DecodedImage,
+    desktop: (u16, u16),
+    /// Replaced since last shown: all of it is to be shown, whatever its size.
+    replaced: bool,
+    shown: Arc<SharedFrame>,
+}
+
+impl Canvas {
+    /// A black desktop of this size, and the frame that shows it.
+    pub fn new(width: u16, height: u16) -> Self {
+        let (w, h) = canvas(width, height);
+        Canvas {
+            image: DecodedImage::new(PIXEL_FORMAT, w, h),
+            desktop: (width, height),
+            replaced: false,
+            shown: Arc::new(SharedFrame(Mutex::new(Frame::new((w, h), (width, height))))),
+        }
     }
 
-    /// A new, black image of another size (server-side resize, reactivation).
+    /// The frame the window and the snapshot read.
+    pub fn frame(&self) -> Arc<SharedFrame> {
+        Arc::clone(&self.shown)
+    }
+
+    /// For IronRDP's decoders to write into.
+    pub fn image_mut(&mut self) -> &mut DecodedImage {
+        &mut self.image
+    }
+
+    /// The image's own size, which IronRDP may change in place (EGFX ResetGraphics).
+    pub fn image_size(&self) -> (u16, u16) {
+        (self.image.width(), self.image.height())
+    }
+
+    /// The desktop's size.
+    pub fn size(&self) -> (u32, u32) {
+        (u32::from(self.desktop.0), u32::from(self.desktop.1))
+    }
+
+    /// IronRDP changed the image's size in place (an EGFX ResetGraphics): the desktop is all
+    /// of it now.
+    pub fn resized_in_place(&mut self) {
+        self.desktop = self.image_size();
+    }
+
+    /// A new, black image of another size (server-side resize, reactivation, reconnection).
     pub fn replace(&mut self, width: u16, height: u16) {
         let (w, h) = canvas(width, height);
         self.image = DecodedImage::new(PIXEL_FORMAT, w, h);
         self.desktop = (width, height);
-        self.damage = Damage::full(u32::from(width), u32::from(height));
-        self.generation += 1;
-    }
-}
-
-/// The frame behind a mutex: the session holds it while decoding one PDU, the window while
-/// copying damaged rows out; neither holds it for longer.
-pub struct SharedFrame(Mutex<Frame>);
-
-impl SharedFrame {
-    pub fn new(width: u16, height: u16) -> Self {
-        let (w, h) = canvas(width, height);
-        SharedFrame(Mutex::new(Frame {
-            image: DecodedImage::new(PIXEL_FORMAT, w, h),
-            desktop: (width, height),
-            damage: Damage::default(),
-            generation: 0,
-        }))
+        self.replaced = true;
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Frame> {
-        // A panic while holding the lock leaves at worst a half-drawn frame: keep showing it.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Shows what changed: copies `rects` to the shared frame (everything, after a new image).
+    pub fn show(&mut self, rects: &[Rect]) {
+        let new = std::mem::take(&mut self.replaced);
+        self.shown
+            .lock()
+            .copy_from(&self.image, self.desktop, rects, new);
     }
 }
 
@@ -246,16 +346,16 @@ mod tests {
 
     #[test]
     fn the_canvas_holds_whole_tiles_and_shows_only_the_desktop() {
-        let frame = SharedFrame::new(1022, 766);
-        let mut frame = frame.lock();
-        assert_eq!(frame.image_size(), (1024, 768));
-        assert_eq!(frame.size(), (1022, 766));
-        assert_eq!(canvas(1024, 768), (1024, 768));
+        let mut canvas = Canvas::new(1022, 766);
+        let shown = canvas.frame();
+        assert_eq!(canvas.image_size(), (1024, 768));
+        assert_eq!(shown.lock().size(), (1022, 766));
+        assert_eq!(super::canvas(1024, 768), (1024, 768));
         // The blit reads the desktop's part of each padded row, and fills the window exactly.
         let placement = Placement::new(Layout::unscaled((1022, 766), (1022, 766)));
         let mut window = vec![1u32; 1022 * 766];
         blit(
-            &frame.image,
+            shown.lock().pixels(),
             &placement,
             Rect::new(0, 0, 1022, 766),
             &mut window,
@@ -264,11 +364,41 @@ mod tests {
             window.iter().all(|&p| p == 0),
             "every window pixel was written"
         );
-        frame.replace(998, 702);
+        canvas.replace(998, 702);
+        assert_eq!(canvas.image_size(), (1024, 704));
+        canvas.show(&[]);
+        let frame = shown.lock();
+        assert_eq!((frame.size(), frame.generation()), ((998, 702), 1));
+        assert_eq!(frame.pixels().data.len(), 1024 * 704 * 4);
+    }
+
+    #[test]
+    fn showing_copies_the_changed_rects_and_nothing_else() {
+        let mut canvas = Canvas::new(100, 50);
+        let shown = canvas.frame();
+        // Mark what the window holds, then show two changes of the (black) canvas.
+        shown.lock().pixels.fill(0xff);
+        let changed = [Rect::new(10, 5, 3, 2), Rect::new(90, 40, 30, 30)];
+        canvas.show(&changed);
+        let mut frame = shown.lock();
+        let stride = 128 * 4;
+        let black = |x: usize, y: usize| frame.pixels[y * stride + x * 4] == 0;
+        assert!(black(10, 5) && black(12, 6) && !black(13, 6) && !black(10, 7));
+        // Clipped to the desktop: nothing past its right edge is copied.
+        assert!(black(99, 49) && !black(100, 49));
         assert_eq!(
-            (frame.image_size(), frame.size()),
-            ((1024, 704), (998, 702))
+            frame.take_damage().rects(),
+            &[Rect::new(10, 5, 3, 2), Rect::new(90, 40, 10, 10)]
         );
+        assert_eq!(frame.generation(), 0);
+        drop(frame);
+        // A new image of the same size (a reconnection) is shown whole.
+        canvas.replace(100, 50);
+        canvas.show(&[]);
+        let mut frame = shown.lock();
+        assert!(frame.pixels.iter().all(|&p| p == 0));
+        assert_eq!(frame.take_damage().rects(), &[Rect::new(0, 0, 100, 50)]);
+        assert_eq!(frame.generation(), 1);
     }
 
     #[test]

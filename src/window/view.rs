@@ -76,12 +76,12 @@ impl View {
             }
             match view.tracker.next(damage, age) {
                 None => {
-                    blit_all(&frame.image, &view.placement, &mut buffer);
+                    blit_all(frame.pixels(), &view.placement, &mut buffer);
                     vec![Rect::new(0, 0, size.width, size.height)]
                 }
                 Some(region) => {
                     for rect in region.rects() {
-                        blit(&frame.image, &view.placement, *rect, &mut buffer);
+                        blit(frame.pixels(), &view.placement, *rect, &mut buffer);
                     }
                     region
                         .rects()

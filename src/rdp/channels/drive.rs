@@ -34,15 +34,41 @@ use ironrdp_rdpdr::pdu::esc::{ScardCall, ScardIoCtlCode};
 use ironrdp_rdpdr::pdu::{RdpdrPdu, SharedHeader};
 use ironrdp_rdpdr::Rdpdr;
 use ironrdp_rdpdr_native::backend::NixRdpdrBackend;
-use ironrdp_svc::SvcMessage;
+use ironrdp_session::ActiveStage;
+use ironrdp_svc::{SvcMessage, SvcProcessorMessages};
 
-/// The device redirection channel with one drive: `path` served as `name` (device 1).
-pub(in crate::rdp) fn shared(name: &str, path: &std::path::Path, read_only: bool) -> Rdpdr {
+use super::drive_thread::{offload, DriveAnswers};
+
+/// The device redirection channel with one drive: `path` served as `name` (device 1), on a
+/// thread of its own (see [`drive_thread`](super::drive_thread)), whose answers are waited for
+/// with the returned [`DriveAnswers`].
+pub(in crate::rdp) fn shared(
+    name: &str,
+    path: &std::path::Path,
+    read_only: bool,
+) -> std::io::Result<(Rdpdr, DriveAnswers)> {
     let backend = Guarded {
         backend: NixRdpdrBackend::new(path.display().to_string()),
         read_only,
     };
-    Rdpdr::new(Box::new(backend), "ecsrdp".to_owned()).with_drives(Some(vec![(1, name.to_owned())]))
+    let (offloaded, answers) = offload(backend)?;
+    let channel = Rdpdr::new(Box::new(offloaded), "ecsrdp".to_owned())
+        .with_drives(Some(vec![(1, name.to_owned())]));
+    Ok((channel, answers))
+}
+
+/// The encoded answers the drive's thread has ready, to send on the session's connection.
+pub(in crate::rdp) fn answers(stage: &mut ActiveStage) -> PduResult<Vec<u8>> {
+    let Some(rdpdr) = stage.get_svc_processor_mut::<Rdpdr>() else {
+        return Ok(Vec::new());
+    };
+    let ready = rdpdr.poll_deferred_messages()?;
+    if ready.is_empty() {
+        return Ok(Vec::new());
+    }
+    stage
+        .process_svc_processor_messages(SvcProcessorMessages::<Rdpdr>::new(ready))
+        .map_err(|e| pdu_other_err!("the shared drive's answers", source: e))
 }
 
 /// The Unix backend, with `/` in the paths of create requests read as `\`, and changes

@@ -4,11 +4,13 @@
 
 pub mod clipboard;
 pub mod drive;
+mod drive_thread;
 
 use ironrdp_displaycontrol::client::DisplayControlClient;
 use ironrdp_dvc::DrdynvcClient;
 
 pub use self::clipboard::{Clipboard, LocalClipboard};
+pub use self::drive_thread::DriveAnswers;
 use super::config::Codecs;
 use super::graphics;
 

@@ -29,7 +29,7 @@ pub mod trust;
 use self::tls::{Stream, UpgradeError};
 use self::transport::Transport;
 use self::trust::{fingerprint, thumbprint, TrustDecision, TrustKey, TrustStore};
-use super::channels::{drive, dynamic_channels, Clipboard};
+use super::channels::{drive, dynamic_channels, Clipboard, DriveAnswers};
 use super::config::{connector_config, ConnectOptions, Endpoint, Security};
 use super::desktop::check_desktop;
 use super::error::{classify, RdpError, NLA_NEGOTIATION};
@@ -44,6 +44,8 @@ pub struct Connected {
     pub(in crate::rdp) result: ConnectionResult,
     /// The local clipboard, when the session shares it.
     pub(in crate::rdp) clipboard: Option<Clipboard>,
+    /// Wakes the session when the shared drive has answers, when it shares one.
+    pub(in crate::rdp) drive: Option<DriveAnswers>,
     /// `host:port` as dialled, for messages.
     pub addr: String,
     /// The desktop size the server granted (it may differ from the one asked for).
@@ -73,6 +75,7 @@ pub struct Handshake {
     /// Known or New: a changed certificate aborted the handshake.
     trust: TrustDecision,
     clipboard: Option<Clipboard>,
+    drive: Option<DriveAnswers>,
 }
 
 /// Runs the connection sequence up to the trust decision: TCP, X.224, TLS with the pin (a
@@ -111,8 +114,15 @@ pub async fn connect_over(
     if let Some(clipboard) = &clipboard {
         connector.attach_static_channel(clipboard.channel());
     }
+    let mut drive = None;
     if let Some((name, path)) = &options.drive {
-        connector.attach_static_channel(drive::shared(name, path, options.drive_read_only));
+        let (channel, answers) =
+            drive::shared(name, path, options.drive_read_only).map_err(|e| RdpError::Crashed {
+                addr: addr.clone(),
+                detail: format!("cannot start the shared drive's thread: {e}"),
+            })?;
+        connector.attach_static_channel(channel);
+        drive = Some(answers);
     }
     let mut connector = WipingConnector(connector);
     let pin = store.pinned(&endpoint.trust_key)?;
@@ -180,6 +190,7 @@ pub async fn connect_over(
         thumbprint,
         trust,
         clipboard,
+        drive,
     })
 }
 
@@ -224,6 +235,7 @@ impl Handshake {
             fingerprint,
             trust,
             clipboard,
+            drive,
             ..
         } = self;
         if trust == TrustDecision::New {
@@ -272,6 +284,7 @@ impl Handshake {
             framed,
             result,
             clipboard,
+            drive,
             addr,
             desktop,
         })

@@ -1,4 +1,4 @@
-//! One server PDU into the shared frame: IronRDP's processing, inside a panic guard, the bound on
+//! One server PDU into the session's canvas: IronRDP's processing, inside a panic guard, the bound on
 //! what a server may grant, and the damage. The fuzz target and the replays run exactly this.
 
 use ironrdp_session::{ActiveStage, ActiveStageOutput};
@@ -10,7 +10,7 @@ use crate::rdp::contain::contained;
 use crate::rdp::desktop::check_desktop;
 use crate::rdp::error::RdpError;
 use crate::rdp::graphics;
-use crate::render::{Rect, SharedFrame};
+use crate::render::{Canvas, Rect};
 
 /// What one server PDU did.
 pub struct Decoded {
@@ -23,12 +23,12 @@ pub struct Decoded {
     pub error_info: Option<u32>,
 }
 
-/// Decodes one server PDU into the frame: IronRDP's processing, the bound on what a server
-/// may grant, the damage. `None` for a PDU passed over (see [`ignorable`]). Everything a
+/// Decodes one server PDU into the canvas and shows what it changed: IronRDP's processing (no
+/// lock held), the bound on what a server may grant, the damage. `None` for a PDU passed over (see [`ignorable`]). Everything a
 /// hostile server sends goes through here, which is why the fuzz target calls it too.
 pub fn decode(
     stage: &mut ActiveStage,
-    frame: &SharedFrame,
+    canvas: &mut Canvas,
     io_channel: u16,
     action: ironrdp_pdu::Action,
     payload: &[u8],
@@ -49,9 +49,8 @@ pub fn decode(
             }));
         }
     }
-    let mut frame = frame.lock();
-    let size = frame.image_size();
-    let image = &mut frame.image;
+    let size = canvas.image_size();
+    let image = canvas.image_mut();
     let processed = contained(|| {
         let outputs = stage.process(image, action, payload, received_at)?;
         // The graphics pipeline is ours (see `graphics`), so IronRDP's session does not
@@ -73,29 +72,27 @@ pub fn decode(
             stage: "the session",
             detail: e.report().to_string(),
         })?;
-    if frame.image_size() != size {
-        let (width, height) = frame.image_size();
+    if canvas.image_size() != size {
+        let (width, height) = canvas.image_size();
         check_desktop(addr, width, height)?;
-        frame.resized_in_place();
+        canvas.resized_in_place();
     }
     // The exact rectangles each update touched, not their union.
-    let mut damage = stage.take_damage_regions();
-    let mut reset = false;
+    let mut damage: Vec<Rect> = stage.take_damage_regions().iter().map(Rect::from).collect();
     if let Some(graphics) = graphics {
-        reset = graphics.reset;
-        if reset {
+        if graphics.reset {
             // The image was cleared for the server's new size: all of it is to be painted.
-            let (width, height) = frame.image_size();
-            frame.add_damage(Rect::new(0, 0, u32::from(width), u32::from(height)));
+            let (width, height) = canvas.size();
+            damage.push(Rect::new(0, 0, width, height));
         }
-        damage.extend(graphics.regions);
+        damage.extend(graphics.regions.iter().map(Rect::from));
     }
-    for rect in &damage {
-        frame.add_damage(Rect::from(rect));
+    if !damage.is_empty() {
+        canvas.show(&damage);
     }
     Ok(Some(Decoded {
         outputs,
-        damaged: reset || !damage.is_empty(),
+        damaged: !damage.is_empty(),
         error_info: None,
     }))
 }

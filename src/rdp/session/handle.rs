@@ -13,7 +13,7 @@ use super::reconnect::{come_back, Back, Reconnect, Tries};
 use super::run::{run_session, sleep_until};
 use crate::rdp::connect::Connected;
 use crate::rdp::error::RdpError;
-use crate::render::SharedFrame;
+use crate::render::{Canvas, SharedFrame};
 
 /// How long a session that should end may take to say goodbye to the server.
 const GOODBYE_GRACE: Duration = Duration::from_secs(2);
@@ -25,7 +25,7 @@ const COMMAND_QUEUE: usize = 256;
 /// to show, a sender for commands, and the loop to run with the consumer's sink.
 pub struct Session {
     connected: Connected,
-    frame: Arc<SharedFrame>,
+    canvas: Canvas,
     commands: mpsc::Sender<Command>,
     receiver: mpsc::Receiver<Command>,
     exit_after: Option<Duration>,
@@ -35,11 +35,11 @@ pub struct Session {
 impl Session {
     /// `exit_after` ends the session cleanly after that long.
     pub fn new(connected: Connected, exit_after: Option<Duration>) -> Session {
-        let frame = Arc::new(SharedFrame::new(connected.desktop.0, connected.desktop.1));
+        let canvas = Canvas::new(connected.desktop.0, connected.desktop.1);
         let (commands, receiver) = mpsc::channel(COMMAND_QUEUE);
         Session {
             connected,
-            frame,
+            canvas,
             commands,
             receiver,
             exit_after,
@@ -53,9 +53,9 @@ impl Session {
         self
     }
 
-    /// The frame the session decodes into.
+    /// The frame that shows what the session decoded.
     pub fn frame(&self) -> Arc<SharedFrame> {
-        Arc::clone(&self.frame)
+        self.canvas.frame()
     }
 
     /// Where the consumer sends input, resizes and Close. The session also ends when every
@@ -86,7 +86,7 @@ impl Session {
     async fn run_here(self, sink: impl FrameSink) -> Result<Outcome, RdpError> {
         let Session {
             connected,
-            frame,
+            mut canvas,
             mut receiver,
             exit_after,
             mut reconnect,
@@ -107,7 +107,7 @@ impl Session {
                 let addr = connected.addr.clone();
                 let ended = run_session(
                     connected,
-                    &frame,
+                    &mut canvas,
                     &mut receiver,
                     &sink,
                     &mut wanted,
@@ -150,9 +150,8 @@ impl Session {
                     }
                     Back::Refused(error) => return Err(error),
                 };
-                frame
-                    .lock()
-                    .replace(connected.desktop.0, connected.desktop.1);
+                canvas.replace(connected.desktop.0, connected.desktop.1);
+                canvas.show(&[]);
                 sink.reconnecting(None);
                 sink.frame_ready();
                 info!("reconnected");

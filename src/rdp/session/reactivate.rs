@@ -11,7 +11,7 @@ use tracing::info;
 use crate::rdp::connect::{Reader, Writer};
 use crate::rdp::desktop::check_desktop;
 use crate::rdp::error::{classify, RdpError};
-use crate::render::SharedFrame;
+use crate::render::Canvas;
 
 /// Deactivation-Reactivation Sequence (MS-RDPBCGR 1.3.1.3): the server tears the share down
 /// (usually to change the desktop size) and builds it again. The image is replaced at the new
@@ -21,7 +21,7 @@ pub(super) async fn reactivate(
     writer: &mut Writer,
     activation: &ConnectionActivationFactory,
     stage: &mut ActiveStage,
-    frame: &SharedFrame,
+    canvas: &mut Canvas,
     addr: &str,
 ) -> Result<(), RdpError> {
     let mut sequence = activation.create();
@@ -55,9 +55,8 @@ pub(super) async fn reactivate(
                     height = desktop_size.height,
                     "reactivated"
                 );
-                frame
-                    .lock()
-                    .replace(desktop_size.width, desktop_size.height);
+                canvas.replace(desktop_size.width, desktop_size.height);
+                canvas.show(&[]);
                 let valid = stage.reactivate(
                     sequence.io_channel_id(),
                     sequence.user_channel_id(),

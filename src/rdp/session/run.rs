@@ -1,5 +1,5 @@
 //! The active session's loop (MS-RDPBCGR 1.3.1.2 onwards): read PDUs and decode them into the
-//! shared frame, send input, follow resizes and reactivation, probe a quiet server, end cleanly.
+//! session's canvas, send input, follow resizes and reactivation, probe a quiet server, end cleanly.
 
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use crate::rdp::channels::{self, Clipboard};
 use crate::rdp::connect::{Connected, Writer};
 use crate::rdp::desktop::MAX_DESKTOP_SIDE;
 use crate::rdp::error::{is_disconnect, RdpError};
-use crate::render::SharedFrame;
+use crate::render::Canvas;
 
 /// How long to wait after the last resize before asking the server for it.
 const RESIZE_DEBOUNCE: Duration = Duration::from_millis(400);
@@ -50,13 +50,13 @@ enum Resize {
     Refused,
 }
 
-/// Drives the session until it ends; the frame is resized to whatever the server grants. What
+/// Drives the session until it ends; the canvas is resized to whatever the server grants. What
 /// the user asks that a new connection must keep goes into `wanted`; on a connection that
 /// replaces a lost one, the lock keys in it are sent first (the desktop was asked for when
 /// connecting).
 pub(super) async fn run_session(
     connected: Connected,
-    frame: &SharedFrame,
+    canvas: &mut Canvas,
     commands: &mut mpsc::Receiver<Command>,
     sink: &impl FrameSink,
     wanted: &mut Wanted,
@@ -67,6 +67,7 @@ pub(super) async fn run_session(
         result,
         addr,
         mut clipboard,
+        drive,
         ..
     } = connected;
     let (mut reader, mut writer) = split_tokio_framed(framed);
@@ -91,7 +92,7 @@ pub(super) async fn run_session(
     };
     if let Some(locks) = wanted.locks {
         let sync = lock_sync(locks);
-        send_input(&mut stage, frame, &mut writer, &[sync], &addr).await?;
+        send_input(&mut stage, canvas, &mut writer, &[sync], &addr).await?;
     }
     if let Some(clipboard) = clipboard.as_mut() {
         // Nothing to send yet: the channel is not open.
@@ -121,7 +122,7 @@ pub(super) async fn run_session(
                 }
                 let Some(Decoded { outputs, damaged, error_info }) = decode(
                     &mut stage,
-                    frame,
+                    canvas,
                     io_channel,
                     action,
                     &payload,
@@ -161,7 +162,7 @@ pub(super) async fn run_session(
                             // Bounded, and the window may still close meanwhile; what it asks
                             // otherwise is kept for after (a resize) or dropped (input).
                             let asked = wanted.layout;
-                            let sequence = reactivate(&mut reader, &mut writer, &activation, &mut stage, frame, &addr);
+                            let sequence = reactivate(&mut reader, &mut writer, &activation, &mut stage, canvas, &addr);
                             tokio::select! {
                                 done = tokio::time::timeout(REACTIVATION_LIMIT, sequence) => {
                                     done.map_err(|_| RdpError::Unresponsive {
@@ -224,7 +225,17 @@ pub(super) async fn run_session(
                     }
                 };
                 if !events.is_empty() {
-                    send_input(&mut stage, frame, &mut writer, &events, &addr).await?;
+                    send_input(&mut stage, canvas, &mut writer, &events, &addr).await?;
+                }
+            }
+            () = drive_answers(drive.as_ref()) => {
+                let bytes = channels::drive::answers(&mut stage).map_err(|e| RdpError::Protocol {
+                    addr: addr.clone(),
+                    stage: "the shared drive",
+                    detail: e.to_string(),
+                })?;
+                if !bytes.is_empty() {
+                    send(&mut writer, &bytes, &addr).await?;
                 }
             }
             message = next_clipboard(&mut clipboard) => {
@@ -236,7 +247,7 @@ pub(super) async fn run_session(
             () = sleep_until(check_at), if check_at.is_some() => {
                 match liveness.due(Instant::now()) {
                     Some(Due::Probe(probe)) => {
-                        let desktop = frame.lock().size();
+                        let desktop = canvas.size();
                         debug!(?probe, "the server is quiet: asking for a redraw");
                         let requests = redraws.encode(&stage, probe, desktop).map_err(|e| lost(&e.report()))?;
                         for bytes in requests {
@@ -335,19 +346,17 @@ fn lock_sync(locks: crate::rdp::keyboard::Locks) -> FastPathInputEvent {
 /// Encodes input events and sends them.
 async fn send_input(
     stage: &mut ActiveStage,
-    frame: &SharedFrame,
+    canvas: &mut Canvas,
     writer: &mut Writer,
     events: &[FastPathInputEvent],
     addr: &str,
 ) -> Result<(), RdpError> {
-    let outputs = {
-        let mut frame = frame.lock();
-        stage.process_fastpath_input(&mut frame.image, events)
-    }
-    .map_err(|e| RdpError::SessionLost {
-        addr: addr.to_owned(),
-        detail: e.report().to_string(),
-    })?;
+    let outputs = stage
+        .process_fastpath_input(canvas.image_mut(), events)
+        .map_err(|e| RdpError::SessionLost {
+            addr: addr.to_owned(),
+            detail: e.report().to_string(),
+        })?;
     for output in outputs {
         if let ActiveStageOutput::ResponseFrame(bytes) = output {
             send(writer, &bytes, addr).await?;
@@ -427,6 +436,14 @@ async fn next_clipboard(
 ) -> ironrdp_cliprdr::backend::ClipboardMessage {
     match clipboard {
         Some(clipboard) => clipboard.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The shared drive's thread has answers (never, without a drive).
+async fn drive_answers(drive: Option<&channels::DriveAnswers>) {
+    match drive {
+        Some(drive) => drive.ready().await,
         None => std::future::pending().await,
     }
 }
