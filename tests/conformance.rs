@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{read_png, Shadow, Xvfb};
+use support::{psnr, read_png, Shadow, Xvfb};
 
 const USER: &str = "Administrator";
 const PASSWORD: &str = "Conformance-pw-1!";
@@ -173,20 +173,6 @@ fn differing_pixels(a: &[u8], b: &[u8]) -> usize {
         .zip(b.chunks_exact(3))
         .filter(|(p, q)| p != q)
         .count()
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(&p, &q)| (f64::from(p) - f64::from(q)).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    if mse == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
 }
 
 fn lossless_is_exact(width: u32, height: u32) {

@@ -153,6 +153,7 @@ async fn a_native_wayland_window_shows_the_desktop_and_sends_keys() {
         password: PASSWORD.into(),
         width: 640,
         height: 480,
+        avc420: false,
     })
     .await;
     let sway = Sway::start();

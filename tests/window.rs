@@ -449,6 +449,7 @@ async fn open_window_with(exit_after: &str, slow: Option<u64>, more: &[&str]) ->
         password: PASSWORD.into(),
         width: 640,
         height: 480,
+        avc420: false,
     })
     .await;
     let proxy = slow.map(|rate| {

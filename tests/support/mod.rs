@@ -651,6 +651,23 @@ pub fn fitted_errors(
     wrong
 }
 
+/// Peak signal-to-noise ratio between two images of the same layout, in dB: how close a lossy
+/// codec's picture is to the truth (infinite when they are equal).
+#[must_use]
+pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&p, &q)| (f64::from(p) - f64::from(q)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
 /// Reads a PNG as (width, height, RGB bytes).
 pub fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
     let mut decoder = png::Decoder::new(std::fs::File::open(path).expect("open png"));

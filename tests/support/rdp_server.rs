@@ -45,6 +45,8 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
 
+mod graphics;
+
 /// How long the server thread waits for its tasks when it stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
@@ -68,6 +70,10 @@ pub struct TestServerOptions {
     pub password: String,
     pub width: u16,
     pub height: u16,
+    /// Paint through the graphics pipeline, as one AVC420 picture (what Windows sends by
+    /// default), instead of bitmaps; the desktop stays black for a client that does not open
+    /// the pipeline. Server-side resizes are not served then.
+    pub avc420: bool,
 }
 
 /// One input event as the server saw it, decoded from the client's fast-path input PDUs.
@@ -143,6 +149,7 @@ pub struct TestServer {
     pub input: InputLog,
     /// How many times a client has been sent the whole desktop (once per activation).
     painted: Arc<std::sync::atomic::AtomicUsize>,
+    picture: Arc<Mutex<Option<Vec<u8>>>>,
     cert_der: Vec<u8>,
     resize: watch::Sender<DesktopSize>,
     ending: watch::Sender<Option<u32>>,
@@ -162,6 +169,9 @@ struct Shared {
     /// An error info code (MS-RDPBCGR 2.2.5.1.1) to end the connected client's session with.
     ending: watch::Receiver<Option<u32>>,
     painted: Arc<std::sync::atomic::AtomicUsize>,
+    avc420: bool,
+    /// The last H.264 picture sent (with `avc420`).
+    picture: Arc<Mutex<Option<Vec<u8>>>>,
 }
 
 impl TestServer {
@@ -192,6 +202,7 @@ impl TestServer {
         let (shutdown, shutdown_requested) = oneshot::channel();
         let input = InputLog::default();
         let painted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let picture = Arc::new(Mutex::new(None));
         let shared = Shared {
             security: opts.security,
             credentials: Credentials {
@@ -204,6 +215,8 @@ impl TestServer {
             requested,
             ending: end_requested,
             painted: Arc::clone(&painted),
+            avc420: opts.avc420,
+            picture: Arc::clone(&picture),
         };
 
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -229,6 +242,7 @@ impl TestServer {
             addr,
             input,
             painted,
+            picture,
             cert_der,
             resize,
             ending,
@@ -265,6 +279,14 @@ impl TestServer {
             );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+
+    /// What a client shows of the last AVC420 picture sent (RGB rows, converted independently
+    /// of the client), or `None` before one is.
+    #[must_use]
+    pub fn avc420_shown(&self) -> Option<Vec<u8>> {
+        let picture = lock(&self.picture).clone()?;
+        Some(graphics::shown(&picture).expect("decode the picture sent"))
     }
 
     /// Resizes the server desktop: the connected client is deactivated, reactivated at the new
@@ -328,6 +350,9 @@ async fn serve_connection(tcp: TcpStream, mut shared: Shared) -> anyhow::Result<
         capabilities(size),
         Some(shared.credentials.clone()),
     );
+    if shared.avc420 {
+        acceptor.attach_static_channel(graphics::channel());
+    }
     let BeginResult::ShouldUpgrade(tcp) =
         accept_begin(TokioFramed::new(tcp), &mut acceptor).await?
     else {
@@ -351,10 +376,21 @@ async fn serve_connection(tcp: TcpStream, mut shared: Shared) -> anyhow::Result<
         for frame in result.input_events.drain(..) {
             record_input(&shared.input, &frame);
         }
-        send_pattern(&mut framed, size).await?;
-        shared
-            .painted
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut pipeline = None;
+        if shared.avc420 {
+            let (started, opening) = graphics::Pipeline::start(
+                &mut result.static_channels,
+                result.user_channel_id,
+                (size.width, size.height),
+            )?;
+            framed.write_all(&opening).await?;
+            pipeline = Some(started);
+        } else {
+            send_pattern(&mut framed, size).await?;
+            shared
+                .painted
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         // Serve input until the client leaves or a resize is asked for.
         loop {
             tokio::select! {
@@ -364,6 +400,13 @@ async fn serve_connection(tcp: TcpStream, mut shared: Shared) -> anyhow::Result<
                     };
                     if action == Action::FastPath {
                         record_input(&shared.input, &bytes);
+                    } else if let (Some(pipeline), Some((channel, data))) = (pipeline.as_mut(), channel_data(&bytes)) {
+                        let (answer, painted) = pipeline.process(&mut result.static_channels, channel, &data)?;
+                        framed.write_all(&answer).await?;
+                        if painted {
+                            lock(&shared.picture).clone_from(&pipeline.sent);
+                            shared.painted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
                     }
                 }
                 changed = shared.requested.changed() => {
@@ -490,6 +533,17 @@ async fn send_pattern(framed: &mut Framed, size: DesktopSize) -> anyhow::Result<
         top += rows;
     }
     Ok(())
+}
+
+/// The channel and data of a client's MCS Send Data Request, if `frame` is one.
+fn channel_data(frame: &[u8]) -> Option<(u16, Vec<u8>)> {
+    use ironrdp_pdu::mcs::McsMessage;
+    match ironrdp_core::decode::<X224<McsMessage<'_>>>(frame).ok()?.0 {
+        McsMessage::SendDataRequest(request) => {
+            Some((request.channel_id, request.user_data.into_owned()))
+        }
+        _ => None,
+    }
 }
 
 /// Deactivate All (MS-RDPBCGR 2.2.3.1): the client drops the share and waits to be
