@@ -21,7 +21,7 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
         window,
         _home,
         _proxy,
-    } = open_window("8s", None).await;
+    } = open_window("60s", None).await;
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("screen.png");
     let wrong = desktop_errors(&xvfb, &shot, (width, height), Duration::from_secs(5)).await;
@@ -171,7 +171,7 @@ async fn a_held_key_repeats_as_presses_then_one_release() {
         window,
         _home,
         _proxy,
-    } = open_window("12s", None).await;
+    } = open_window("60s", None).await;
     // X's own auto-repeat: after 200 ms, 25 a second.
     xvfb.run("xset", &["r", "on", "r", "rate", "200", "25"]);
     xvfb.run("xdotool", &["windowfocus", "--sync", &window]);
