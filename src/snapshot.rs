@@ -18,11 +18,7 @@ pub fn write_png(frame: &Frame, path: &Path) -> Result<(), SnapshotError> {
         path: path.to_owned(),
         detail,
     };
-    let file = crate::private_file::create(path).map_err(|e| error(e.to_string()))?;
     let (width, height) = frame.size();
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
     // The image may be wider than the desktop: take each row's desktop part.
     let pixels = frame.pixels();
     let stride = usize::from(pixels.width) * 4;
@@ -33,8 +29,19 @@ pub fn write_png(frame: &Frame, path: &Path) -> Result<(), SnapshotError> {
         .flat_map(|row| row[..width as usize * 4].chunks_exact(4))
         .flat_map(|rgbx| [rgbx[0], rgbx[1], rgbx[2]])
         .collect();
+    // Encoded in memory, so that every error is seen (a PNG writer finishing on drop would
+    // lose its own), then written whole: a failure leaves no truncated picture behind.
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
     encoder
         .write_header()
-        .and_then(|mut writer| writer.write_image_data(&rgb))
+        .and_then(|mut writer| {
+            writer.write_image_data(&rgb)?;
+            writer.finish()
+        })
+        .map_err(|e| error(e.to_string()))?;
+    crate::private_file::replace(path, |file| std::io::Write::write_all(file, &png))
         .map_err(|e| error(e.to_string()))
 }

@@ -65,12 +65,13 @@ pub(super) async fn rdp_file(
     );
     match output {
         None => write_stdout(&text)?,
-        Some(file) => crate::private_file::create(&file)
-            .and_then(|mut out| std::io::Write::write_all(&mut out, text.as_bytes()))
-            .map_err(|source| Error::Io {
-                what: format!("cannot write {}", file.display()),
-                source,
-            })?,
+        Some(file) => crate::private_file::replace(&file, |out| {
+            std::io::Write::write_all(out, text.as_bytes())
+        })
+        .map_err(|source| Error::Io {
+            what: format!("cannot write {}", file.display()),
+            source,
+        })?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -190,38 +190,17 @@ impl TrustStore {
             .map_err(|e| self.error(format!("cannot lock it: {e}")))?;
         let mut entries = self.entries()?;
         let answer = change(&mut entries);
-        self.replace(dir, &entries)?;
+        self.replace(&entries)?;
         // The lock goes with the file handle.
         drop(lock);
         Ok(answer)
     }
 
-    /// Writes `entries` to a new file beside the store, flushes it to disk, and renames it over
-    /// the store, so that a crash leaves the old store or the new one, never a mix.
-    fn replace(&self, dir: &Path, entries: &[(String, String)]) -> Result<(), RdpError> {
+    /// Writes `entries` over the store at once: a crash leaves the old store or the new one,
+    /// never a mix.
+    fn replace(&self, entries: &[(String, String)]) -> Result<(), RdpError> {
         let text: String = entries.iter().map(|(k, f)| format!("{k} {f}\n")).collect();
-        let temp = self
-            .path
-            .with_extension(format!("tmp.{}", std::process::id()));
-        // Never through a symbolic link someone put in the temporary file's place.
-        let written = crate::private_file::create(&temp)
-            .map_err(|e| self.error(format!("{}: {e}", temp.display())))
-            .and_then(|mut file| {
-                file.write_all(text.as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| self.error(e.to_string()))
-            });
-        let renamed = written.and_then(|()| {
-            std::fs::rename(&temp, &self.path).map_err(|e| self.error(e.to_string()))
-        });
-        if renamed.is_err() {
-            // Best effort: the error that matters is the one returned.
-            std::fs::remove_file(&temp).ok();
-        }
-        renamed?;
-        // The rename itself is durable only once the directory is.
-        File::open(dir)
-            .and_then(|d| d.sync_all())
+        crate::private_file::replace(&self.path, |file| file.write_all(text.as_bytes()))
             .map_err(|e| self.error(e.to_string()))
     }
 
