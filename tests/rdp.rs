@@ -368,6 +368,62 @@ impl rdp::FrameSink for Reconnecting {
     }
 }
 
+/// The window is resized before the server has opened Display Control (a first logon takes a
+/// while): the request waits for the channel and goes out once it opens, exactly as asked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resize_asked_before_display_control_opens_is_sent_once_it_does() {
+    let server = TestServer::start(TestServerOptions {
+        security: Security::Hybrid,
+        user: USER.into(),
+        password: PASSWORD.into(),
+        width: 320,
+        height: 200,
+        avc420: true,
+    })
+    .await;
+    server.open_dynamic_channels_after(Duration::from_secs(2));
+    let home = tempfile::tempdir().unwrap();
+    let store = TrustStore::at(home.path().join("known_hosts"));
+    let endpoint = endpoint_at(server.addr.port());
+    let connected = rdp::connect(&endpoint, options_for((320, 200), 100), &store)
+        .await
+        .expect("TLS handshake")
+        .finish(&store, true)
+        .await
+        .expect("log in");
+    let session = rdp::Session::new(connected, None);
+    let commands = session.commands();
+    let (away, _) = tokio::sync::mpsc::unbounded_channel();
+    let session = tokio::spawn(session.run(Reconnecting(away)));
+    commands
+        .send(Command::Resize {
+            width: 800,
+            height: 600,
+            scale_percent: 125,
+        })
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while server.layouts().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no layout once Display Control opened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Once the channel opens (2 s), not at the next timer (the 5 s grace before the window
+    // scales instead).
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(1500) && after < Duration::from_secs(4),
+        "sent {after:?} after it was asked"
+    );
+    assert_eq!(server.layouts(), [(800, 600, Some(125))]);
+    commands.send(Command::Close).await.unwrap();
+    assert_eq!(session.await.unwrap().expect("session"), Outcome::Closed);
+    server.stop().await;
+}
+
 /// The network drops the session (a blip) after the window was resized and Caps Lock turned
 /// on, and the window is resized again and Num Lock turned on while it is away: the new
 /// connection asks for the window's last desktop and scale factor (not the first 320x200 at

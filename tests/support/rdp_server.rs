@@ -70,9 +70,10 @@ pub struct TestServerOptions {
     pub password: String,
     pub width: u16,
     pub height: u16,
-    /// Paint through the graphics pipeline, as one AVC420 picture (what Windows sends by
-    /// default), instead of bitmaps; the desktop stays black for a client that does not open
-    /// the pipeline. Server-side resizes are not served then.
+    /// Open the dynamic channels, and paint through the graphics pipeline, as one AVC420
+    /// picture (what Windows sends by default), instead of bitmaps; the desktop stays black for
+    /// a client that does not open the pipeline. Display Control records the layouts asked
+    /// for. Server-side resizes are not served then.
     pub avc420: bool,
 }
 
@@ -150,6 +151,8 @@ pub struct TestServer {
     /// How many times a client has been sent the whole desktop (once per activation).
     painted: Arc<std::sync::atomic::AtomicUsize>,
     picture: Arc<Mutex<Option<Vec<u8>>>>,
+    layouts: graphics::Layouts,
+    dynamic_after: Arc<Mutex<Duration>>,
     cert_der: Vec<u8>,
     resize: watch::Sender<DesktopSize>,
     ending: watch::Sender<Option<u32>>,
@@ -172,6 +175,9 @@ struct Shared {
     avc420: bool,
     /// The last H.264 picture sent (with `avc420`).
     picture: Arc<Mutex<Option<Vec<u8>>>>,
+    layouts: graphics::Layouts,
+    /// How long after activation the dynamic channels are opened (with `avc420`).
+    dynamic_after: Arc<Mutex<Duration>>,
 }
 
 impl TestServer {
@@ -203,6 +209,8 @@ impl TestServer {
         let input = InputLog::default();
         let painted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let picture = Arc::new(Mutex::new(None));
+        let layouts = graphics::Layouts::default();
+        let dynamic_after = Arc::new(Mutex::new(Duration::ZERO));
         let shared = Shared {
             security: opts.security,
             credentials: Credentials {
@@ -217,6 +225,8 @@ impl TestServer {
             painted: Arc::clone(&painted),
             avc420: opts.avc420,
             picture: Arc::clone(&picture),
+            layouts: layouts.clone(),
+            dynamic_after: Arc::clone(&dynamic_after),
         };
 
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -243,6 +253,8 @@ impl TestServer {
             input,
             painted,
             picture,
+            layouts,
+            dynamic_after,
             cert_der,
             resize,
             ending,
@@ -287,6 +299,19 @@ impl TestServer {
     pub fn avc420_shown(&self) -> Option<Vec<u8>> {
         let picture = lock(&self.picture).clone()?;
         Some(graphics::shown(&picture).expect("decode the picture sent"))
+    }
+
+    /// Opens the dynamic channels (with `avc420`) this long after a client is activated, as a
+    /// server still logging the user on does.
+    pub fn open_dynamic_channels_after(&self, after: Duration) {
+        *lock(&self.dynamic_after) = after;
+    }
+
+    /// The monitor layouts clients asked for over Display Control (with `avc420`): width,
+    /// height and scale factor of the first monitor.
+    #[must_use]
+    pub fn layouts(&self) -> Vec<(u32, u32, Option<u32>)> {
+        lock(&self.layouts.0).clone()
     }
 
     /// Resizes the server desktop: the connected client is deactivated, reactivated at the new
@@ -351,7 +376,7 @@ async fn serve_connection(tcp: TcpStream, mut shared: Shared) -> anyhow::Result<
         Some(shared.credentials.clone()),
     );
     if shared.avc420 {
-        acceptor.attach_static_channel(graphics::channel());
+        acceptor.attach_static_channel(graphics::channel(shared.layouts.clone()));
     }
     let BeginResult::ShouldUpgrade(tcp) =
         accept_begin(TokioFramed::new(tcp), &mut acceptor).await?
@@ -378,6 +403,9 @@ async fn serve_connection(tcp: TcpStream, mut shared: Shared) -> anyhow::Result<
         }
         let mut pipeline = None;
         if shared.avc420 {
+            // As a server still logging the user on: the channels open late.
+            let after = *lock(&shared.dynamic_after);
+            tokio::time::sleep(after).await;
             let (started, opening) = graphics::Pipeline::start(
                 &mut result.static_channels,
                 result.user_channel_id,

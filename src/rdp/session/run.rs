@@ -31,9 +31,6 @@ const RESIZE_DEBOUNCE: Duration = Duration::from_millis(400);
 /// conclude it has none.
 const DISPLAY_CONTROL_GRACE: Duration = Duration::from_secs(5);
 
-/// How often a resize waiting for Display Control checks whether the channel has opened.
-const DISPLAY_CONTROL_POLL: Duration = Duration::from_millis(500);
-
 /// How long a server may take to rebuild the share after tearing it down (a resize takes a
 /// second or two): beyond that it is as stuck as a silent one.
 const REACTIVATION_LIMIT: Duration = Duration::from_secs(30);
@@ -83,6 +80,8 @@ pub(super) async fn run_session(
     let mut stage = active_stage(result);
     let mut input = Database::new();
     let mut pending_resize: Option<(Instant, u32, u32, u32)> = None;
+    // A resize asked before Display Control opened: sent by the PDU that opens it.
+    let mut awaiting_channel: Option<(u32, u32, u32)> = None;
     // The window scales the desktop because the server cannot (yet) follow its size.
     let mut fitting = false;
     let started = Instant::now();
@@ -132,6 +131,12 @@ pub(super) async fn run_session(
                 else {
                     continue;
                 };
+                if let Some((width, height, scale)) = awaiting_channel {
+                    if stage.display_control_ready() == Some(true) {
+                        awaiting_channel = None;
+                        pending_resize = Some((Instant::now(), width, height, scale));
+                    }
+                }
                 if damaged {
                     sink.frame_ready();
                 }
@@ -217,6 +222,7 @@ pub(super) async fn run_session(
                     }
                     Some(Command::Resize { width, height, scale_percent }) => {
                         pending_resize = Some((Instant::now() + RESIZE_DEBOUNCE, width, height, scale_percent));
+                        awaiting_channel = None;
                         continue;
                     }
                     Some(Command::Close) | None => {
@@ -273,14 +279,16 @@ pub(super) async fn run_session(
                             sink.resize_resumed();
                         }
                         Resize::Sent => {}
-                        // Display Control opens when the server is ready, which the channel
-                        // itself tells; until then keep asking, and let the window scale the
-                        // desktop meanwhile rather than cut it off.
+                        // Display Control opens when the server is ready, and the PDU that opens
+                        // it sends the resize (above): no polling. Past a grace, the window
+                        // scales the desktop meanwhile rather than cut it off.
                         Resize::NotYet => {
-                            pending_resize = Some((Instant::now() + DISPLAY_CONTROL_POLL, width, height, scale));
+                            awaiting_channel = Some((width, height, scale));
                             if !fitting && started.elapsed() >= DISPLAY_CONTROL_GRACE {
                                 fitting = true;
                                 sink.resize_refused();
+                            } else if !fitting {
+                                pending_resize = Some((started + DISPLAY_CONTROL_GRACE, width, height, scale));
                             }
                         }
                         Resize::Refused => {

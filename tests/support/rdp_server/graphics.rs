@@ -1,9 +1,13 @@
-//! The test server's graphics pipeline (MS-RDPEGFX over MS-RDPEDYC): IronRDP's EGFX server
-//! behind its dynamic-channel server paints the test pattern as one AVC420 picture, what Windows
-//! sends by default. OpenH264 encodes it from full-range BT.709 YUV 4:2:0, the colours
+//! The test server's dynamic channels (MS-RDPEDYC), IronRDP's servers of each: the graphics
+//! pipeline (MS-RDPEGFX) paints the test pattern as one AVC420 picture, what Windows sends by
+//! default, and Display Control (MS-RDPEDISP) records the layouts the client asks for. OpenH264 encodes it from full-range BT.709 YUV 4:2:0, the colours
 //! MS-RDPEGFX names for AVC420 (3.3.8.3.1), converted here from the pattern.
 
+use std::sync::{Arc, Mutex};
+
 use anyhow::Context as _;
+use ironrdp_displaycontrol::pdu::DisplayControlMonitorLayout;
+use ironrdp_displaycontrol::server::{DisplayControlHandler, DisplayControlServer};
 use ironrdp_dvc::{encode_dvc_messages, DrdynvcServer};
 use ironrdp_egfx::pdu::{Avc420Region, CapabilitiesAdvertisePdu, CapabilitySet};
 use ironrdp_egfx::server::{GraphicsPipelineHandler, GraphicsPipelineServer};
@@ -15,9 +19,25 @@ use openh264::OpenH264API;
 
 use super::TestServer;
 
-/// The static channel that carries the pipeline, to attach to the acceptor.
-pub(super) fn channel() -> DrdynvcServer {
-    DrdynvcServer::new().with_dynamic_channel(GraphicsPipelineServer::new(Box::new(Quiet)))
+/// The static channel that carries the dynamic ones, to attach to the acceptor; the layouts
+/// asked for go to `layouts`.
+pub(super) fn channel(layouts: Layouts) -> DrdynvcServer {
+    DrdynvcServer::new()
+        .with_dynamic_channel(GraphicsPipelineServer::new(Box::new(Quiet)))
+        .with_dynamic_channel(DisplayControlServer::new(Box::new(layouts)))
+}
+
+/// Each monitor layout a client sent over Display Control: width, height, scale factor.
+#[derive(Clone, Default)]
+pub struct Layouts(pub(super) Arc<Mutex<Vec<(u32, u32, Option<u32>)>>>);
+
+impl DisplayControlHandler for Layouts {
+    fn monitor_layout(&self, layout: DisplayControlMonitorLayout) {
+        if let Some(monitor) = layout.monitors().first() {
+            let (width, height) = monitor.dimensions();
+            super::lock(&self.0).push((width, height, monitor.desktop_scale_factor()));
+        }
+    }
 }
 
 /// The server needs nothing from the pipeline's events: it paints once the pipeline is ready.
