@@ -310,7 +310,7 @@ impl TestServer {
     /// The monitor layouts clients asked for over Display Control (with `avc420`): width,
     /// height and scale factor of the first monitor.
     #[must_use]
-    pub fn layouts(&self) -> Vec<(u32, u32, Option<u32>)> {
+    pub fn layouts(&self) -> Vec<graphics::Layout> {
         lock(&self.layouts.0).clone()
     }
 

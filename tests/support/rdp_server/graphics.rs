@@ -27,9 +27,12 @@ pub(super) fn channel(layouts: Layouts) -> DrdynvcServer {
         .with_dynamic_channel(DisplayControlServer::new(Box::new(layouts)))
 }
 
-/// Each monitor layout a client sent over Display Control: width, height, scale factor.
+/// A monitor layout as a client asked for it: width, height, scale factor.
+pub type Layout = (u32, u32, Option<u32>);
+
+/// Each monitor layout a client sent over Display Control.
 #[derive(Clone, Default)]
-pub struct Layouts(pub(super) Arc<Mutex<Vec<(u32, u32, Option<u32>)>>>);
+pub struct Layouts(pub(super) Arc<Mutex<Vec<Layout>>>);
 
 impl DisplayControlHandler for Layouts {
     fn monitor_layout(&self, layout: DisplayControlMonitorLayout) {
