@@ -47,6 +47,10 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
         .nth(1)
         .expect("xwininfo names the root window");
     xvfb.run("xdotool", &["windowfocus", "--sync", root]);
+    // The lock keys, changed elsewhere meanwhile, are what the session gets with the focus.
+    // (Xvfb's keymap binds Scroll Lock's indicator to no modifier: it is lit by name.)
+    xvfb.run("xdotool", &["key", "Caps_Lock", "Num_Lock"]);
+    xvfb.run("xset", &["led", "named", "Scroll Lock"]);
     xvfb.run("xdotool", &["keydown", "shift"]);
     let synced = server.input.syncs().len();
     xvfb.run("xdotool", &["windowfocus", "--sync", &window]);
@@ -55,6 +59,13 @@ async fn window_shows_the_desktop_and_sends_typed_keys() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(server.input.syncs().len() > synced, "focus came back");
+    // Scroll 1, num 2, caps 4 (MS-RDPBCGR 2.2.8.1.2.2.5).
+    assert_eq!(
+        server.input.syncs().last(),
+        Some(&0b111),
+        "{:?}",
+        server.input.syncs()
+    );
     xvfb.run("xdotool", &["keyup", "shift"]);
     xvfb.run(
         "xdotool",

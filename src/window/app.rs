@@ -55,6 +55,8 @@ pub(super) struct App {
     pub(super) closing: Option<Instant>,
     /// What the window says over the last frame while the session is away (reconnecting).
     pub(super) away: Option<String>,
+    /// Where the lock keys are read at each focus-in; `None` where nobody says.
+    pub(super) lock_keys: Option<keyboard::LockKeys>,
 }
 
 impl App {
@@ -280,7 +282,7 @@ impl ApplicationHandler<UserEvent> for App {
                 self.send(Command::Focus(false));
             }
             WindowEvent::Focused(true) => {
-                if let Some(locks) = keyboard::locks() {
+                if let Some(locks) = self.lock_keys.as_ref().and_then(keyboard::LockKeys::read) {
                     self.send(Command::SyncLocks(locks));
                 }
                 self.send(Command::Focus(true));

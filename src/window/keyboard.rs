@@ -58,39 +58,84 @@ fn x11_layout() -> Option<(String, String)> {
     None
 }
 
-/// The lock keys of the X server's core keyboard (XWayland's too), from XKB: Caps Lock is the
-/// Lock modifier, Num Lock the modifier the keymap gives `Num_Lock` (Mod2 in every common
-/// keymap), Scroll Lock its indicator. `None` without X11: winit does not report lock states.
+/// The lock keys of the X server's core keyboard (XWayland's too), read at each focus-in over
+/// one X11 connection kept for the window's life: a new connection each time would cost a
+/// handshake and round trips on the UI thread, the more on a remote display.
 #[cfg(all(unix, not(target_os = "macos")))]
-pub fn locks() -> Option<Locks> {
-    use x11rb::protocol::xkb::{self, ConnectionExt as _};
-    use x11rb::protocol::xproto::ModMask;
+pub struct LockKeys {
+    connection: x11rb::rust_connection::RustConnection,
+    /// The indicators' names, as XKB's keymaps give them.
+    num: u32,
+    scroll: u32,
+}
 
-    std::env::var_os("DISPLAY")?;
-    let (connection, _) = x11rb::connect(None).ok()?;
-    connection
-        .xkb_use_extension(1, 0)
-        .ok()?
-        .reply()
-        .ok()
-        .filter(|r| r.supported)?;
-    let core = xkb::DeviceSpec::from(u16::from(xkb::ID::USE_CORE_KBD));
-    let state = connection.xkb_get_state(core).ok()?.reply().ok()?;
-    let locked = u16::from(state.locked_mods);
-    let indicators = connection
-        .xkb_get_indicator_state(core)
-        .ok()?
-        .reply()
-        .ok()?;
-    Some(Locks {
-        caps: locked & u16::from(ModMask::LOCK) != 0,
-        num: locked & u16::from(ModMask::M2) != 0,
-        // The third indicator is Scroll Lock's in every keymap XKB ships.
-        scroll: indicators.state & 0b100 != 0,
-    })
+#[cfg(all(unix, not(target_os = "macos")))]
+impl LockKeys {
+    /// `None` without X11 or XKB: winit does not report lock states.
+    pub fn open() -> Option<LockKeys> {
+        use x11rb::protocol::xkb::ConnectionExt as _;
+        use x11rb::protocol::xproto::ConnectionExt as _;
+
+        std::env::var_os("DISPLAY")?;
+        let (connection, _) = x11rb::connect(None).ok()?;
+        connection
+            .xkb_use_extension(1, 0)
+            .ok()?
+            .reply()
+            .ok()
+            .filter(|r| r.supported)?;
+        let atom = |name: &[u8]| Some(connection.intern_atom(false, name).ok()?.reply().ok()?.atom);
+        let (num, scroll) = (atom(b"Num Lock")?, atom(b"Scroll Lock")?);
+        Some(LockKeys {
+            connection,
+            num,
+            scroll,
+        })
+    }
+
+    /// Caps Lock is the Lock modifier; Num Lock and Scroll Lock are read from their named
+    /// indicators (the keymap says which modifier Num Lock sets: Mod2 only by custom), with Mod2
+    /// when the keymap names no Num Lock indicator. One round trip: the requests go together.
+    pub fn read(&self) -> Option<Locks> {
+        use x11rb::protocol::xkb::{self, ConnectionExt as _};
+        use x11rb::protocol::xproto::ModMask;
+
+        let core = xkb::DeviceSpec::from(u16::from(xkb::ID::USE_CORE_KBD));
+        let indicator = |atom| {
+            self.connection.xkb_get_named_indicator(
+                core,
+                xkb::LedClass::KBD_FEEDBACK_CLASS,
+                u16::from(xkb::ID::DFLT_XI_ID),
+                atom,
+            )
+        };
+        let state = self.connection.xkb_get_state(core).ok()?;
+        let (num, scroll) = (indicator(self.num).ok()?, indicator(self.scroll).ok()?);
+        let locked = u16::from(state.reply().ok()?.locked_mods);
+        let num = num.reply().ok()?;
+        let scroll = scroll.reply().ok()?;
+        Some(Locks {
+            caps: locked & u16::from(ModMask::LOCK) != 0,
+            num: if num.found {
+                num.on
+            } else {
+                locked & u16::from(ModMask::M2) != 0
+            },
+            scroll: scroll.found && scroll.on,
+        })
+    }
 }
 
 #[cfg(not(all(unix, not(target_os = "macos"))))]
-pub fn locks() -> Option<Locks> {
-    None
+pub struct LockKeys;
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+impl LockKeys {
+    pub fn open() -> Option<LockKeys> {
+        None
+    }
+
+    pub fn read(&self) -> Option<Locks> {
+        None
+    }
 }

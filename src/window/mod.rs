@@ -116,6 +116,7 @@ pub fn run(
         backlog: VecDeque::new(),
         closing: None,
         away: None,
+        lock_keys: keyboard::LockKeys::open(),
     };
     event_loop
         .run_app(&mut app)
