@@ -173,6 +173,45 @@ async fn server_side_resize_is_followed() {
     server.stop().await;
 }
 
+/// `ECSRDP_RECORD` writes the server's stream (on a thread of its own) as the replays read it:
+/// the recording of a session, replayed through the session's decoding, paints the pattern
+/// the session showed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recorded_session_replays_to_the_desktop_it_showed() {
+    let server = server(Security::Tls, 320, 200).await;
+    let home = tempfile::tempdir().unwrap();
+    let png = home.path().join("out.png");
+    let recorded = home.path().join("session.bin");
+    let mut command = direct(
+        home.path(),
+        server.addr.port(),
+        &[
+            "--trust-new",
+            "--size",
+            "320x200",
+            "--exit-after",
+            "2s",
+            "--snapshot",
+            png.to_str().unwrap(),
+        ],
+    );
+    command.env("ECSRDP_RECORD", &recorded);
+    let input = format!("{PASSWORD}\n");
+    let run = tokio::task::spawn_blocking(move || Run::with_stdin(&mut command, Some(&input)))
+        .await
+        .unwrap();
+    run.succeeds();
+    assert_pattern(&png, 320, 200);
+    let stream = std::fs::read(&recorded).expect("the recording");
+    let mut canvas = ecsrdp::render::Canvas::new(320, 200);
+    let stage = &mut ecsrdp::rdp::replay_stage(rdp::Codecs::Lossless);
+    let decoded = ecsrdp::rdp::replay(stage, &mut canvas, &stream, |_| {}).expect("it replays");
+    assert!(decoded > 0);
+    ecsrdp::snapshot::write_png(&canvas.frame().lock(), &png).unwrap();
+    assert_pattern(&png, 320, 200);
+    server.stop().await;
+}
+
 /// AVC420, what Windows sends when H.264 is on (the shadow servers send AVC444): the server
 /// paints its pattern as one H.264 picture through the graphics pipeline, and the client, with
 /// its default codecs, shows that picture: up to rounding against the picture as the server

@@ -246,7 +246,16 @@ impl Handshake {
                 });
             }
             info!(%key, %fingerprint, "trusting a new certificate");
-            if let TrustDecision::Changed { old } = store.remember(&key, &fingerprint)? {
+            // The store's lock may wait on another run of ecsrdp: off the async threads.
+            let remembered = {
+                let (store, key, fingerprint) = (store.clone(), key.clone(), fingerprint.clone());
+                tokio::task::spawn_blocking(move || store.remember(&key, &fingerprint)).await
+            };
+            let remembered = remembered.map_err(|e| RdpError::Crashed {
+                addr: addr.clone(),
+                detail: format!("remembering the certificate: {e}"),
+            })?;
+            if let TrustDecision::Changed { old } = remembered? {
                 // Another run pinned a different certificate for it meanwhile.
                 return Err(RdpError::CertificateChanged {
                     key: key.to_string(),

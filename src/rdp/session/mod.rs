@@ -1,6 +1,6 @@
 //! The active session: from a connection to its end. A consumer gets a [`Session`] handle,
 //! sends [`Command`]s and hears through a [`FrameSink`]; the [`run`] loop decodes each PDU
-//! ([`decode`]) into the shared frame, follows [`reactivate`]ion, watches the server's
+//! ([`decode`]) into its canvas and shows what changed, follows [`reactivate`]ion, watches the server's
 //! [`liveness`], [`reconnect`]s when the network drops it, and says how the server ended it
 //! ([`ending`]).
 
@@ -12,6 +12,7 @@ mod ignorable;
 mod liveness;
 mod reactivate;
 mod reconnect;
+mod recording;
 mod run;
 
 pub use self::decode::{decode, Decoded};

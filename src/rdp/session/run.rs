@@ -18,6 +18,7 @@ use super::events::{close_requested, Command, FrameSink, Outcome, PointerShape, 
 use super::ignorable::holds_reconnect_cookie;
 use super::liveness::{Due, Liveness, Probe};
 use super::reactivate::reactivate;
+use super::recording::Recording;
 use crate::rdp::channels::{self, Clipboard};
 use crate::rdp::connect::{Connected, Writer};
 use crate::rdp::desktop::MAX_DESKTOP_SIDE;
@@ -76,7 +77,7 @@ pub(super) async fn run_session(
         suppress_output: result.suppress_output_support,
     };
     let mut liveness = Liveness::new(Instant::now(), redraws.any());
-    let mut recording = recording();
+    let mut recording = Recording::from_env();
     let mut stage = active_stage(result);
     let mut input = Database::new();
     let mut pending_resize: Option<(Instant, u32, u32, u32)> = None;
@@ -112,10 +113,10 @@ pub(super) async fn run_session(
                 })?;
                 trace!(?action, len = payload.len(), "pdu");
                 liveness.heard(Instant::now());
-                if let Some(file) = recording.as_mut() {
+                if let Some(file) = recording.as_ref() {
                     let cookie = action == ironrdp_pdu::Action::X224
                         && holds_reconnect_cookie(&payload, io_channel);
-                    if !cookie && !record(file, &payload) {
+                    if !cookie && !file.record(&payload) {
                         recording = None;
                     }
                 }
@@ -302,33 +303,6 @@ pub(super) async fn run_session(
                 shutdown(stage.graceful_shutdown(), &mut writer).await;
                 return Ok(Outcome::TimeUp);
             }
-        }
-    }
-}
-
-/// Where `ECSRDP_RECORD` asks the server's PDUs to be written, as they came (TPKT and
-/// fast-path frames, back to back: what the fuzz target and replays read), in a file private to
-/// the user. For debugging and benchmarks; the stream holds the session's pixels, never the
-/// password, which went before it, nor the auto-reconnect cookie, which is left out.
-fn recording() -> Option<std::fs::File> {
-    let path = std::env::var_os("ECSRDP_RECORD")?;
-    match crate::private_file::create(std::path::Path::new(&path)) {
-        Ok(file) => Some(file),
-        Err(error) => {
-            warn!(%error, path = %std::path::Path::new(&path).display(), "cannot record the session");
-            None
-        }
-    }
-}
-
-/// Appends one PDU; false (after saying why) once the file cannot take more.
-fn record(file: &mut std::fs::File, pdu: &[u8]) -> bool {
-    use std::io::Write as _;
-    match file.write_all(pdu) {
-        Ok(()) => true,
-        Err(error) => {
-            warn!(%error, "recording stopped");
-            false
         }
     }
 }
