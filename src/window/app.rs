@@ -17,7 +17,7 @@ use winit::event_loop::ActiveEventLoop;
 use winit::keyboard::{KeyCode, PhysicalKey};
 use winit::window::{Fullscreen, Window, WindowId};
 
-use super::events::UserEvent;
+use super::events::{PointerSlot, UserEvent};
 use super::input;
 use super::keyboard;
 use super::options::Scale;
@@ -57,6 +57,8 @@ pub(super) struct App {
     pub(super) away: Option<String>,
     /// Where the lock keys are read at each focus-in; `None` where nobody says.
     pub(super) lock_keys: Option<keyboard::LockKeys>,
+    /// The newest pointer shape from the session.
+    pub(super) pointer: Arc<PointerSlot>,
 }
 
 impl App {
@@ -211,8 +213,8 @@ impl ApplicationHandler<UserEvent> for App {
                     view.window.request_redraw();
                 }
             }
-            UserEvent::Pointer(shape) => {
-                if let Some(view) = &self.view {
+            UserEvent::Pointer => {
+                if let (Some(view), Some(shape)) = (&self.view, self.pointer.take()) {
                     view.set_pointer(event_loop, shape);
                 }
             }

@@ -92,8 +92,10 @@ pub fn run(
         pending: Arc::new(AtomicBool::new(false)),
         first: AtomicBool::new(true),
         started: options.started,
+        pointer: Arc::default(),
     };
     let pending = Arc::clone(&sink.pending);
+    let pointer = Arc::clone(&sink.pointer);
     runtime.spawn(async move {
         let outcome = session.run(sink).await;
         // The event loop is gone only if the window already closed: nobody left to tell.
@@ -117,6 +119,7 @@ pub fn run(
         closing: None,
         away: None,
         lock_keys: keyboard::LockKeys::open(),
+        pointer,
     };
     event_loop
         .run_app(&mut app)
