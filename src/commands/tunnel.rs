@@ -73,6 +73,13 @@ pub(super) async fn serve_tunnel(
     let region = aws.region();
     let slots = Arc::new(Semaphore::new(usize::from(connections)));
     let me = net::own_uid();
+    if me.is_none() {
+        status::print(format_args!(
+            "ecsrdp: note: on this system ecsrdp cannot tell which local user opens a connection \
+             (it can on Linux): any of them can use this tunnel, as you. Each connection is \
+             printed; keep --connections at 1 on a shared machine"
+        ));
+    }
     // One Ctrl-C for the whole listener: a new one each turn could miss a press between.
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
@@ -84,13 +91,24 @@ pub(super) async fn serve_tunnel(
             })?,
             _ = &mut interrupted => return Ok(ExitCode::SUCCESS),
         };
-        if let (Some(me), Some(them)) = (me, net::local_peer_uid(peer, local)) {
-            if them != me {
-                status::print(format_args!(
-                    "ecsrdp: refused a connection from {peer}: it belongs to another user of this \
-                     machine (uid {them}), and the tunnel uses your AWS credentials"
-                ));
-                continue;
+        if let Some(me) = me {
+            match net::local_peer_uid(peer, local) {
+                Some(them) if them == me => {}
+                Some(them) => {
+                    status::print(format_args!(
+                        "ecsrdp: refused a connection from {peer}: it belongs to another user of \
+                         this machine (uid {them}), and the tunnel uses your AWS credentials"
+                    ));
+                    continue;
+                }
+                // Gone already, or a table that does not say: not admitted unseen.
+                None => {
+                    status::print(format_args!(
+                        "ecsrdp: refused a connection from {peer}: the system's socket table \
+                         does not say which user opened it"
+                    ));
+                    continue;
+                }
             }
         }
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
