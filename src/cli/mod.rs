@@ -369,7 +369,54 @@ pub fn parse_drive(text: &str) -> Result<(String, PathBuf), String> {
         .ok()
         .filter(|p| p.is_dir())
         .ok_or_else(|| format!("`{}` is not a folder", path.display()))?;
+    // IronRDP's drive backend takes the folder's path as text.
+    if folder.to_str().is_none() {
+        return Err(format!(
+            "`{}` resolves to a path that is not UTF-8, which the shared drive cannot serve",
+            folder.display()
+        ));
+    }
+    if let Some(why) = swappable(&folder) {
+        return Err(format!(
+            "`{}` cannot be shared safely: {why}. Another user could put a folder of theirs, \
+             or one of yours, in its place during the session; share a folder whose parents \
+             only you or root can change",
+            folder.display()
+        ));
+    }
     Ok((name.to_owned(), folder))
+}
+
+/// Why another local user could replace `folder` (or a folder above it) during a session: the
+/// drive backend opens the shared folder by its path at each request. A parent they own, or
+/// one they may write (others, or a group not the user's own) without the sticky bit (which
+/// keeps `/tmp` safe), lets them rename it.
+fn swappable(folder: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let (me, my_group) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    folder.ancestors().skip(1).find_map(|dir| {
+        let meta = std::fs::metadata(dir).ok()?;
+        let (owner, mode) = (meta.uid(), meta.mode());
+        let sticky = mode & 0o1000 != 0;
+        let group_writes = mode & 0o020 != 0 && meta.gid() != my_group;
+        if owner != me && owner != 0 {
+            Some(format!(
+                "{} belongs to another user (uid {owner})",
+                dir.display()
+            ))
+        } else if (mode & 0o002 != 0 || group_writes) && !sticky {
+            Some(format!(
+                "{} can be written by other users (mode {:04o})",
+                dir.display(),
+                mode & 0o7777
+            ))
+        } else {
+            None
+        }
+    })
 }
 
 pub fn parse_size(text: &str) -> Result<(u16, u16), String> {
@@ -496,5 +543,27 @@ mod tests {
     fn definition_is_consistent() {
         use clap::CommandFactory as _;
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn a_folder_others_could_swap_is_not_shared() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        let sticky = dir.path().join("sticky");
+        for (parent, mode) in [(&open, 0o777), (&sticky, 0o1777)] {
+            std::fs::create_dir_all(parent.join("logs")).unwrap();
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let refused = parse_drive(&format!("logs={}/logs", open.display())).unwrap_err();
+        assert!(
+            refused.contains("can be written by other users (mode 0777)"),
+            "{refused}"
+        );
+        let (name, folder) = parse_drive(&format!("logs={}/logs", sticky.display())).unwrap();
+        assert_eq!(
+            (name.as_str(), folder),
+            ("logs", sticky.join("logs").canonicalize().unwrap())
+        );
     }
 }
