@@ -177,8 +177,22 @@ fn the_tunnel_serves_another_client_on_a_local_port() {
     emu.set_route(PRIVATE, shadow.port);
     let home = tempfile::tempdir().unwrap();
     let log = home.path().join("tunnel.log");
+    // Credentials from a process, as SSO and vaults give them: each run is counted.
+    let runs = home.path().join("credential-runs");
+    let mut tunnel = emu.ecsrdp(home.path());
+    std::fs::write(
+        home.path().join("aws-config"),
+        format!(
+            "[default]\ncredential_process = sh -c 'echo run >>{} && echo \"{{\\\"Version\\\": 1, \\\"AccessKeyId\\\": \\\"testing\\\", \\\"SecretAccessKey\\\": \\\"testing\\\"}}\"'\n",
+            runs.display()
+        ),
+    )
+    .unwrap();
+    tunnel
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
     let mut tunnel = support::Daemon(
-        emu.ecsrdp(home.path())
+        tunnel
             .args(["tunnel", &emu.target(PRIVATE), "--local-port", "0"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -241,6 +255,14 @@ fn the_tunnel_serves_another_client_on_a_local_port() {
         said()
     );
     assert_eq!(said().matches("already open").count(), 1, "{}", said());
+    // Once for the service clients (the SDK's cache), once for the tunnels' signatures, however
+    // many tunnels open: a credential process is not run at each.
+    let runs = std::fs::read_to_string(&runs).unwrap_or_default();
+    assert_eq!(
+        runs.lines().count(),
+        2,
+        "the credential process ran {runs:?}"
+    );
     // Another user of the machine is turned away: the tunnel rides this user's credentials.
     // Switching users needs root; without it this part is skipped.
     if support::is_root() {

@@ -34,7 +34,15 @@ pub struct Aws {
     ecs: aws_sdk_ecs::Client,
     ec2: aws_sdk_ec2::Client,
     config: aws_config::SdkConfig,
+    /// The credentials [`Aws::credentials`] last gave out. The service clients cache theirs
+    /// inside the SDK; a tunnel signs outside it, and asking the chain at each tunnel open would
+    /// run a `credential_process` (or refresh an SSO token) every time.
+    signing: std::sync::Arc<tokio::sync::Mutex<Option<aws_credential_types::Credentials>>>,
 }
+
+/// Credentials closer than this to their expiry are fetched anew: a tunnel signed with them
+/// must still be valid when the service checks it.
+const CREDENTIALS_MARGIN: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// How long AWS may take. The SDK's default bounds only the TCP connect: an endpoint or proxy
 /// that accepts a connection and never answers would hang ecsrdp for good.
@@ -84,6 +92,7 @@ impl Aws {
             ecs: aws_sdk_ecs::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
             config,
+            signing: std::sync::Arc::default(),
         })
     }
 
@@ -96,16 +105,30 @@ impl Aws {
     }
 
     /// Credentials from the same chain the service clients use, for signing a tunnel.
+    /// Kept while they are good for more than [`CREDENTIALS_MARGIN`] (for good, when they
+    /// never expire); a failure is not kept, so the next tunnel asks again.
     pub async fn credentials(&self) -> Result<aws_credential_types::Credentials, AwsError> {
         use aws_credential_types::provider::ProvideCredentials as _;
+        let mut kept = self.signing.lock().await;
+        let fresh = |c: &aws_credential_types::Credentials| {
+            c.expiry().is_none_or(|at| {
+                at.duration_since(std::time::SystemTime::now())
+                    .is_ok_and(|left| left > CREDENTIALS_MARGIN)
+            })
+        };
+        if let Some(credentials) = kept.as_ref().filter(|c| fresh(c)) {
+            return Ok(credentials.clone());
+        }
         let provider = self
             .config
             .credentials_provider()
             .ok_or(AwsError::NoCredentials)?;
-        provider
+        let credentials = provider
             .provide_credentials()
             .await
-            .map_err(|e| AwsError::from_credentials(&e))
+            .map_err(|e| AwsError::from_credentials(&e))?;
+        *kept = Some(credentials.clone());
+        Ok(credentials)
     }
 }
 
