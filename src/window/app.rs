@@ -2,7 +2,6 @@
 //! blocking on it: a backlog holds what its queue has no room for) and the session's news to
 //! the view.
 
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +16,7 @@ use winit::event_loop::ActiveEventLoop;
 use winit::keyboard::{KeyCode, PhysicalKey};
 use winit::window::{Fullscreen, Window, WindowId};
 
+use super::backlog::Backlog;
 use super::events::{PointerSlot, UserEvent};
 use super::input;
 use super::keyboard;
@@ -48,9 +48,8 @@ pub(super) struct App {
     pub(super) outcome: Option<Result<Outcome, RdpError>>,
     /// The window could not be opened or drawn into.
     pub(super) window_error: Option<String>,
-    /// Commands the queue had no room for, oldest first, sent as room appears. Only mouse
-    /// moves coalesce here: a dropped key or button release would leave it stuck down.
-    pub(super) backlog: VecDeque<Command>,
+    /// Commands the queue had no room for, sent as room appears.
+    pub(super) backlog: Backlog,
     /// When the window was closed: leave by then even if the session does not answer.
     pub(super) closing: Option<Instant>,
     /// What the window says over the last frame while the session is away (reconnecting).
@@ -64,45 +63,12 @@ pub(super) struct App {
 impl App {
     /// Sends a command in order after any backlog; the window never blocks on the session.
     fn send(&mut self, command: Command) {
-        self.flush_backlog();
-        if !self.backlog.is_empty() {
-            self.backlog.push_back(command);
-            return;
-        }
-        match self.commands.try_send(command) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(command)) => self.backlog.push_back(command),
-            // The session is gone; `Ended` is on its way.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
+        self.backlog.send(&self.commands, command, Instant::now());
     }
 
-    /// Mouse moves coalesce: a move still waiting in the backlog is replaced by the newer one.
+    /// Mouse moves coalesce while they wait.
     fn send_move(&mut self, op: ironrdp_input::Operation) {
-        if let Some(Command::Input(last)) = self.backlog.back_mut() {
-            if let [ironrdp_input::Operation::MouseMove(_)] = last.as_slice() {
-                *last = vec![op];
-                return;
-            }
-        }
-        self.send(Command::Input(vec![op]));
-    }
-
-    /// Moves what waits in the backlog into the queue, as far as there is room.
-    fn flush_backlog(&mut self) {
-        while let Some(command) = self.backlog.pop_front() {
-            match self.commands.try_send(command) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(command)) => {
-                    self.backlog.push_front(command);
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.backlog.clear();
-                    return;
-                }
-            }
-        }
+        self.backlog.send_move(&self.commands, op, Instant::now());
     }
 
     /// Everything must be drawn again (the layout changed).
@@ -137,7 +103,7 @@ impl ApplicationHandler<UserEvent> for App {
         if self.closing.is_some_and(|by| Instant::now() >= by) {
             event_loop.exit();
         }
-        self.flush_backlog();
+        self.backlog.flush(&self.commands, Instant::now());
         if self.closing.is_none() {
             // The session drains the queue without waking us: while input waits, look again
             // shortly; otherwise sleep until the next event.

@@ -8,6 +8,7 @@
 //! rows ([`view`]).
 
 mod app;
+mod backlog;
 pub mod clipboard;
 mod events;
 mod input;
@@ -19,7 +20,6 @@ mod overlay;
 mod pasteboard;
 mod view;
 
-use std::collections::VecDeque;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -115,7 +115,7 @@ pub fn run(
         input: input::InputState::default(),
         outcome: None,
         window_error: None,
-        backlog: VecDeque::new(),
+        backlog: backlog::Backlog::default(),
         closing: None,
         away: None,
         lock_keys: keyboard::LockKeys::open(),
