@@ -284,7 +284,7 @@ fn trust_first_contact(
     log: &SystemLog,
     trust_new: bool,
 ) -> Result<bool, RdpError> {
-    let key = handshake.key();
+    let key = handshake.trust_key();
     let presented = handshake.thumbprint();
     match log {
         SystemLog::Thumbprint(published) if published == presented => {
@@ -327,7 +327,7 @@ fn trust_first_contact(
 /// Asks about a certificate seen for the first time; without a terminal, refuses (see
 /// `--trust-new`).
 fn ask_about(handshake: &Handshake) -> Result<bool, RdpError> {
-    let key = handshake.key();
+    let key = handshake.trust_key();
     let fingerprint = handshake.fingerprint();
     prompt::trust_certificate(&key.to_string(), handshake.thumbprint(), fingerprint).ok_or_else(
         || RdpError::CertificateUnconfirmed {

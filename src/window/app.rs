@@ -245,7 +245,7 @@ impl ApplicationHandler<UserEvent> for App {
                 }
             }
             WindowEvent::Focused(false) => {
-                self.input.clear();
+                self.input.reset_wheel();
                 self.send(Command::ReleaseAll);
                 self.send(Command::Focus(false));
             }

@@ -23,7 +23,8 @@ pub struct InputState {
 }
 
 impl InputState {
-    pub fn clear(&mut self) {
+    /// Forgets a part-turned wheel: its remainder must not add to turns after the focus left.
+    pub fn reset_wheel(&mut self) {
         self.wheel = (0.0, 0.0);
     }
 

@@ -1,5 +1,5 @@
 //! What the window says over the last frame while the session is away: the frame dimmed, and
-//! one line of text in the middle ("Reconnecting (2 of 5)…"), drawn with an 8×8 bitmap font
+//! one line of text in the middle ("Reconnecting (2 of 5)..."), drawn with an 8×8 bitmap font
 //! scaled up, so that it needs no font file on the user's machine.
 
 use font8x8::UnicodeFonts as _;

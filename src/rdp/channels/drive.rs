@@ -2,7 +2,7 @@
 //! IronRDP's Unix backend, which resolves every path one component at a time below the folder,
 //! refuses `.` and `..`, and follows no symbolic link out of it.
 //!
-//! Two things are added here, in front of the backend:
+//! What is added here, in front of the backend:
 //! - Paths written with `/`. Windows servers separate path components with `\`; xrdp's chansrv
 //!   sends `/hello.txt`, which the backend would refuse as invalid. A Windows file name cannot
 //!   contain `/`, so reading it as `\` changes nothing else, and the backend's own checks still

@@ -206,7 +206,7 @@ impl Handshake {
     }
 
     /// What the certificate is remembered under.
-    pub fn key(&self) -> &TrustKey {
+    pub fn trust_key(&self) -> &TrustKey {
         &self.key
     }
 
