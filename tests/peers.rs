@@ -1148,13 +1148,14 @@ impl Proxied {
 fn a_server_that_stops_answering_ends_the_session() {
     let proxied = Proxied::start();
     // A quiet spell first, whose redraw request the server answers (only a server known to
-    // answer is judged by its silence); then silence from the server's side.
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    let desktop = proxied.proxy.downstream();
-    proxied
-        .proxy
-        .wait_downstream(desktop + 1, std::time::Duration::from_secs(15));
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    // answer is judged by its silence): on a still desktop the client sends nothing but that
+    // request, so the server's next bytes after it are the answer. Then silence from the
+    // server's side.
+    let limit = std::time::Duration::from_secs(20);
+    let asked = proxied.proxy.upstream();
+    proxied.proxy.wait_upstream(asked + 1, limit);
+    let before = proxied.proxy.downstream();
+    proxied.proxy.wait_downstream(before + 1, limit);
     proxied.fault(
         |p| p.proxy.stall(),
         "stopped answering",

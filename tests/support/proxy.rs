@@ -21,6 +21,8 @@ struct Orders {
     reset: AtomicBool,
     /// Bytes forwarded from the server to the client so far.
     downstream: AtomicU64,
+    /// Bytes forwarded from the client to the server so far.
+    upstream: AtomicU64,
     /// When not 0, the server's bytes reach the client at this many per second.
     slow: AtomicU64,
     /// Connections accepted so far; each is numbered from 1.
@@ -120,6 +122,24 @@ impl Proxy {
         self.orders.downstream.load(Ordering::SeqCst)
     }
 
+    /// Bytes the client has sent the server through the proxy.
+    pub fn upstream(&self) -> u64 {
+        self.orders.upstream.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the client has sent at least `bytes`.
+    pub fn wait_upstream(&self, bytes: u64, limit: Duration) {
+        let started = std::time::Instant::now();
+        while self.upstream() < bytes {
+            assert!(
+                started.elapsed() < limit,
+                "only {} bytes came from the client",
+                self.upstream()
+            );
+            thread::sleep(TICK);
+        }
+    }
+
     /// Waits until the server has sent at least `bytes`.
     pub fn wait_downstream(&self, bytes: u64, limit: Duration) {
         let started = std::time::Instant::now();
@@ -195,9 +215,12 @@ fn pump(
                     if to.write_all(&buf[..n]).is_err() {
                         break;
                     }
-                    if downstream {
-                        orders.downstream.fetch_add(n as u64, Ordering::SeqCst);
-                    }
+                    let count = if downstream {
+                        &orders.downstream
+                    } else {
+                        &orders.upstream
+                    };
+                    count.fetch_add(n as u64, Ordering::SeqCst);
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(_) => break,
