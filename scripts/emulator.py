@@ -20,12 +20,16 @@ API actions moto lacks, and a WebSocket tunnel service that checks each
 presigned URL with botocore's SigV4 and forwards to the servers the --routes
 file names ({"private IP": "127.0.0.1:PORT"}).
 
+Systems Manager Session Manager (scripts/ssm.py): DescribeInstanceInformation, StartSession,
+ResumeSession and TerminateSession for the instances the --ssm file makes managed, and an SSM
+agent's data channel that forwards port sessions like the EICE tunnels (the --routes file).
+
 GetConsoleOutput answers with the system log the --console file gives an instance
 ({"i-...": "text"}), so that tests can have EC2Launch's RDPCERTIFICATE-THUMBPRINT line
 name the certificate their server presents (moto gives every instance one Linux log).
 
 Usage: python scripts/emulator.py --passwords FILE [--console FILE] [--routes FILE] [--port N]
-                                  [--verbose] [--exit-with-stdin]
+                                  [--ssm FILE] [--ssm-log FILE] [--verbose] [--exit-with-stdin]
 Prints `ecsrdp-emulator listening on http://127.0.0.1:PORT` once ready, then
 `ecsrdp-emulator eice on ws://127.0.0.1:PORT` (point the client there with
 AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT), then serves until SIGTERM/SIGINT.  Request logging is off unless --verbose, so a
@@ -51,6 +55,7 @@ from moto.server import ThreadedMotoServer
 
 import strict
 import eice
+import ssm
 
 PASSWORDS_FILE = None  # set from --passwords in main()
 CONSOLE_FILE = None  # set from --console in main()
@@ -118,6 +123,10 @@ def main() -> None:
                         help="JSON file of instance ID -> system log text (GetConsoleOutput)")
     parser.add_argument("--routes", default="/dev/null/none",
                         help="JSON file of private IP -> host:port for EICE tunnels")
+    parser.add_argument("--ssm", default=None,
+                        help="JSON file of instance ID -> its SSM agent (see scripts/ssm.py)")
+    parser.add_argument("--ssm-log", default=None,
+                        help="file the data channels append their events to, one JSON per line")
     parser.add_argument("--tunnel-secret", action="append", default=["testing=testing"],
                         metavar="KEY=SECRET",
                         help="an access key the tunnel service accepts, with its secret")
@@ -138,6 +147,7 @@ def main() -> None:
     # Before strict.install(), which wraps it to refuse a deny-GetConsoleOutput key.
     EC2Response.get_console_output = get_console_output
     eice.install_api()
+    ssm.install_api(args.ssm, args.ssm_log)
     strict.install()
 
     stop = threading.Event()
@@ -153,6 +163,8 @@ def main() -> None:
     secrets = dict(item.split("=", 1) for item in args.tunnel_secret)
     tunnel_port = eice.start_tunnel_server(args.routes, secrets)
     print(f"ecsrdp-emulator eice on ws://127.0.0.1:{tunnel_port}", flush=True)
+    ssm_port = ssm.start_stream_server()
+    print(f"ecsrdp-emulator ssm on ws://127.0.0.1:{ssm_port}", flush=True)
     while not stop.wait(3600):
         pass
     server.stop()

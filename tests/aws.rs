@@ -1184,8 +1184,9 @@ fn a_cluster_and_a_slash_without_a_terminal_says_what_to_type() {
 /// Every command, run as a user holding exactly the policy the README documents
 /// (`resources/iam-policy.json`), against an emulator that enforces IAM as AWS does: listing
 /// the region's clusters and a cluster, resolving instances, task and service targets and a
-/// private instance, the password, an .rdp file, `ecsrdp tunnel`, and a connection through the
-/// EC2 Instance Connect Endpoint.
+/// private instance, the password, an .rdp file, `ecsrdp tunnel`, and connections through the
+/// EC2 Instance Connect Endpoint and through Session Manager (whose session is terminated as
+/// the caller's own).
 #[test]
 fn the_shipped_policy_allows_every_command() {
     use std::io::{BufRead as _, BufReader};
@@ -1267,6 +1268,33 @@ fn the_shipped_policy_allows_every_command() {
             .args(["--headless", "--trust-new", "--exit-after", "2s"]),
     )
     .succeeds();
+
+    // Through Session Manager, to the instance with no endpoint and no open port.
+    let isolated = support::Shadow::start(
+        &xvfb,
+        "nla",
+        "Administrator",
+        &emu.field("win-isolated", "password"),
+    );
+    emu.set_route("win-isolated", isolated.port);
+    emu.set_agent(
+        "win-isolated",
+        serde_json::json!({"ping": "Online", "agent": "3.3.40.0"}),
+    );
+    let run = Run::of(
+        emu.ecsrdp(home.path())
+            .arg(emu.target("win-isolated"))
+            .args(["--key", &key_file(&emu, "win-isolated")])
+            .args(["--headless", "--trust-new", "--exit-after", "2s"]),
+    );
+    run.succeeds();
+    allowed(&run, "Session Manager");
+    let terminated = emu
+        .ssm_events()
+        .iter()
+        .filter(|e| e["event"] == "terminated")
+        .count();
+    assert_eq!(terminated, 1, "{:?}", emu.ssm_events());
 }
 
 /// A call the policy does not allow names the action and where the policy is.

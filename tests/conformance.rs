@@ -10,10 +10,10 @@ mod support;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{psnr, read_png, Shadow, Xvfb};
+use support::{paint, psnr, read_png, Shadow, Xvfb};
 
 const USER: &str = "Administrator";
 const PASSWORD: &str = "Conformance-pw-1!";
@@ -22,47 +22,6 @@ const PASSWORD: &str = "Conformance-pw-1!";
 /// compression artefacts around 12-pixel text start to be seen; the shadow server's encoders
 /// measured well above it here (see docs/codecs.md).
 const MIN_PSNR_DB: f64 = 30.0;
-
-/// Paints the display with something codecs find hard: gradients, hard edges and small text.
-fn paint(xvfb: &Xvfb, width: u32, height: u32, dir: &Path) {
-    let image = dir.join("wallpaper.png");
-    let font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-    let status = Command::new("convert")
-        .args([
-            "-size",
-            &format!("{width}x{height}"),
-            "gradient:#1e3c72-#f0a040",
-        ])
-        .args(["-font", font, "-fill", "white", "-pointsize", "12"])
-        .args([
-            "-annotate",
-            "+13+37",
-            "The quick brown fox jumps over the lazy dog 0123456789",
-        ])
-        .args([
-            "-fill",
-            "#ff00ff",
-            "-draw",
-            &format!("rectangle {} 5 {} 60", width - 7, width - 1),
-        ])
-        .args([
-            "-fill",
-            "#00ff00",
-            "-draw",
-            &format!("rectangle 5 {} 90 {}", height - 5, height - 1),
-        ])
-        .arg(&image)
-        .status()
-        .expect("convert (apt-get install imagemagick)");
-    assert!(status.success());
-    // `display -window root` paints the root window and exits 1 (no window of its own).
-    Command::new("display")
-        .args(["-window", "root"])
-        .arg(&image)
-        .env("DISPLAY", &xvfb.display)
-        .status()
-        .expect("display");
-}
 
 /// Connects to FreeRDP 2's shadow server with `codec` and returns (snapshot, server
 /// framebuffer) as RGB, and the logs.

@@ -25,6 +25,8 @@ pub enum CheckKind {
     RdpPort,
     /// Its security groups admit TCP 3389 from the EC2 Instance Connect Endpoint.
     EicePort,
+    /// Its Systems Manager agent is registered and online.
+    SsmAgent,
 }
 
 impl CheckKind {
@@ -37,6 +39,7 @@ impl CheckKind {
             CheckKind::Address => "address",
             CheckKind::RdpPort => "rdp_port",
             CheckKind::EicePort => "eice_port",
+            CheckKind::SsmAgent => "ssm_agent",
         }
     }
 }
@@ -301,6 +304,12 @@ pub fn eice_reaches_instance(
             endpoint.id
         ),
     )
+}
+
+/// Session Manager reaches the instance through its agent, which is online (the route checks
+/// that before choosing it): no port, address or security group rule needed.
+pub fn ssm_agent_online(_managed: &super::ManagedInstance) -> Check {
+    Check::pass(CheckKind::SsmAgent, true)
 }
 
 /// The sources an inbound rule admits, if it covers TCP 3389.

@@ -1,7 +1,7 @@
 //! The AWS side: from a [`Target`](crate::target::Target) to an instance, its address, its
 //! prerequisites, its encrypted password and the thumbprint of its RDP certificate.
 //!
-//! Knows ECS and EC2, never RDP. Credentials, region and endpoint come from the standard chain
+//! Knows ECS, EC2 and Systems Manager, never RDP. Credentials, region and endpoint come from the standard chain
 //! (`--profile`, `--region`, `AWS_*`, SSO), so `AWS_ENDPOINT_URL` points every call elsewhere.
 
 mod checks;
@@ -12,6 +12,7 @@ mod list;
 mod password;
 mod resolve;
 mod route;
+mod ssm;
 mod sso;
 
 use aws_config::profile::ProfileSet;
@@ -26,13 +27,17 @@ pub use self::list::{clusters, list, ClusterRow, Listed};
 pub use self::password::{fetch_password_data, wait_for_password_data, PasswordData};
 pub use self::resolve::{cluster_of, ec2_instance_id, resolve, AddressChoice, Resolved};
 pub use self::route::{choose_route, Asked, Route, RouteError, Way};
+pub use self::ssm::{
+    managed_instance, start_session, terminate_session, ManagedInstance, SsmSession,
+};
 pub use self::sso::SsoLoginNeeded;
 
-/// The two service clients every command needs, built once from one shared config.
+/// The service clients the commands need, built once from one shared config.
 #[derive(Clone, Debug)]
 pub struct Aws {
     ecs: aws_sdk_ecs::Client,
     ec2: aws_sdk_ec2::Client,
+    ssm: aws_sdk_ssm::Client,
     config: aws_config::SdkConfig,
     /// The credentials [`Aws::credentials`] last gave out. The service clients cache theirs
     /// inside the SDK; a tunnel signs outside it, and asking the chain at each tunnel open would
@@ -91,6 +96,7 @@ impl Aws {
         Ok(Aws {
             ecs: aws_sdk_ecs::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::new(&config),
             config,
             signing: std::sync::Arc::default(),
         })

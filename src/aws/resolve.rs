@@ -40,6 +40,9 @@ pub struct Resolved {
     /// The EC2 Instance Connect Endpoint the session goes through, when it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<InstanceConnectEndpoint>,
+    /// The instance's Systems Manager agent, when the session goes through Session Manager.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_manager: Option<super::ManagedInstance>,
     pub checks: Vec<Check>,
 }
 
@@ -448,6 +451,7 @@ pub async fn resolve(
         security_groups,
         security_groups_unreadable: groups_unreadable,
         tunnel: None,
+        session_manager: None,
         checks,
     })
 }

@@ -179,7 +179,8 @@ pub struct AwsArgs {
     #[arg(long, value_name = "HOST[:PORT]", conflicts_with = "tunnel")]
     pub via: Option<String>,
     /// How to reach the instance: `auto` takes its public address when TCP 3389 is open to it,
-    /// else an EC2 Instance Connect Endpoint of its VPC; `eice` and `direct` force one
+    /// else an EC2 Instance Connect Endpoint of its VPC, else Session Manager when the instance
+    /// is managed and online; `eice`, `ssm` and `direct` force one
     #[arg(long, value_enum, default_value_t = TunnelChoice::Auto)]
     pub tunnel: TunnelChoice,
     /// How long an EC2 Instance Connect Endpoint tunnel may last (1s to 1h, the service's
@@ -247,6 +248,8 @@ pub enum TunnelChoice {
     Auto,
     /// Through an EC2 Instance Connect Endpoint (no public address needed)
     Eice,
+    /// Through Systems Manager Session Manager (no address, endpoint or open port needed)
+    Ssm,
     /// To the instance's own address (public, or private with --private)
     Direct,
 }

@@ -21,7 +21,15 @@ pub(super) async fn instance_endpoint(
     target: &Target,
     args: &AwsArgs,
     timeout: std::time::Duration,
-) -> Result<(Endpoint, Option<tunnel::Tunnel>, SystemLog), Error> {
+) -> Result<
+    (
+        Endpoint,
+        Option<tunnel::Tunnel>,
+        SystemLog,
+        Option<SsmSessions>,
+    ),
+    Error,
+> {
     status::phase(match target.instance {
         Some(InstanceRef::Pick) => format!("looking up {}", target.cluster_name()),
         _ => format!("looking up {target}"),
@@ -48,8 +56,32 @@ pub(super) async fn instance_endpoint(
         Ok(None) => SystemLog::Silent,
         Err(error) => SystemLog::Unreadable(error.to_string()),
     };
+    let mut ssm_sessions = None;
     let tunnel = match route {
         Route::Direct => None,
+        Route::Ssm(managed) => {
+            info!(instance = %resolved.ec2_instance_id, agent = %managed.agent_version, "opening a Session Manager session");
+            status::phase(format!(
+                "opening a Session Manager session to {}",
+                resolved.ec2_instance_id
+            ));
+            let sessions = SsmSessions::new(aws.clone());
+            let mut opened = sessions
+                .open(&resolved.ec2_instance_id, port, timeout)
+                .await?;
+            let (again, id) = (sessions.clone(), resolved.ec2_instance_id.clone());
+            opened.reopen = Some(std::sync::Arc::new(move || {
+                let (sessions, id) = (again.clone(), id.clone());
+                Box::pin(async move {
+                    sessions
+                        .open(&id, port, timeout)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            }));
+            ssm_sessions = Some(sessions);
+            Some(opened)
+        }
         Route::Eice(endpoint) => {
             info!(endpoint = %endpoint.id, %host, "opening a tunnel through the EC2 Instance Connect Endpoint");
             status::phase(format!(
@@ -108,7 +140,77 @@ pub(super) async fn instance_endpoint(
         domain: None,
         password,
     };
-    Ok((endpoint, tunnel, log))
+    Ok((endpoint, tunnel, log, ssm_sessions))
+}
+
+/// The Session Manager sessions a connection started: a new one for each tunnel (the first,
+/// and each after the service closed a stream), all terminated when ecsrdp is done.
+#[derive(Clone)]
+pub(super) struct SsmSessions {
+    aws: aws::Aws,
+    started: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SsmSessions {
+    pub(super) fn new(aws: aws::Aws) -> Self {
+        Self {
+            aws,
+            started: std::sync::Arc::default(),
+        }
+    }
+
+    /// Starts a session forwarding `port` of `instance_id` and opens its data channel; a
+    /// session whose channel does not open is terminated at once.
+    pub(super) async fn open(
+        &self,
+        instance_id: &str,
+        port: u16,
+        timeout: std::time::Duration,
+    ) -> Result<tunnel::Tunnel, Error> {
+        let session = aws::start_session(&self.aws, instance_id, port).await?;
+        info!(session = %session.session_id, "Session Manager session started");
+        match tunnel::ssm::open(&session.stream_url, &session.token, port, timeout).await {
+            Ok(tunnel) => {
+                self.started
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(session.session_id);
+                Ok(tunnel)
+            }
+            Err(error) => {
+                aws::terminate_session(&self.aws, &session.session_id).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Terminates every session started (`ssm:TerminateSession`), within a few seconds: the
+    /// service would otherwise list them as connected until its idle timeout.
+    pub(super) fn terminate_all(&self) {
+        let ids = std::mem::take(
+            &mut *self
+                .started
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if ids.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            let all = async {
+                for id in &ids {
+                    aws::terminate_session(&self.aws, id).await;
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), all).await;
+        });
+    }
 }
 
 /// `ecsrdp direct`: any RDP server, as whoever the user says, the password from stdin, the

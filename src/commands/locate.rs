@@ -174,6 +174,7 @@ pub(super) async fn choose_route(
             TunnelChoice::Auto => Way::Auto,
             TunnelChoice::Direct => Way::Direct,
             TunnelChoice::Eice => Way::Eice,
+            TunnelChoice::Ssm => Way::Ssm,
         },
         via: args.via.is_some(),
         private: args.private,
@@ -181,7 +182,7 @@ pub(super) async fn choose_route(
     let (route, lookup_failed) = aws::choose_route(aws, resolved, asked).await?;
     if let Some(e) = lookup_failed {
         status::warn(format_args!(
-            "could not look for an EC2 Instance Connect Endpoint: {e}"
+            "could not look for another way in than the instance's address: {e}"
         ));
     }
     Ok(route)

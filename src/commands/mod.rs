@@ -61,7 +61,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             connections,
             mut aws,
         }) => {
-            aws.tunnel = TunnelChoice::Eice;
+            // The listener serves tunnels: EICE's unless Session Manager's are asked for.
+            if aws.tunnel != TunnelChoice::Ssm {
+                aws.tunnel = TunnelChoice::Eice;
+            }
             runtime.block_on(tunnel::serve_tunnel(&target, &aws, local_port, connections))
         }
         Some(Command::Direct {
@@ -92,12 +95,16 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             }
             Some(target) => {
                 let timeout = args.session.connect_timeout;
-                let (endpoint, tunnel, log) =
+                let (endpoint, tunnel, log, ssm_sessions) =
                     runtime.block_on(connect::instance_endpoint(&target, &args.aws, timeout))?;
                 // Windows AMIs have NLA on: anything less is refused unless asked for.
                 let mut session = args.session;
                 session.security.get_or_insert(SecurityChoice::Nla);
-                session::run(runtime, endpoint, tunnel, log, &session)
+                let ended = session::run(runtime, endpoint, tunnel, log, &session);
+                if let Some(sessions) = ssm_sessions {
+                    sessions.terminate_all();
+                }
+                ended
             }
         },
     }

@@ -41,13 +41,17 @@ pub(super) async fn rdp_file(
             resolved.address.as_deref().unwrap_or_default(),
             resolved.port
         ),
-        Route::Eice(_) => {
+        Route::Eice(_) | Route::Ssm(_) => {
+            let (way, flag) = match resolved.session_manager {
+                Some(_) => ("Session Manager", " --tunnel ssm"),
+                None => ("an EC2 Instance Connect Endpoint", ""),
+            };
             return Err(Error::Usage(format!(
-                "instance {} is reached through an EC2 Instance Connect Endpoint, which an .rdp \
-                 file cannot open: run `ecsrdp tunnel {target} --local-port 13389` and point the \
-                 file at 127.0.0.1:13389 (`ecsrdp rdp-file {target} --via 127.0.0.1:13389`)",
+                "instance {} is reached through {way}, which an .rdp file cannot open: run \
+                 `ecsrdp tunnel {target}{flag} --local-port 13389` and point the file at \
+                 127.0.0.1:13389 (`ecsrdp rdp-file {target} --via 127.0.0.1:13389`)",
                 resolved.ec2_instance_id
-            )))
+            )));
         }
     };
     let (width, height) = size.unwrap_or(DEFAULT_DESKTOP);

@@ -82,6 +82,13 @@ fn write_resolved(out: &mut impl std::io::Write, r: &Resolved) -> std::io::Resul
             endpoint.id, endpoint.dns_name
         )?;
     }
+    if let Some(agent) = &r.session_manager {
+        writeln!(
+            out,
+            "through             Session Manager (agent {}, {})",
+            agent.agent_version, agent.ping_status
+        )?;
+    }
     writeln!(
         out,
         "key pair            {}",

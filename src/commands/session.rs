@@ -52,21 +52,19 @@ pub(super) fn run(
 ) -> Result<ExitCode, Error> {
     // A session through a tunnel that failed reports the tunnel's reason, not the RDP symptom;
     // one that reached the tunnel's maximum duration says so.
-    let ended = tunnel
-        .as_ref()
-        .map(|t| (t.ended.clone(), t.expires, t.expires - Instant::now()));
+    let ended = tunnel.as_ref().map(|t| (t.ended.clone(), t.expires));
     // Only a connection the network took from the first tunnel's session can be the first
     // tunnel's doing: after a reconnection (the tries' own errors), or when the server itself
     // ended the session or refused something, what happened is the news.
     let blame_tunnel = |error: Error| match (&error, &ended) {
-        (Error::Rdp(lost), Some((ended, expires, limit))) if lost.is_network_loss() => {
-            match ended.failure() {
-                Some(cause) => Error::Tunnel(cause),
+        (Error::Rdp(lost), Some((ended, expires))) if lost.is_network_loss() => {
+            match (ended.failure(), expires) {
+                (Some(cause), _) => Error::Tunnel(cause),
                 // The service's clock and ours differ by the handshake's time at most.
-                None if Instant::now() + EXPIRY_SLACK >= *expires => {
+                (None, Some((expires, limit))) if Instant::now() + EXPIRY_SLACK >= *expires => {
                     Error::Tunnel(TunnelError::Expired(whole_seconds(*limit)))
                 }
-                None => error,
+                (None, _) => error,
             }
         }
         _ => error,

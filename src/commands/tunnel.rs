@@ -1,5 +1,5 @@
-//! `ecsrdp tunnel`: the instance's EC2 Instance Connect Endpoint tunnel on a local port, for
-//! other RDP apps.
+//! `ecsrdp tunnel`: the instance's EC2 Instance Connect Endpoint tunnel (or Session Manager's,
+//! with `--tunnel ssm`) on a local port, for other RDP apps.
 
 use std::process::ExitCode;
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tracing::info;
 
+use super::connect::SsmSessions;
 use super::error::Error;
 use super::locate::{choose_route, locate};
 use crate::aws::Route;
@@ -37,23 +38,39 @@ pub(super) async fn serve_tunnel(
             return Err(Error::Prerequisite(problem.to_owned()));
         }
     }
-    let Route::Eice(endpoint) = route else {
-        return Err(Error::Usage(
-            "`ecsrdp tunnel` opens an EC2 Instance Connect Endpoint tunnel; --via names a \
-             tunnel of your own, so there is nothing to open"
-                .into(),
-        ));
-    };
     let resolved = located.resolved;
+    let (way, opener) = match route {
+        Route::Eice(endpoint) => (
+            format!("EC2 Instance Connect Endpoint {}", endpoint.id),
+            Opener::Eice {
+                request: tunnel::TunnelRequest {
+                    endpoint_id: endpoint.id.clone(),
+                    private_ip: resolved.address.clone().unwrap_or_default(),
+                    remote_port: resolved.port,
+                    max_duration: args.tunnel_duration,
+                },
+                endpoint,
+            },
+        ),
+        Route::Ssm(_) => (
+            "Session Manager".to_owned(),
+            Opener::Ssm(
+                Box::new(SsmSessions::new(aws.clone())),
+                resolved.ec2_instance_id.clone(),
+                resolved.port,
+            ),
+        ),
+        Route::Direct => {
+            return Err(Error::Usage(
+                "`ecsrdp tunnel` opens an EC2 Instance Connect Endpoint or Session Manager \
+                 tunnel; --via names a tunnel of your own, so there is nothing to open"
+                    .into(),
+            ))
+        }
+    };
     for warning in resolved.warnings() {
         status::warn(warning);
     }
-    let request = tunnel::TunnelRequest {
-        endpoint_id: endpoint.id.clone(),
-        private_ip: resolved.address.clone().unwrap_or_default(),
-        remote_port: resolved.port,
-        max_duration: args.tunnel_duration,
-    };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", local_port))
         .await
         .map_err(|source| Error::Io {
@@ -65,12 +82,15 @@ pub(super) async fn serve_tunnel(
         source,
     })?;
     write_stdout(&format!(
-        "Tunnel to {} ({}:{}) through EC2 Instance Connect Endpoint {} is open.\n\
+        "Tunnel to {} ({}:{}) through {way} is open.\n\
          Connect your RDP client to {local} as {}; the password: `ecsrdp password {target}`.\n\
          Press Ctrl-C to close it.\n",
-        resolved.ec2_instance_id, request.private_ip, request.remote_port, endpoint.id, args.user,
+        resolved.ec2_instance_id,
+        resolved.address.as_deref().unwrap_or_default(),
+        resolved.port,
+        args.user,
     ))?;
-    let region = aws.region();
+    let opener = Arc::new(opener);
     let slots = Arc::new(Semaphore::new(usize::from(connections)));
     let me = net::own_uid();
     if me.is_none() {
@@ -89,7 +109,14 @@ pub(super) async fn serve_tunnel(
                 what: "cannot accept a connection".into(),
                 source,
             })?,
-            _ = &mut interrupted => return Ok(ExitCode::SUCCESS),
+            _ = &mut interrupted => {
+                if let Opener::Ssm(sessions, ..) = &*opener {
+                    let sessions = SsmSessions::clone(sessions);
+                    // Its own runtime, off this one's threads.
+                    let _ = tokio::task::spawn_blocking(move || sessions.terminate_all()).await;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
         };
         if let Some(me) = me {
             match net::local_peer_uid(peer, local) {
@@ -120,20 +147,11 @@ pub(super) async fn serve_tunnel(
         };
         status::note(format_args!("{peer} connected; opening a tunnel for it"));
         info!(%peer, "opening a tunnel for a local client");
-        // Credentials that fail now (an expired SSO session) fail this connection, said; the
-        // listener stays for the next one.
-        let credentials = match aws.credentials().await {
-            Ok(credentials) => credentials,
-            Err(error) => {
-                status::print(format_args!("ecsrdp: {error}"));
-                continue;
-            }
-        };
-        let (endpoint, request, region) = (endpoint.clone(), request.clone(), region.clone());
+        let opener = Arc::clone(&opener);
+        let aws = aws.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let timeout = std::time::Duration::from_secs(15);
-            match tunnel::open(&endpoint.dns_name, &request, &credentials, &region, timeout).await {
+            match opener.open(&aws).await {
                 Ok(mut tunnel) => {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut tunnel.pipe).await;
                     match tunnel.ended.failure() {
@@ -144,5 +162,36 @@ pub(super) async fn serve_tunnel(
                 Err(error) => status::print(format_args!("ecsrdp: {error}")),
             }
         });
+    }
+}
+
+/// How each admitted connection gets its tunnel.
+enum Opener {
+    Eice {
+        endpoint: crate::aws::InstanceConnectEndpoint,
+        request: tunnel::TunnelRequest,
+    },
+    /// A Session Manager session of its own for each connection, to the instance and port.
+    Ssm(Box<SsmSessions>, String, u16),
+}
+
+impl Opener {
+    /// A new tunnel, freshly signed; credentials that fail now (an expired SSO session) fail
+    /// this connection, said, and the listener stays for the next one.
+    async fn open(&self, aws: &crate::aws::Aws) -> Result<tunnel::Tunnel, Error> {
+        let timeout = std::time::Duration::from_secs(15);
+        match self {
+            Opener::Eice { endpoint, request } => {
+                let credentials = aws.credentials().await?;
+                let region = aws.region();
+                Ok(
+                    tunnel::open(&endpoint.dns_name, request, &credentials, &region, timeout)
+                        .await?,
+                )
+            }
+            Opener::Ssm(sessions, instance_id, port) => {
+                sessions.open(instance_id, *port, timeout).await
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! name, an address and credentials, and hands back a pipe.
 
 mod presign;
+pub mod ssm;
 mod websocket;
 
 use std::time::{Duration, SystemTime};
@@ -52,14 +53,17 @@ pub enum TunnelError {
     Credentials(String),
     #[error(transparent)]
     Presign(#[from] PresignError),
+    #[error(transparent)]
+    Ssm(#[from] ssm::SsmError),
 }
 
 /// An open tunnel: the pipe the session runs over, and where its ending is told.
 pub struct Tunnel {
     pub pipe: DuplexStream,
     pub ended: Ended,
-    /// When the service will end it (its maximum duration from opening).
-    pub expires: std::time::Instant,
+    /// When the service will end it, and the maximum duration that is from opening (an EICE
+    /// tunnel's; Session Manager's streams have none to count down).
+    pub expires: Option<(std::time::Instant, Duration)>,
     /// How to open another to the same place, freshly signed: how a session through a tunnel
     /// comes back after the tunnel breaks or reaches its maximum duration.
     pub reopen: Option<Reopen>,
@@ -102,7 +106,10 @@ pub async fn open(
     Ok(Tunnel {
         pipe,
         ended,
-        expires: opened + request.max_duration.unwrap_or(MAX_DURATION),
+        expires: {
+            let limit = request.max_duration.unwrap_or(MAX_DURATION);
+            Some((opened + limit, limit))
+        },
         reopen: None,
     })
 }
@@ -110,7 +117,7 @@ pub async fn open(
 /// `ws://host:port/…` → (`ws`, `host:port`). An `https` endpoint is `wss`; an unencrypted one
 /// (`ws`, `http`) only on this machine's loopback (a test's or a local proxy's), because the
 /// presigned URL it carries opens tunnels for a minute to whoever reads it.
-fn split_url(url: &str) -> (String, String) {
+pub(crate) fn split_url(url: &str) -> (String, String) {
     let (scheme, rest) = url.split_once("://").unwrap_or(("wss", url));
     let host = rest.split('/').next().unwrap_or(rest);
     let name = host.rsplit_once(':').map_or(host, |(name, _)| name);

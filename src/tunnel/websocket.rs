@@ -36,7 +36,7 @@ impl Ended {
             .clone()
     }
 
-    fn record(&self, error: TunnelError) {
+    pub(super) fn record(&self, error: TunnelError) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
     }
 }
@@ -49,6 +49,24 @@ pub async fn open(
     secure: bool,
     timeout: Duration,
 ) -> Result<(DuplexStream, Ended), TunnelError> {
+    Ok(spawn(connect(url, host, secure, timeout).await?))
+}
+
+/// A byte stream a WebSocket runs over: TCP, or TLS over TCP.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// An open WebSocket.
+pub type WebSocket = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
+
+/// Opens the WebSocket at `url` on `host` (TLS verified against the system's roots when
+/// `secure`), within `timeout`.
+pub async fn connect(
+    url: &str,
+    host: &str,
+    secure: bool,
+    timeout: Duration,
+) -> Result<WebSocket, TunnelError> {
     let unreachable = |detail: String| TunnelError::Unreachable {
         host: host.to_owned(),
         detail,
@@ -60,7 +78,7 @@ pub async fn open(
         tcp.set_nodelay(true).ok();
         // The tunnel's own connection dies as silently as a direct one (a vanished NAT mapping).
         crate::net::detect_dead_peers(&tcp);
-        if secure {
+        let stream: Box<dyn Io> = if secure {
             let name = host.split(':').next().unwrap_or(host).to_owned();
             let tls = tls_connector()
                 .connect(
@@ -69,12 +87,11 @@ pub async fn open(
                 )
                 .await
                 .map_err(|e| unreachable(format!("TLS: {e}")))?;
-            let ws = handshake(url, tls).await?;
-            Ok(spawn(ws))
+            Box::new(tls)
         } else {
-            let ws = handshake(url, tcp).await?;
-            Ok(spawn(ws))
-        }
+            Box::new(tcp)
+        };
+        handshake(url, stream).await
     })
     .await;
     opened.unwrap_or_else(|_| {
@@ -119,13 +136,7 @@ fn new_tls_connector() -> tokio_rustls::TlsConnector {
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
-async fn handshake<S>(
-    url: &str,
-    stream: S,
-) -> Result<tokio_tungstenite::WebSocketStream<S>, TunnelError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
+async fn handshake(url: &str, stream: Box<dyn Io>) -> Result<WebSocket, TunnelError> {
     match tokio_tungstenite::client_async(url, stream).await {
         Ok((ws, response)) => {
             let request_id = response
@@ -163,10 +174,7 @@ fn refusal(body: &[u8]) -> String {
 }
 
 /// Starts the pump between the WebSocket and a new pipe; returns the pipe's other end.
-fn spawn<S>(ws: tokio_tungstenite::WebSocketStream<S>) -> (DuplexStream, Ended)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+fn spawn(ws: WebSocket) -> (DuplexStream, Ended) {
     let (session_end, tunnel_end) = tokio::io::duplex(PIPE_BUFFER);
     let ended = Ended::default();
     let told = ended.clone();
@@ -188,13 +196,7 @@ where
 /// Carries bytes both ways at once until either side ends: the session's bytes up while the
 /// server's come down, so that a large upload blocked on a slow link never stops the screen
 /// (one loop awaiting each write in turn would). Dropping the pipe on return tells the session.
-async fn pump<S>(
-    ws: tokio_tungstenite::WebSocketStream<S>,
-    pipe: &mut DuplexStream,
-) -> Result<(), TunnelError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
+async fn pump(ws: WebSocket, pipe: &mut DuplexStream) -> Result<(), TunnelError> {
     let (mut up, mut down) = ws.split();
     let (mut from_session, mut to_session) = tokio::io::split(pipe);
     let upstream = async {

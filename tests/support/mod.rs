@@ -36,6 +36,10 @@ pub struct Emulator {
     pub passwords: PathBuf,
     /// Instance ID -> its system log (GetConsoleOutput), in `keys`.
     pub console: PathBuf,
+    /// Instance ID -> its SSM agent (see scripts/ssm.py), in `keys`.
+    pub ssm: PathBuf,
+    /// What the emulator's Session Manager data channels did, one JSON object per line.
+    pub ssm_log: PathBuf,
     pub seed: Value,
     pub keys: tempfile::TempDir,
     /// An access key allowed everything: what the seed and the tests' own changes use.
@@ -101,6 +105,8 @@ impl Emulator {
         let passwords = keys.path().join("passwords.json");
         let routes = keys.path().join("routes.json");
         let console = keys.path().join("console.json");
+        let ssm = keys.path().join("ssm.json");
+        let ssm_log = keys.path().join("ssm-log.jsonl");
         let mut emulator = Command::new(python());
         if enforce_iam {
             // moto lets the first three calls through: iam.py spends them on an administrator.
@@ -115,6 +121,10 @@ impl Emulator {
             .arg(&routes)
             .arg("--console")
             .arg(&console)
+            .arg("--ssm")
+            .arg(&ssm)
+            .arg("--ssm-log")
+            .arg(&ssm_log)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -168,6 +178,8 @@ impl Emulator {
             routes,
             passwords,
             console,
+            ssm,
+            ssm_log,
             seed,
             keys,
             admin,
@@ -201,6 +213,21 @@ impl Emulator {
     /// answers with a text frame.
     pub fn set_route_to(&self, name: &str, target: &str) {
         store_entry(&self.routes, self.field(name, "private_ip"), target);
+    }
+
+    /// Makes instance `name` managed by Systems Manager, its agent as `agent` says
+    /// (`{"ping": "Online", "agent": "3.3.40.0", "drop": 0.1, ...}`: see scripts/ssm.py).
+    pub fn set_agent(&self, name: &str, agent: Value) {
+        store_value(&self.ssm, self.field(name, "ec2_instance_id"), agent);
+    }
+
+    /// The events the emulator's Session Manager data channels logged, in order.
+    pub fn ssm_events(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.ssm_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON event"))
+            .collect()
     }
 
     pub fn instance(&self, name: &str) -> &Value {
@@ -704,14 +731,60 @@ pub fn is_root() -> bool {
     unsafe { geteuid() == 0 }
 }
 
+/// Paints the display with something codecs find hard: gradients, hard edges and small text.
+pub fn paint(xvfb: &Xvfb, width: u32, height: u32, dir: &Path) {
+    let image = dir.join("wallpaper.png");
+    let font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+    let status = Command::new("convert")
+        .args([
+            "-size",
+            &format!("{width}x{height}"),
+            "gradient:#1e3c72-#f0a040",
+        ])
+        .args(["-font", font, "-fill", "white", "-pointsize", "12"])
+        .args([
+            "-annotate",
+            "+13+37",
+            "The quick brown fox jumps over the lazy dog 0123456789",
+        ])
+        .args([
+            "-fill",
+            "#ff00ff",
+            "-draw",
+            &format!("rectangle {} 5 {} 60", width - 7, width - 1),
+        ])
+        .args([
+            "-fill",
+            "#00ff00",
+            "-draw",
+            &format!("rectangle 5 {} 90 {}", height - 5, height - 1),
+        ])
+        .arg(&image)
+        .status()
+        .expect("convert (apt-get install imagemagick)");
+    assert!(status.success());
+    // `display -window root` paints the root window and exits 1 (no window of its own).
+    Command::new("display")
+        .args(["-window", "root"])
+        .arg(&image)
+        .env("DISPLAY", &xvfb.display)
+        .status()
+        .expect("display");
+}
+
 /// Sets `key` to `value` in one of the emulator's JSON files (`{"key": "value"}`, read again on
 /// every call), replacing the file whole so that the emulator never reads half of it.
 fn store_entry(path: &Path, key: String, value: &str) {
+    store_value(path, key, value.into());
+}
+
+/// [`store_entry`] with any JSON value.
+fn store_value(path: &Path, key: String, value: Value) {
     let mut stored: serde_json::Map<String, Value> = std::fs::read(path)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    stored.insert(key, value.into());
+    stored.insert(key, value);
     let temp = path.with_extension("new");
     std::fs::write(&temp, serde_json::to_vec(&stored).unwrap()).expect("write the emulator's file");
     std::fs::rename(&temp, path).expect("replace the emulator's file");
