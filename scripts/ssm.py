@@ -29,6 +29,7 @@ violation, terminated, closed; tests read them.
 """
 
 import asyncio
+import contextvars
 import json
 import random
 import secrets
@@ -40,6 +41,7 @@ from urllib.parse import urlsplit
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
+from moto.iam.access_control import IAMPolicyStatement
 from moto.ssm.responses import SimpleSystemManagerResponse
 from websockets.asyncio.server import serve
 from websockets.datastructures import Headers
@@ -53,6 +55,9 @@ DOCUMENT = "AWS-StartPortForwardingSession"
 SMUX_AGENT = (3, 0, 196, 0)
 SMUX_CLIENT = (1, 1, 70, 0)
 RESEND_AFTER = 0.3
+# Resends before a message counts as never acknowledged: with a tenth of the messages lost each
+# way, ten losses in a row happen once in ten million.
+GIVE_UP = 10
 WINDOW = 256
 
 SSM_FILE = None
@@ -88,12 +93,60 @@ class SsmError(JsonRESTError):
     code = 400
 
 
-def caller(response) -> str:
-    """The caller's IAM user name (its sessions are named after it), or "ecsrdp"."""
+def caller_variables(response) -> dict[str, str]:
+    """The caller's policy variables, `aws:username` and `aws:userid`, when it is an IAM user
+    a test made; else none."""
     header = response.headers.get("Authorization", "")
     access_key = header.partition("Credential=")[2].split("/", 1)[0]
-    user = eice.iam_user(access_key) if access_key else None
-    return user.name if user else "ecsrdp"
+    key = eice.iam_user(access_key) if access_key else None
+    if key is None:
+        return {}
+    name = key._owner_user_name
+    return {"aws:username": name, "aws:userid": key.backend.get_user(name).id}
+
+
+def caller(response) -> str:
+    """The caller's IAM user name (its sessions are named after it, as AWS names them), or
+    "ecsrdp"."""
+    return caller_variables(response).get("aws:username", "ecsrdp")
+
+
+# moto judges every call against the resource "*" and knows no policy variables, so a policy
+# scoped as AWS's guide scopes Session Manager (instances, the document, the caller's own
+# sessions) would be refused everything. The SSM calls are judged here against the resources
+# AWS names for them, with the caller's variables substituted.
+POLICY_VARIABLES = contextvars.ContextVar("policy_variables", default={})
+_moto_match = IAMPolicyStatement._match
+
+
+def _match_with_variables(pattern: str, string: str):
+    for name, value in POLICY_VARIABLES.get().items():
+        pattern = pattern.replace("${" + name + "}", value)
+    return _moto_match(pattern, string)
+
+
+def resources(response) -> list[str]:
+    """The ARNs AWS authorizes an SSM call against."""
+    action = response.headers.get("X-Amz-Target", "").rpartition(".")[2]
+    region, account = response.region, response.current_account
+    if action == "StartSession":
+        document = response._get_param("DocumentName") or "SSM-SessionManagerRunShell"
+        return [f"arn:aws:ec2:{region}:{account}:instance/{response._get_param('Target')}",
+                f"arn:aws:ssm:{region}::document/{document}"]
+    if action in ("TerminateSession", "ResumeSession"):
+        return [f"arn:aws:ssm:{region}:{account}:session/{response._get_param('SessionId')}"]
+    return ["*"]
+
+
+def authorizing(original):
+    def authorize(self, resource: str = "*") -> None:
+        token = POLICY_VARIABLES.set(caller_variables(self))
+        try:
+            for arn in resources(self):
+                original(self, arn)
+        finally:
+            POLICY_VARIABLES.reset(token)
+    return authorize
 
 
 def describe_instance_information(self) -> ActionResult:
@@ -182,8 +235,9 @@ def install_api(ssm_file: str | None, log_file: str | None) -> None:
     SSM_FILE, LOG_FILE = ssm_file, log_file
     # SSM speaks JSON too: refusals as AccessDeniedException, as for ECS.
     SimpleSystemManagerResponse._authenticate_and_authorize_normal_action = \
-        strict.json_access_denied(
-            SimpleSystemManagerResponse._authenticate_and_authorize_normal_action)
+        strict.json_access_denied(authorizing(
+            SimpleSystemManagerResponse._authenticate_and_authorize_normal_action))
+    IAMPolicyStatement._match = staticmethod(_match_with_variables)
     for action in (describe_instance_information, start_session, resume_session,
                    terminate_session):
         setattr(SimpleSystemManagerResponse, action.__name__, action)
@@ -205,7 +259,7 @@ class Channel:
         self.agent = agent
         self.rng = random.Random(agent.get("seed", 1))
         self.out_seq = 0
-        self.pending: dict[int, list] = {}  # seq -> [wire, message id, last sent]
+        self.pending: dict[int, list] = {}  # seq -> [wire, message id, last sent, resends]
         self.acked_below = 0
         self.in_expected = 0
         self.early: dict[int, dict] = {}
@@ -246,7 +300,7 @@ class Channel:
         message_id = uuid.uuid4()
         data = wire.encode("output_stream_data", self.out_seq, payload_type, payload,
                            flags=flags, message_id=message_id)
-        self.pending[self.out_seq] = [data, str(message_id), time.monotonic()]
+        self.pending[self.out_seq] = [data, str(message_id), time.monotonic(), 0]
         self.out_seq += 1
         if len(self.pending) >= WINDOW:
             self.window_open.clear()
@@ -260,6 +314,13 @@ class Channel:
             for seq, entry in sorted(self.pending.items()):
                 if now - entry[2] >= RESEND_AFTER:
                     entry[2] = now
+                    entry[3] += 1
+                    if entry[3] > GIVE_UP:
+                        # Sent and lost that often, for 3 s: the client is not acknowledging.
+                        detail = f"message {seq} resent {GIVE_UP} times, never acknowledged"
+                        log("violation", session=self.session_id, detail=detail)
+                        await self.ws.close(1002, detail)
+                        return
                     log("resent", session=self.session_id, sequence=seq)
                     await self.transmit(entry[0])
             if self.session["terminated"]:

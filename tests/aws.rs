@@ -1297,6 +1297,58 @@ fn the_shipped_policy_allows_every_command() {
     assert_eq!(terminated, 1, "{:?}", emu.ssm_events());
 }
 
+/// The shipped policy's Session Manager grant is scoped as AWS's guide scopes it: the
+/// port-forwarding document only (not a shell on the instance), and only the caller's own
+/// sessions to end or resume.
+#[test]
+fn the_shipped_policy_allows_port_forwarding_and_the_callers_own_sessions_only() {
+    let policy = support::repo().join("resources/iam-policy.json");
+    let emu = Emulator::enforcing(&policy);
+    emu.set_agent(
+        "win-isolated",
+        serde_json::json!({"ping": "Online", "agent": "3.3.40.0"}),
+    );
+    let (id, secret) = emu.user("ssm-user", &policy);
+    let script = r#"
+import sys, boto3, botocore
+ssm = boto3.client("ssm", endpoint_url=sys.argv[1], region_name="us-east-1")
+def denied(call):
+    try:
+        call()
+        return "allowed"
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+target = sys.argv[2]
+own = ssm.start_session(Target=target, DocumentName="AWS-StartPortForwardingSession",
+                        Parameters={"portNumber": ["3389"]})["SessionId"]
+print(own.split("-")[0] == "ssm", denied(lambda: ssm.terminate_session(SessionId=own)))
+print(denied(lambda: ssm.start_session(Target=target)))
+print(denied(lambda: ssm.terminate_session(SessionId="someone-0123456789abcdef")))
+"#;
+    let output = std::process::Command::new(support::python())
+        .args(["-c", script, &emu.endpoint])
+        .arg(emu.field("win-isolated", "ec2_instance_id"))
+        .env("AWS_ACCESS_KEY_ID", id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        said.lines().collect::<Vec<_>>(),
+        [
+            "True allowed",
+            "AccessDeniedException",
+            "AccessDeniedException"
+        ],
+        "{said}"
+    );
+}
+
 /// A call the policy does not allow names the action and where the policy is.
 #[test]
 fn a_denied_call_names_the_action_and_the_policy() {
