@@ -24,8 +24,9 @@ port's bytes, in smux v1 frames when the agent version and the client version al
 number and acknowledgement; anything wrong is a violation: logged, and the stream is closed.
 Every message is acknowledged and resent until acknowledged, in both directions.
 
-Events (one JSON object per line) go to the --ssm-log file: opened, handshake, resent,
-violation, terminated, closed; tests read them.
+Events (one JSON object per line) go to the --ssm-log file: started, opened, handshake,
+resent, violation, terminated, closed, and bytes (the port's bytes each way and the seconds the
+channel lasted); tests read them.
 """
 
 import asyncio
@@ -54,6 +55,9 @@ import strict
 DOCUMENT = "AWS-StartPortForwardingSession"
 SMUX_AGENT = (3, 0, 196, 0)
 SMUX_CLIENT = (1, 1, 70, 0)
+# Multiplexing agents before this one run smux with its keepalive on: a session that sent no
+# frame for 30 s (the "smux_timeout" fault shortens it) is closed.
+NO_KEEPALIVE_AGENT = (3, 1, 1511, 0)
 RESEND_AFTER = 0.3
 # Resends before a message counts as never acknowledged: with a tenth of the messages lost each
 # way, ten losses in a row happen once in ten million.
@@ -273,6 +277,14 @@ class Channel:
         self.window_open = asyncio.Event()
         self.window_open.set()
         self.chunk = int(agent.get("chunk", 1024))
+        # The port's bytes each way, and since when: what `bytes` reports at the end.
+        self.down = 0
+        self.up = 0
+        self.since = time.monotonic()
+        self.last_frame = time.monotonic()
+        agent_version = version(agent.get("agent", "3.3.40.0"))
+        self.keepalive = SMUX_AGENT <= agent_version < NO_KEEPALIVE_AGENT
+        self.smux_timeout = float(agent.get("smux_timeout", 30))
 
     # -- sending, with faults --
 
@@ -323,6 +335,11 @@ class Channel:
                         return
                     log("resent", session=self.session_id, sequence=seq)
                     await self.transmit(entry[0])
+            if self.smux and self.keepalive and now - self.last_frame > self.smux_timeout:
+                detail = f"no smux frame for {self.smux_timeout:g} s: the keepalive timed out"
+                log("violation", session=self.session_id, detail=detail)
+                await self.ws.close(1002, detail)
+                return
             if self.session["terminated"]:
                 closed = json.dumps({"MessageType": "channel_closed", "SessionId": self.session_id,
                                      "Output": "Session terminated", "SchemaVersion": 1}).encode()
@@ -381,6 +398,8 @@ class Channel:
                 else:
                     raise Violation(f"message type {message['message_type']!r}")
         finally:
+            log("bytes", session=self.session_id, down=self.down, up=self.up,
+                seconds=round(time.monotonic() - self.since, 3))
             resender.cancel()
             if closer:
                 closer.cancel()
@@ -465,6 +484,7 @@ class Channel:
             raise Violation(f"payload type {kind}")
         if not self.smux:
             if self.writer:
+                self.up += len(payload)
                 self.writer.write(payload)
             return
         self.smux_buffer.extend(payload)
@@ -473,6 +493,7 @@ class Channel:
         except wire.WireError as error:
             raise Violation(str(error)) from error
         for command, stream, data in frames:
+            self.last_frame = time.monotonic()
             if command == wire.SMUX_SYN:
                 if stream % 2 != 1:
                     raise Violation(f"a client's smux stream {stream} is even")
@@ -481,6 +502,7 @@ class Channel:
             elif stream != self.stream_id and command != wire.SMUX_NOP:
                 raise Violation(f"smux stream {stream} was never opened")
             elif command == wire.SMUX_PSH and self.writer:
+                self.up += len(data)
                 self.writer.write(data)
             elif command == wire.SMUX_FIN and self.writer:
                 self.writer.close()
@@ -511,6 +533,7 @@ class Channel:
     async def downstream(self, reader) -> None:
         while True:
             data = await reader.read(32 * 1024)
+            self.down += len(data)
             if self.smux:
                 out = bytearray()
                 if data:

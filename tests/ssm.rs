@@ -319,3 +319,23 @@ fn the_clients_messages_read_the_same_in_the_emulators_codec() {
     assert_eq!(read.payload, [0x00, 0xff, 0x10]);
     assert_eq!(read.id.to_string(), "00112233-4455-6677-8899-aabbccddeeff");
 }
+
+/// Multiplexing agents before 3.1.1511.0 close a session that sent no smux frame for 30 s
+/// (here 12 s): an idle desktop keeps its session through the client's keepalives.
+#[test]
+fn an_idle_session_keeps_an_older_multiplexing_agent_alive() {
+    let emu = Emulator::start();
+    let xvfb = Xvfb::start(640, 480);
+    let password = emu.field(ISOLATED, "password");
+    let shadow = Shadow::start(&xvfb, "nla", "Administrator", &password);
+    emu.set_route(ISOLATED, shadow.port);
+    emu.set_agent(
+        ISOLATED,
+        json!({"ping": "Online", "agent": "3.0.1000.0", "smux_timeout": 12}),
+    );
+    let home = tempfile::tempdir().unwrap();
+    Run::of(ecsrdp(&emu, home.path()).args(["--exit-after", "15s"])).succeeds();
+    let violations = events(&emu, "violation");
+    assert!(violations.is_empty(), "{violations:?}");
+    assert_eq!(events(&emu, "started").len(), 1, "one session throughout");
+}

@@ -32,6 +32,8 @@ const PIPE_BUFFER: usize = 256 * 1024;
 const BACKLOG: usize = 4 << 20;
 /// The one smux stream this client opens: a client's streams are odd-numbered.
 const STREAM: u32 = 1;
+/// How often an smux NOP goes to an agent that wants keepalives (smux's default interval).
+const KEEPALIVE: Duration = Duration::from_secs(10);
 /// The flags of a data message (`PayloadType::Flag`) the agent sends.
 const FLAG_TERMINATE: u32 = 2;
 const FLAG_CONNECT_ERROR: u32 = 3;
@@ -100,6 +102,8 @@ struct Pump {
     port: u16,
     phase: Phase,
     smux_agent: bool,
+    /// When the next smux keepalive is due, for an agent that wants them.
+    keepalive: Option<Instant>,
     outgoing: Outgoing,
     incoming: Incoming,
     smux: smux::Reader,
@@ -135,6 +139,7 @@ impl Pump {
             port,
             phase: Phase::Handshake,
             smux_agent: false,
+            keepalive: None,
             outgoing: Outgoing::default(),
             incoming: Incoming::default(),
             smux: smux::Reader::default(),
@@ -185,6 +190,7 @@ impl Pump {
                     return Err(SsmError::Silent(GIVE_UP));
                 }
                 let resend_at = self.outgoing.next_due().unwrap_or(now + GIVE_UP);
+                let keepalive_at = self.keepalive.unwrap_or(now + GIVE_UP);
                 let reading = matches!(self.phase, Phase::Open { .. })
                     && !self.paused
                     && !self.outgoing.full();
@@ -218,6 +224,12 @@ impl Pump {
                             return Ok(());
                         }
                         self.send_data(&buf[..n], &writers)?;
+                    }
+                    () = tokio::time::sleep_until(keepalive_at.into()), if self.keepalive.is_some() => {
+                        self.keepalive = Some(Instant::now() + KEEPALIVE);
+                        let mut nop = Vec::new();
+                        smux::Frame::encode_into(Command::Nop, 0, &[], &mut nop);
+                        self.send_stream(&nop, &writers)?;
                     }
                     () = tokio::time::sleep_until(resend_at.into()) => {
                         for wire in self.outgoing.due(Instant::now()) {
@@ -313,6 +325,9 @@ impl Pump {
                 let request = handshake::parse_request(&message.payload)?;
                 debug!(agent = %request.agent_version, "Session Manager handshake");
                 self.smux_agent = handshake::uses_smux(&request.agent_version);
+                if handshake::wants_keepalive(&request.agent_version) {
+                    self.keepalive = Some(Instant::now() + KEEPALIVE);
+                }
                 let answer = Message::new(
                     message::INPUT,
                     0,

@@ -12,6 +12,11 @@ pub const CLIENT_VERSION: &str = "1.2.0.0";
 /// connection's bytes as they are).
 const SMUX_AGENT: [u32; 4] = [3, 0, 196, 0];
 
+/// The first agent version that no longer expects smux keepalives: older multiplexing agents
+/// close a session that sent no frame for 30 s, so the client sends one every 10 s, as smux's
+/// defaults do.
+const NO_KEEPALIVE_AGENT: [u32; 4] = [3, 1, 1511, 0];
+
 /// The agent's handshake request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -112,15 +117,21 @@ pub fn response(request: &Request) -> Vec<u8> {
 
 /// Whether the agent multiplexes the port session with smux.
 pub fn uses_smux(agent_version: &str) -> bool {
-    let parts: Vec<u32> = agent_version
-        .split('.')
-        .map(|part| part.parse().unwrap_or(0))
-        .collect();
+    version(agent_version) >= SMUX_AGENT
+}
+
+/// Whether the agent multiplexes and expects smux keepalives.
+pub fn wants_keepalive(agent_version: &str) -> bool {
+    uses_smux(agent_version) && version(agent_version) < NO_KEEPALIVE_AGENT
+}
+
+/// `3.0.196.0` as numbers; what does not parse counts as 0.
+fn version(text: &str) -> [u32; 4] {
     let mut version = [0; 4];
-    for (slot, part) in version.iter_mut().zip(parts) {
-        *slot = part;
+    for (slot, part) in version.iter_mut().zip(text.split('.')) {
+        *slot = part.parse().unwrap_or(0);
     }
-    version >= SMUX_AGENT
+    version
 }
 
 #[cfg(test)]
@@ -148,5 +159,8 @@ mod tests {
         assert!(uses_smux("3.3.40.0"));
         assert!(!uses_smux("2.3.1"));
         assert!(!uses_smux("garbage"));
+        assert!(wants_keepalive("3.0.196.0"));
+        assert!(!wants_keepalive("3.1.1511.0"));
+        assert!(!wants_keepalive("2.3.1"));
     }
 }
