@@ -222,4 +222,26 @@ mod tests {
         assert_eq!(outgoing.rto, Duration::from_millis(60));
         assert_eq!(outgoing.next_due(), None);
     }
+
+    proptest::proptest! {
+        /// Whatever order and however often the messages arrive (each at least once), each is
+        /// handed on exactly once, in sequence.
+        #[test]
+        fn any_arrival_order_hands_each_message_on_once_in_sequence(
+            arrivals in proptest::collection::vec(0i64..40, 0..200)
+        ) {
+            let mut order: Vec<i64> = (0..40).collect();
+            order.extend(arrivals);
+            // Shuffled by the generated values, but every number is there at least once.
+            order.sort_by_key(|n| (n * 7919) % 41);
+            let mut incoming = Incoming::default();
+            let mut handed = Vec::new();
+            for sequence in order {
+                if incoming.arrive(&numbered(sequence)) == Arrival::InOrder {
+                    handed.extend(incoming.take(numbered(sequence)).iter().map(|m| m.sequence));
+                }
+            }
+            proptest::prop_assert_eq!(handed, (0..40).collect::<Vec<_>>());
+        }
+    }
 }

@@ -280,4 +280,22 @@ mod tests {
         assert_eq!((ack.message_type.as_str(), ack.flags), (ACKNOWLEDGE, 3));
         assert_eq!(acknowledged(&ack), Some(42));
     }
+
+    proptest::proptest! {
+        /// A message damaged anywhere is refused or read as exactly what the bytes say (the
+        /// schema version and the type's padding aside, which are not kept); never a panic.
+        #[test]
+        fn damaged_messages_never_panic(at in 0usize..130, value: u8, cut in 0usize..140) {
+            let mut wire = Message::new(OUTPUT, 3, 0, PayloadType::Output, vec![7; 10]).encode();
+            if let Some(byte) = wire.get_mut(at) {
+                *byte = value;
+            }
+            wire.truncate(cut);
+            if let Ok(message) = Message::decode(&wire) {
+                proptest::prop_assert_eq!(&message.payload[..], &wire[120..]);
+                proptest::prop_assert_eq!(&message.sequence.to_be_bytes()[..], &wire[48..56]);
+                proptest::prop_assert_eq!(&message.encode()[40..], &wire[40..]);
+            }
+        }
+    }
 }
