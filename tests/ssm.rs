@@ -276,6 +276,13 @@ fn resolve_shows_session_manager_as_the_way_in() {
         run.stdout
     );
     assert!(run.stdout.contains("ok   ssm_agent"), "{}", run.stdout);
+    for way in [
+        "  -    direct no public address",
+        "  -    eice   no endpoint in vpc-",
+        "  open ssm    agent 3.3.40.0, Online",
+    ] {
+        assert!(run.stdout.contains(way), "{way:?} in {}", run.stdout);
+    }
 }
 
 /// The two implementations of the wire format meet: what the client encodes, the emulator's

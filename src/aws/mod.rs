@@ -26,7 +26,7 @@ pub use self::error::AwsError;
 pub use self::list::{clusters, list, ClusterRow, Listed};
 pub use self::password::{fetch_password_data, wait_for_password_data, PasswordData};
 pub use self::resolve::{cluster_of, ec2_instance_id, resolve, AddressChoice, Resolved};
-pub use self::route::{choose_route, Asked, Route, RouteError, Way};
+pub use self::route::{choose_route, ways_in, Asked, Route, RouteError, Way, WayIn};
 pub use self::ssm::{
     managed_instance, start_session, terminate_session, ManagedInstance, SsmSession,
 };

@@ -207,6 +207,51 @@ async fn session_manager(
     Ok(Ok(Route::Ssm(managed)))
 }
 
+/// One way in, and whether it is open to this instance, with why: what `resolve` lists.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct WayIn {
+    pub way: &'static str,
+    pub open: bool,
+    pub why: String,
+}
+
+/// Every way in, looked up whatever the route chosen (from the facts before a route replaced
+/// the address checks); a lookup that fails says so instead.
+pub async fn ways_in(aws: &Aws, resolved: &Resolved) -> Vec<WayIn> {
+    let rdp_open = resolved
+        .checks
+        .iter()
+        .all(|c| c.name != CheckKind::RdpPort || c.ok);
+    let direct = match (&resolved.public_ip, rdp_open) {
+        (None, _) => (false, "no public address".to_owned()),
+        (Some(ip), true) => (true, format!("{ip} admits TCP 3389 from here")),
+        (Some(ip), false) => (
+            false,
+            format!("{ip}, but no security group admits TCP 3389"),
+        ),
+    };
+    let eice = match &resolved.vpc_id {
+        None => (false, "in no VPC".to_owned()),
+        Some(vpc) => match find_endpoint(aws, vpc, resolved.subnet_id.as_deref()).await {
+            Ok(Some(endpoint)) => (true, format!("endpoint {}", endpoint.id)),
+            Ok(None) => (false, format!("no endpoint in {vpc}")),
+            Err(e) => (false, format!("cannot tell: {e}")),
+        },
+    };
+    let ssm = match managed_instance(aws, &resolved.ec2_instance_id).await {
+        Ok(Some(agent)) => (
+            agent.online(),
+            format!("agent {}, {}", agent.agent_version, agent.ping_status),
+        ),
+        Ok(None) => (false, "not managed by Systems Manager".to_owned()),
+        Err(e) => (false, format!("cannot tell: {e}")),
+    };
+    [("direct", direct), ("eice", eice), ("ssm", ssm)]
+        .into_iter()
+        .map(|(way, (open, why))| WayIn { way, open, why })
+        .collect()
+}
+
 impl Resolved {
     /// Through the user's own tunnel (`--via`), the tunnel is what ecsrdp connects to, and the
     /// instance needs no address of its own.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::error::Error;
 use super::locate::{choose_route, locate};
-use crate::aws::Resolved;
+use crate::aws::{self, Resolved, WayIn};
 use crate::cli::AwsArgs;
 use crate::target::Target;
 use crate::term::table::write_stdout;
@@ -19,14 +19,19 @@ pub(super) async fn resolve(
 ) -> Result<ExitCode, Error> {
     let (aws, located) = locate(target, args, false).await?;
     let mut resolved = located.resolved;
+    let ways = aws::ways_in(&aws, &resolved).await;
     choose_route(&aws, &mut resolved, args).await?;
     let mut text = Vec::new();
     let written = if json {
-        serde_json::to_writer_pretty(&mut text, &resolved)
-            .map_err(std::io::Error::from)
+        let mut value = serde_json::to_value(&resolved).map_err(std::io::Error::from);
+        if let Ok(serde_json::Value::Object(fields)) = &mut value {
+            fields.insert("ways_in".into(), serde_json::json!(ways));
+        }
+        value
+            .and_then(|v| serde_json::to_writer_pretty(&mut text, &v).map_err(Into::into))
             .and_then(|()| writeln!(text))
     } else {
-        write_resolved(&mut text, &resolved)
+        write_resolved(&mut text, &resolved, &ways)
     };
     written.map_err(|source| Error::Io {
         what: "cannot format the answer".into(),
@@ -39,7 +44,11 @@ pub(super) async fn resolve(
     }
 }
 
-fn write_resolved(out: &mut impl std::io::Write, r: &Resolved) -> std::io::Result<()> {
+fn write_resolved(
+    out: &mut impl std::io::Write,
+    r: &Resolved,
+    ways: &[WayIn],
+) -> std::io::Result<()> {
     let none = "-";
     writeln!(
         out,
@@ -105,6 +114,11 @@ fn write_resolved(out: &mut impl std::io::Write, r: &Resolved) -> std::io::Resul
             "security group      {} ({}): {sources}",
             group.id, group.name
         )?;
+    }
+    writeln!(out, "ways in")?;
+    for way in ways {
+        let mark = if way.open { "open" } else { "-" };
+        writeln!(out, "  {mark:<4} {:<6} {}", way.way, way.why)?;
     }
     writeln!(out, "checks")?;
     for check in &r.checks {
