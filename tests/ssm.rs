@@ -373,3 +373,28 @@ fn an_idle_connection_keeps_an_older_multiplexing_agent_alive() {
     let violations = events(&emu, "violation");
     assert!(violations.is_empty(), "{violations:?}");
 }
+
+/// A caller whose policy does not let it start port-forwarding sessions is told which action
+/// is missing, and where the policy that grants it is.
+#[test]
+fn a_denied_start_session_names_the_action() {
+    let full = support::repo().join("resources/iam-policy.json");
+    let emu = Emulator::enforcing(&full);
+    emu.set_agent(ISOLATED, online());
+    let mut policy: Value = serde_json::from_slice(&std::fs::read(&full).unwrap()).unwrap();
+    policy["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["Sid"] != "EcsrdpSessionManagerPortForwarding");
+    let home = tempfile::tempdir().unwrap();
+    let without = home.path().join("without-start-session.json");
+    std::fs::write(&without, policy.to_string()).unwrap();
+    let (id, secret) = emu.user("no-start-session", &without);
+    Run::of(
+        ecsrdp(&emu, home.path())
+            .env("AWS_ACCESS_KEY_ID", id)
+            .env("AWS_SECRET_ACCESS_KEY", secret),
+    )
+    .fails(3, "access denied for ssm:StartSession")
+    .fails(3, "resources/iam-policy.json");
+}
