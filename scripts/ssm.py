@@ -20,7 +20,7 @@ Data channel: a WebSocket at /v1/data-channel/<session-id>. The client's first f
 OpenDataChannelInput holding the session's token; then binary messages only. The agent sends
 its handshake request, expects the client's response, completes the handshake, and carries the
 port's bytes, in smux v1 frames when the agent version and the client version allow (agent
-3.0.196.0 and client 1.1.70 on), else as they are. It checks every header, digest, sequence
+after 3.0.196.0 and client 1.1.70 on), else as they are. It checks every header, digest, sequence
 number and acknowledgement; anything wrong is a violation: logged, and the stream is closed.
 Every message is acknowledged and resent until acknowledged, in both directions.
 
@@ -53,9 +53,9 @@ import ssm_wire as wire
 import strict
 
 DOCUMENT = "AWS-StartPortForwardingSession"
-SMUX_AGENT = (3, 0, 196, 0)
+SMUX_AGENT = (3, 0, 196, 0)  # agents after it multiplex (the plugin compares strictly)
 SMUX_CLIENT = (1, 1, 70, 0)
-# Multiplexing agents before this one run smux with its keepalive on: a session that sent no
+# Multiplexing agents up to this one run smux with its keepalive on: a session that sent no
 # frame for 30 s (the "smux_timeout" fault shortens it) is closed.
 NO_KEEPALIVE_AGENT = (3, 1, 1511, 0)
 RESEND_AFTER = 0.3
@@ -283,7 +283,7 @@ class Channel:
         self.since = time.monotonic()
         self.last_frame = time.monotonic()
         agent_version = version(agent.get("agent", "3.3.40.0"))
-        self.keepalive = SMUX_AGENT <= agent_version < NO_KEEPALIVE_AGENT
+        self.keepalive = SMUX_AGENT < agent_version <= NO_KEEPALIVE_AGENT
         self.smux_timeout = float(agent.get("smux_timeout", 30))
 
     # -- sending, with faults --
@@ -467,7 +467,7 @@ class Channel:
             if processed.get("SessionType") != 1 or "ClientVersion" not in response:
                 raise Violation(f"handshake response {response}")
             self.handshaken = True
-            self.smux = (version(self.agent.get("agent", "3.3.40.0")) >= SMUX_AGENT
+            self.smux = (version(self.agent.get("agent", "3.3.40.0")) > SMUX_AGENT
                          and version(response["ClientVersion"]) >= SMUX_CLIENT)
             log("handshake", session=self.session_id, smux=self.smux,
                 client=response["ClientVersion"])

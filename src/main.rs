@@ -36,12 +36,14 @@ fn main() -> ExitCode {
 /// UTF-16, and the NTLM messages, whose AUTHENTICATE carries a hash that can be cracked offline),
 /// IronRDP's CredSSP step logs every TSRequest with its NTLM token, aws-sigv4 traces each
 /// canonical request (the session token among it) and tungstenite traces the request it sends
-/// (the presigned tunnel URL: token and signature, good for a minute of tunnels).
-const SECRET_BEARING: [(&str, LevelFilter); 4] = [
+/// (the presigned tunnel URL: token and signature, good for a minute of tunnels); the SDK's
+/// orchestrator traces every answer, `StartSession`'s with the token that opens the session.
+const SECRET_BEARING: [(&str, LevelFilter); 5] = [
     ("sspi", LevelFilter::WARN),
     ("ironrdp_connector::credssp", LevelFilter::INFO),
     ("aws_sigv4", LevelFilter::DEBUG),
     ("tungstenite", LevelFilter::DEBUG),
+    ("aws_smithy_runtime", LevelFilter::DEBUG),
 ];
 
 /// Logs go to stderr; `RUST_LOG` wins over `-v`, except over [`SECRET_BEARING`], whose levels

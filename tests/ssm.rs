@@ -96,7 +96,7 @@ fn a_private_instance_without_endpoint_or_open_port_is_reached_through_session_m
     assert_eq!(handshake["smux"], true, "{handshake}");
 }
 
-/// Agents before 3.0.196.0 forward the port's bytes without smux.
+/// Agents up to 3.0.196.0 forward the port's bytes without smux.
 #[test]
 fn an_older_agent_forwards_without_multiplexing() {
     let events = exact_desktop_through(json!({"ping": "Online", "agent": "2.3.1644.0"}), "3s");
@@ -162,6 +162,19 @@ fn an_instance_that_is_not_managed_says_how_to_make_it_so() {
     let run = Run::of(&mut ecsrdp(emu, home.path()));
     run.fails(3, "has no EC2 Instance Connect Endpoint");
     run.fails(3, "is not managed by Systems Manager");
+    // `resolve` lists the ways, all closed, before it says so.
+    let resolve = Run::of(
+        emu.ecsrdp(home.path())
+            .args(["resolve", &emu.target(ISOLATED)]),
+    );
+    resolve.fails(3, "is not managed by Systems Manager");
+    assert!(
+        resolve
+            .stdout
+            .contains("  -    ssm    not managed by Systems Manager"),
+        "{}",
+        resolve.stdout
+    );
 }
 
 #[test]
@@ -256,6 +269,16 @@ fn the_tunnel_command_serves_another_app_through_session_manager() {
         .count();
     assert!(red * 100 > pixels.len() / 3 * 99, "{red} pixels");
     assert_eq!(events(&emu, "handshake").len(), 1);
+    // The session ends with its connection, while the tunnel goes on listening.
+    let started = std::time::Instant::now();
+    while events(&emu, "terminated").is_empty() {
+        assert!(started.elapsed().as_secs() < 10, "{:?}", emu.ssm_events());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        tunnel.0.try_wait().unwrap().is_none(),
+        "the tunnel still listens"
+    );
 }
 
 /// `resolve` says which way a private instance is reached and why.

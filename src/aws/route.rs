@@ -225,9 +225,13 @@ pub async fn ways_in(aws: &Aws, resolved: &Resolved) -> Vec<WayIn> {
     let direct = match (&resolved.public_ip, rdp_open) {
         (None, _) => (false, "no public address".to_owned()),
         (Some(ip), true) => (true, format!("{ip} admits TCP 3389 from here")),
+        (Some(ip), false) if resolved.security_groups_unreadable => (
+            false,
+            format!("{ip}, whose security groups cannot be read (ec2:DescribeSecurityGroups)"),
+        ),
         (Some(ip), false) => (
             false,
-            format!("{ip}, but no security group admits TCP 3389"),
+            format!("{ip}, but no security group admits TCP 3389 from outside its VPC"),
         ),
     };
     let eice = match &resolved.vpc_id {

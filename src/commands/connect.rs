@@ -167,6 +167,16 @@ impl SsmSessions {
         port: u16,
         timeout: std::time::Duration,
     ) -> Result<tunnel::Tunnel, Error> {
+        Ok(self.open_session(instance_id, port, timeout).await?.0)
+    }
+
+    /// [`SsmSessions::open`], and the session's ID, to [`end`](SsmSessions::end) it by.
+    pub(super) async fn open_session(
+        &self,
+        instance_id: &str,
+        port: u16,
+        timeout: std::time::Duration,
+    ) -> Result<(tunnel::Tunnel, String), Error> {
         let session = aws::start_session(&self.aws, instance_id, port).await?;
         info!(session = %session.session_id, "Session Manager session started");
         match tunnel::ssm::open(&session.stream_url, &session.token, port, timeout).await {
@@ -174,14 +184,23 @@ impl SsmSessions {
                 self.started
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(session.session_id);
-                Ok(tunnel)
+                    .push(session.session_id.clone());
+                Ok((tunnel, session.session_id))
             }
             Err(error) => {
                 aws::terminate_session(&self.aws, &session.session_id).await;
                 Err(error.into())
             }
         }
+    }
+
+    /// Terminates one session now, its connection being over.
+    pub(super) async fn end(&self, session_id: &str) {
+        self.started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|id| id != session_id);
+        aws::terminate_session(&self.aws, session_id).await;
     }
 
     /// Terminates every session started (`ssm:TerminateSession`), within a few seconds: the

@@ -20,7 +20,8 @@ pub(super) async fn resolve(
     let (aws, located) = locate(target, args, false).await?;
     let mut resolved = located.resolved;
     let ways = aws::ways_in(&aws, &resolved).await;
-    choose_route(&aws, &mut resolved, args).await?;
+    // With no way open, the listing is what tells why: print it before the error.
+    let chosen = choose_route(&aws, &mut resolved, args).await;
     let mut text = Vec::new();
     let written = if json {
         let mut value = serde_json::to_value(&resolved).map_err(std::io::Error::from);
@@ -38,6 +39,7 @@ pub(super) async fn resolve(
         source,
     })?;
     write_stdout(&String::from_utf8_lossy(&text))?;
+    chosen?;
     match resolved.blocking_problem() {
         Some(problem) => Err(Error::Prerequisite(problem.to_owned())),
         None => Ok(ExitCode::SUCCESS),

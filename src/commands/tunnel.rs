@@ -152,11 +152,15 @@ pub(super) async fn serve_tunnel(
         tokio::spawn(async move {
             let _slot = slot;
             match opener.open(&aws).await {
-                Ok(mut tunnel) => {
+                Ok((mut tunnel, session)) => {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut tunnel.pipe).await;
                     match tunnel.ended.failure() {
                         Some(error) => status::print(format_args!("ecsrdp: {error}")),
                         None => status::note(format_args!("{peer} disconnected")),
+                    }
+                    // A Session Manager session ends with its connection, not at Ctrl-C only.
+                    if let (Opener::Ssm(sessions, ..), Some(id)) = (&*opener, session) {
+                        sessions.end(&id).await;
                     }
                 }
                 Err(error) => status::print(format_args!("ecsrdp: {error}")),
@@ -178,19 +182,21 @@ enum Opener {
 impl Opener {
     /// A new tunnel, freshly signed; credentials that fail now (an expired SSO session) fail
     /// this connection, said, and the listener stays for the next one.
-    async fn open(&self, aws: &crate::aws::Aws) -> Result<tunnel::Tunnel, Error> {
+    /// The tunnel, and the Session Manager session it belongs to, if it does.
+    async fn open(&self, aws: &crate::aws::Aws) -> Result<(tunnel::Tunnel, Option<String>), Error> {
         let timeout = std::time::Duration::from_secs(15);
         match self {
             Opener::Eice { endpoint, request } => {
                 let credentials = aws.credentials().await?;
                 let region = aws.region();
-                Ok(
+                let tunnel =
                     tunnel::open(&endpoint.dns_name, request, &credentials, &region, timeout)
-                        .await?,
-                )
+                        .await?;
+                Ok((tunnel, None))
             }
             Opener::Ssm(sessions, instance_id, port) => {
-                sessions.open(instance_id, *port, timeout).await
+                let (tunnel, id) = sessions.open_session(instance_id, *port, timeout).await?;
+                Ok((tunnel, Some(id)))
             }
         }
     }

@@ -49,7 +49,7 @@ pub async fn open(
     secure: bool,
     timeout: Duration,
 ) -> Result<(DuplexStream, Ended), TunnelError> {
-    Ok(spawn(connect(url, host, secure, timeout).await?))
+    Ok(spawn(connect(url, host, secure, timeout, None).await?))
 }
 
 /// A byte stream a WebSocket runs over: TCP, or TLS over TCP.
@@ -60,12 +60,14 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 pub type WebSocket = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
 
 /// Opens the WebSocket at `url` on `host` (TLS verified against the system's roots when
-/// `secure`), within `timeout`.
+/// `secure`), within `timeout`; a message from the peer larger than `max_message` (tungstenite's
+/// 64 MiB when `None`) ends it.
 pub async fn connect(
     url: &str,
     host: &str,
     secure: bool,
     timeout: Duration,
+    max_message: Option<usize>,
 ) -> Result<WebSocket, TunnelError> {
     let unreachable = |detail: String| TunnelError::Unreachable {
         host: host.to_owned(),
@@ -91,7 +93,7 @@ pub async fn connect(
         } else {
             Box::new(tcp)
         };
-        handshake(url, stream).await
+        handshake(url, stream, max_message).await
     })
     .await;
     opened.unwrap_or_else(|_| {
@@ -136,8 +138,17 @@ fn new_tls_connector() -> tokio_rustls::TlsConnector {
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
-async fn handshake(url: &str, stream: Box<dyn Io>) -> Result<WebSocket, TunnelError> {
-    match tokio_tungstenite::client_async(url, stream).await {
+async fn handshake(
+    url: &str,
+    stream: Box<dyn Io>,
+    max_message: Option<usize>,
+) -> Result<WebSocket, TunnelError> {
+    let config = max_message.map(|size| {
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(size))
+            .max_frame_size(Some(size))
+    });
+    match tokio_tungstenite::client_async_with_config(url, stream, config).await {
         Ok((ws, response)) => {
             let request_id = response
                 .headers()

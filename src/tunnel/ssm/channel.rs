@@ -27,13 +27,19 @@ use crate::tunnel::TunnelError;
 const CHUNK: usize = 1024;
 /// How many bytes may wait in the pipe between the session and the pump.
 const PIPE_BUFFER: usize = 256 * 1024;
-/// Bytes of the server's waiting for the session to read them, at most, before new messages go
-/// unacknowledged (to come again later) rather than pile up.
+/// Bytes of the server's waiting for the session to read them before new messages go
+/// unacknowledged (to come again later) rather than pile up. A soft limit: a message that fills
+/// a gap releases the kept ones behind it at once.
 const BACKLOG: usize = 4 << 20;
+/// Bytes queued for the WebSocket before the pump stops reading what the session writes: a
+/// slow uplink holds the session back instead of a growing queue.
+const UPLINK_QUEUE: usize = 512 * 1024;
 /// The one smux stream this client opens: a client's streams are odd-numbered.
 const STREAM: u32 = 1;
 /// How often an smux NOP goes to an agent that wants keepalives (smux's default interval).
 const KEEPALIVE: Duration = Duration::from_secs(10);
+/// How long a session that ended waits for the agent to acknowledge what is in flight.
+const LINGER: Duration = Duration::from_secs(2);
 /// The flags of a data message (`PayloadType::Flag`) the agent sends.
 const FLAG_TERMINATE: u32 = 2;
 const FLAG_CONNECT_ERROR: u32 = 3;
@@ -114,6 +120,8 @@ struct Pump {
 /// Where the pump's writes go.
 struct Writers {
     ws: mpsc::UnboundedSender<Frame>,
+    /// Bytes sent to the WebSocket's writer and not yet written.
+    queued: Arc<AtomicUsize>,
     session: mpsc::UnboundedSender<Vec<u8>>,
     /// Bytes sent to the session's writer and not yet written.
     backlog: Arc<AtomicUsize>,
@@ -121,6 +129,7 @@ struct Writers {
 
 impl Writers {
     fn send(&self, wire: Vec<u8>) -> Result<(), SsmError> {
+        self.queued.fetch_add(wire.len(), Ordering::Relaxed);
         self.ws
             .send(Frame::binary(wire))
             .map_err(|_| SsmError::Broken("the WebSocket's writer ended".into()))
@@ -158,17 +167,24 @@ impl Pump {
         let (ws_tx, mut ws_rx) = mpsc::unbounded_channel::<Frame>();
         let (session_tx, mut session_rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let backlog = Arc::new(AtomicUsize::new(0));
+        let queued = Arc::new(AtomicUsize::new(0));
         let writers = Writers {
             ws: ws_tx,
+            queued: Arc::clone(&queued),
             session: session_tx,
             backlog: Arc::clone(&backlog),
         };
         // Each writer ends once the core has dropped its sender and all is written.
         let ws_writer = async {
             while let Some(frame) = ws_rx.recv().await {
+                let length = match &frame {
+                    Frame::Binary(bytes) => bytes.len(),
+                    _ => 0,
+                };
                 if let Err(error) = ws_out.send(frame).await {
                     return Err(SsmError::Broken(error.to_string()));
                 }
+                queued.fetch_sub(length, Ordering::Relaxed);
             }
             Ok(())
         };
@@ -184,16 +200,29 @@ impl Pump {
         };
         let core = async move {
             let mut buf = vec![0; smux::MAX_FRAME_DATA];
+            // Once the session is done: until when what is in flight may still be acknowledged.
+            let mut closing: Option<Instant> = None;
             loop {
                 let now = Instant::now();
-                if self.outgoing.oldest_wait(now) > GIVE_UP {
+                if let Some(deadline) = closing {
+                    if self.outgoing.is_empty() || now >= deadline {
+                        close(&writers);
+                        return Ok(());
+                    }
+                }
+                if !self.paused && self.outgoing.oldest_wait(now) > GIVE_UP {
                     return Err(SsmError::Silent(GIVE_UP));
                 }
-                let resend_at = self.outgoing.next_due().unwrap_or(now + GIVE_UP);
+                let resend_at = self
+                    .outgoing
+                    .next_due()
+                    .unwrap_or(now + GIVE_UP)
+                    .min(closing.unwrap_or(now + GIVE_UP));
                 let keepalive_at = self.keepalive.unwrap_or(now + GIVE_UP);
                 let reading = matches!(self.phase, Phase::Open { .. })
                     && !self.paused
-                    && !self.outgoing.full();
+                    && !self.outgoing.full()
+                    && writers.queued.load(Ordering::Relaxed) < UPLINK_QUEUE;
                 tokio::select! {
                     frame = ws_in.next() => {
                         match frame {
@@ -201,6 +230,8 @@ impl Pump {
                                 let message = Message::decode(&data)
                                     .map_err(|e| SsmError::Protocol(e.to_string()))?;
                                 if self.receive(message, &writers, ready)? {
+                                    // The server's side ended the connection.
+                                    close(&writers);
                                     return Ok(());
                                 }
                             }
@@ -221,7 +252,7 @@ impl Pump {
                         let n = read.map_err(|e| SsmError::Broken(e.to_string()))?;
                         if n == 0 {
                             self.session_ended(&writers)?;
-                            return Ok(());
+                            closing = Some(Instant::now() + LINGER);
                         }
                         self.send_data(&buf[..n], &writers)?;
                     }
@@ -231,12 +262,16 @@ impl Pump {
                         smux::Frame::encode_into(Command::Nop, 0, &[], &mut nop);
                         self.send_stream(&nop, &writers)?;
                     }
-                    () = tokio::time::sleep_until(resend_at.into()) => {
-                        for wire in self.outgoing.due(Instant::now()) {
+                    () = tokio::time::sleep_until(resend_at.into()), if !self.paused => {
+                        if let Some(wire) = self.outgoing.due(Instant::now()) {
                             trace!("resending a message the agent did not acknowledge");
                             writers.send(wire)?;
                         }
                     }
+                    // Look again soon whether the uplink queue drained below its limit (the
+                    // writer tells nobody); only while it is full.
+                    () = tokio::time::sleep(Duration::from_millis(20)),
+                        if writers.queued.load(Ordering::Relaxed) >= UPLINK_QUEUE => {}
                 }
             }
         };
@@ -279,6 +314,9 @@ impl Pump {
                 return Err(SsmError::Closed(reason));
             }
             message::START_PUBLICATION => {
+                if self.paused {
+                    self.outgoing.resumed(Instant::now());
+                }
                 self.paused = false;
                 return Ok(false);
             }
@@ -414,7 +452,8 @@ impl Pump {
         Ok(())
     }
 
-    /// The session closed its end: say so to the agent and close the WebSocket.
+    /// The session closed its end: say so to the agent (the caller closes the WebSocket once
+    /// what is in flight is acknowledged).
     fn session_ended(&mut self, writers: &Writers) -> Result<(), SsmError> {
         match self.phase {
             Phase::Open { smux: true } => {
@@ -434,11 +473,16 @@ impl Pump {
             }
             Phase::Handshake | Phase::Done => {}
         }
-        let close = CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        };
-        let _ = writers.ws.send(Frame::Close(Some(close)));
+        self.phase = Phase::Done;
         Ok(())
     }
+}
+
+/// Closes the WebSocket normally (queued after everything sent before).
+fn close(writers: &Writers) {
+    let close = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    let _ = writers.ws.send(Frame::Close(Some(close)));
 }

@@ -12,9 +12,10 @@ use super::message::Message;
 /// Messages sent and not yet acknowledged, at most: past it the client stops reading what the
 /// session writes until acknowledgements come.
 const WINDOW: usize = 512;
-/// Messages that arrived ahead of a missing one, kept at most; more are dropped unacknowledged
-/// and come again.
+/// Messages, and their bytes, that arrived ahead of a missing one, kept at most; more are
+/// dropped unacknowledged and come again.
 const EARLY: usize = 4096;
+const EARLY_BYTES: usize = 8 << 20;
 /// The plugin's first and largest retransmission timeouts.
 const FIRST_RTO: Duration = Duration::from_millis(200);
 const MAX_RTO: Duration = Duration::from_secs(1);
@@ -22,13 +23,26 @@ const MIN_RTO: Duration = Duration::from_millis(50);
 /// How long a message may go unacknowledged, resent all the while, before the stream counts as
 /// broken.
 pub const GIVE_UP: Duration = Duration::from_secs(30);
+/// The longest wait before resending a message that was resent already: each resend doubles
+/// its wait, so that a slow uplink is not flooded with copies.
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
 
 struct Pending {
     sequence: i64,
     wire: Vec<u8>,
     first_sent: Instant,
     last_sent: Instant,
-    resent: bool,
+    /// How many times it was resent (Karn: its acknowledgement then teaches no round trip).
+    resends: u32,
+}
+
+impl Pending {
+    fn due_at(&self, rto: Duration) -> Instant {
+        let wait = rto
+            .saturating_mul(1 << self.resends.min(8))
+            .min(MAX_BACKOFF.max(rto));
+        self.last_sent + wait
+    }
 }
 
 /// The sending side: numbers messages and resends the unacknowledged.
@@ -63,9 +77,14 @@ impl Outgoing {
             wire: wire.clone(),
             first_sent: now,
             last_sent: now,
-            resent: false,
+            resends: 0,
         });
         wire
+    }
+
+    /// Whether everything sent was acknowledged.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
     }
 
     /// Whether the window is full: read no more from the session until acknowledgements come.
@@ -82,7 +101,7 @@ impl Outgoing {
         let Some(pending) = self.pending.remove(at) else {
             return;
         };
-        if !pending.resent {
+        if pending.resends == 0 {
             self.learn(now.saturating_duration_since(pending.first_sent));
         }
     }
@@ -103,23 +122,30 @@ impl Outgoing {
         self.rto = (smoothed + self.variation * 4).clamp(MIN_RTO, MAX_RTO);
     }
 
-    /// The messages whose timeout passed, to send again now.
-    pub fn due(&mut self, now: Instant) -> Vec<Vec<u8>> {
+    /// The oldest unacknowledged message, when its timeout passed, to send again now. Only
+    /// the oldest, as the plugin resends: on a slow uplink every message of the window is
+    /// overdue at once, and copies of all of them would only queue behind each other; the
+    /// next one's turn comes when this one is acknowledged.
+    pub fn due(&mut self, now: Instant) -> Option<Vec<u8>> {
         let rto = self.rto;
-        self.pending
-            .iter_mut()
-            .filter(|p| now.saturating_duration_since(p.last_sent) >= rto)
-            .map(|p| {
-                p.last_sent = now;
-                p.resent = true;
-                p.wire.clone()
-            })
-            .collect()
+        let oldest = self.pending.front_mut().filter(|p| p.due_at(rto) <= now)?;
+        oldest.last_sent = now;
+        oldest.resends += 1;
+        Some(oldest.wire.clone())
     }
 
-    /// When the next resend falls due, if anything waits for an acknowledgement.
+    /// When the oldest message's resend falls due, if anything waits for an acknowledgement.
     pub fn next_due(&self) -> Option<Instant> {
-        self.pending.iter().map(|p| p.last_sent + self.rto).min()
+        self.pending.front().map(|p| p.due_at(self.rto))
+    }
+
+    /// The service paused the stream (`pause_publication`) and resumed it: time spent paused
+    /// is not silence, so every waiting message counts from now.
+    pub fn resumed(&mut self, now: Instant) {
+        for pending in &mut self.pending {
+            pending.first_sent = now;
+            pending.last_sent = now;
+        }
     }
 
     /// How long the oldest unacknowledged message has waited.
@@ -133,7 +159,7 @@ impl Outgoing {
 /// What became of a stream message that arrived.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Arrival {
-    /// Next in sequence (and any kept ones it unblocks): hand these on, then acknowledge them.
+    /// Next in sequence: acknowledge it, then hand it on with the kept ones it unblocks.
     InOrder,
     /// Seen before: acknowledge it again (the first acknowledgement may have been lost).
     Repeat,
@@ -148,6 +174,7 @@ pub enum Arrival {
 pub struct Incoming {
     expected: i64,
     early: BTreeMap<i64, Message>,
+    early_bytes: usize,
 }
 
 impl Incoming {
@@ -158,7 +185,11 @@ impl Incoming {
             Less => Arrival::Repeat,
             Equal => Arrival::InOrder,
             Greater if self.early.contains_key(&message.sequence) => Arrival::Repeat,
-            Greater if self.early.len() < EARLY => {
+            Greater
+                if self.early.len() < EARLY
+                    && self.early_bytes + message.payload.len() <= EARLY_BYTES =>
+            {
+                self.early_bytes += message.payload.len();
                 self.early.insert(message.sequence, message.clone());
                 Arrival::Early
             }
@@ -171,6 +202,7 @@ impl Incoming {
         self.expected = message.sequence + 1;
         let mut ready = vec![message];
         while let Some(next) = self.early.remove(&self.expected) {
+            self.early_bytes -= next.payload.len();
             self.expected += 1;
             ready.push(next);
         }
@@ -212,11 +244,16 @@ mod tests {
         let message = || Message::new(OUTPUT, 0, 0, PayloadType::Output, vec![1]);
         outgoing.send(message(), start);
         outgoing.send(message(), start);
-        assert!(outgoing.due(start + Duration::from_millis(100)).is_empty());
+        assert!(outgoing.due(start + Duration::from_millis(100)).is_none());
         // A fast round trip shortens the timeout for what is still waiting.
         outgoing.acknowledged(0, start + Duration::from_millis(20));
         assert_eq!(outgoing.rto, Duration::from_millis(60));
-        assert_eq!(outgoing.due(start + Duration::from_millis(70)).len(), 1);
+        let at = start + Duration::from_millis(70);
+        assert!(outgoing.due(at).is_some());
+        assert!(outgoing.due(at).is_none(), "one copy at a time");
+        // Resent once, it waits twice as long before the next copy.
+        assert!(outgoing.due(at + Duration::from_millis(100)).is_none());
+        assert!(outgoing.due(at + Duration::from_millis(120)).is_some());
         // Karn: the acknowledgement of a resent message teaches nothing.
         outgoing.acknowledged(1, start + Duration::from_millis(900));
         assert_eq!(outgoing.rto, Duration::from_millis(60));

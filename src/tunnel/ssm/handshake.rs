@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 /// clients from 1.1.70 on; this client does.
 pub const CLIENT_VERSION: &str = "1.2.0.0";
 
-/// The first agent version that multiplexes port sessions with smux (older ones forward one
-/// connection's bytes as they are).
+/// Agents after this version multiplex port sessions with smux (this one and older ones
+/// forward one connection's bytes as they are): the plugin's comparison is strict.
 const SMUX_AGENT: [u32; 4] = [3, 0, 196, 0];
 
-/// The first agent version that no longer expects smux keepalives: older multiplexing agents
-/// close a session that sent no frame for 30 s, so the client sends one every 10 s, as smux's
-/// defaults do.
+/// Agents after this version no longer expect smux keepalives: this one and older multiplexing
+/// agents close a session that sent no frame for 30 s, so the client sends one every 10 s, as
+/// smux's defaults do.
 const NO_KEEPALIVE_AGENT: [u32; 4] = [3, 1, 1511, 0];
 
 /// The agent's handshake request.
@@ -117,12 +117,12 @@ pub fn response(request: &Request) -> Vec<u8> {
 
 /// Whether the agent multiplexes the port session with smux.
 pub fn uses_smux(agent_version: &str) -> bool {
-    version(agent_version) >= SMUX_AGENT
+    version(agent_version) > SMUX_AGENT
 }
 
 /// Whether the agent multiplexes and expects smux keepalives.
 pub fn wants_keepalive(agent_version: &str) -> bool {
-    uses_smux(agent_version) && version(agent_version) < NO_KEEPALIVE_AGENT
+    uses_smux(agent_version) && version(agent_version) <= NO_KEEPALIVE_AGENT
 }
 
 /// `3.0.196.0` as numbers; what does not parse counts as 0.
@@ -153,14 +153,15 @@ mod tests {
     }
 
     #[test]
-    fn smux_from_agent_3_0_196() {
-        assert!(!uses_smux("3.0.195.9"));
-        assert!(uses_smux("3.0.196.0"));
+    fn smux_after_agent_3_0_196_and_keepalives_up_to_3_1_1511() {
+        assert!(!uses_smux("3.0.196.0"));
+        assert!(uses_smux("3.0.196.1"));
         assert!(uses_smux("3.3.40.0"));
         assert!(!uses_smux("2.3.1"));
         assert!(!uses_smux("garbage"));
-        assert!(wants_keepalive("3.0.196.0"));
-        assert!(!wants_keepalive("3.1.1511.0"));
+        assert!(wants_keepalive("3.0.197.0"));
+        assert!(wants_keepalive("3.1.1511.0"));
+        assert!(!wants_keepalive("3.1.1512.0"));
         assert!(!wants_keepalive("2.3.1"));
     }
 }

@@ -18,6 +18,10 @@ use std::time::Duration;
 pub use self::handshake::HandshakeError;
 use super::{Tunnel, TunnelError};
 
+/// The largest message taken from the service: a header and a payload of a few KiB are what
+/// agents send; anything much larger ends the stream rather than fill memory.
+const MAX_MESSAGE: usize = 1 << 20;
+
 /// What can go wrong in the data channel.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum SsmError {
@@ -50,8 +54,8 @@ pub enum SsmError {
 }
 
 /// Opens the data channel at `url` with `token` (what `StartSession` gave) to a port session on
-/// `port`, and returns it as a tunnel once the agent's handshake is complete (within
-/// `timeout`).
+/// `port`, and returns it as a tunnel once the agent's handshake is complete (`timeout` for the
+/// connection, and as much again for the handshake).
 pub async fn open(
     url: &str,
     token: &str,
@@ -63,7 +67,7 @@ pub async fn open(
     if !url.starts_with(&format!("{scheme}://")) {
         return Err(SsmError::Url(url.to_owned()).into());
     }
-    let ws = super::websocket::connect(url, &host, scheme == "wss", timeout)
+    let ws = super::websocket::connect(url, &host, scheme == "wss", timeout, Some(MAX_MESSAGE))
         .await
         .map_err(|error| match error {
             TunnelError::Unreachable { host, detail } => SsmError::Unreachable { host, detail },
