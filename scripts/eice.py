@@ -280,11 +280,17 @@ def start_tunnel_server(routes_file: str, secrets: dict[str, str]) -> int:
     global ROUTES_FILE
     ROUTES_FILE = routes_file
     SECRETS.update(secrets)
+    return serve_in_thread(tunnel, process_request)
+
+
+def serve_in_thread(handler, checker) -> int:
+    """Serves WebSockets with `handler` (after `checker` looked at each upgrade request) on a
+    free port of 127.0.0.1, in a thread of its own; returns the port."""
     ready = threading.Event()
     port = []
 
     async def main():
-        async with serve(tunnel, "127.0.0.1", 0, process_request=process_request,
+        async with serve(handler, "127.0.0.1", 0, process_request=checker,
                          compression=None, max_size=None) as server:
             port.append(server.sockets[0].getsockname()[1])
             ready.set()

@@ -44,7 +44,6 @@ from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.iam.access_control import IAMPolicyStatement
 from moto.ssm.responses import SimpleSystemManagerResponse
-from websockets.asyncio.server import serve
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
@@ -578,17 +577,5 @@ async def data_channel(ws) -> None:
 def start_stream_server() -> int:
     """Serves data channels on a free port in a thread of its own; returns the port."""
     global STREAM_PORT
-    ready = threading.Event()
-    port = []
-
-    async def main():
-        async with serve(data_channel, "127.0.0.1", 0, process_request=process_request,
-                         compression=None, max_size=None) as server:
-            port.append(server.sockets[0].getsockname()[1])
-            ready.set()
-            await asyncio.get_running_loop().create_future()
-
-    threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
-    ready.wait(10)
-    STREAM_PORT = port[0]
+    STREAM_PORT = eice.serve_in_thread(data_channel, process_request)
     return STREAM_PORT

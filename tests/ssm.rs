@@ -222,7 +222,6 @@ fn an_agent_that_cannot_reach_the_port_says_so() {
 /// connection.
 #[test]
 fn the_tunnel_command_serves_another_app_through_session_manager() {
-    use std::io::{BufRead as _, BufReader};
     let emu = Emulator::start();
     let xvfb = Xvfb::start(640, 480);
     let password = emu.field(ISOLATED, "password");
@@ -240,17 +239,8 @@ fn the_tunnel_command_serves_another_app_through_session_manager() {
             .spawn()
             .expect("start ecsrdp tunnel"),
     );
-    let mut banner = String::new();
-    let mut lines = BufReader::new(tunnel.0.stdout.take().unwrap());
-    lines.read_line(&mut banner).unwrap();
-    lines.read_line(&mut banner).unwrap();
+    let (banner, local) = tunnel.tunnel_banner();
     assert!(banner.contains("through Session Manager"), "{banner}");
-    let local = banner
-        .split_whitespace()
-        .find(|word| word.starts_with("127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no local address in {banner:?}"))
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_owned();
     let png = home.path().join("out.png");
     let mut other = support::ecsrdp(home.path());
     other
@@ -356,7 +346,6 @@ fn the_clients_messages_read_the_same_in_the_emulators_codec() {
 /// an idle connection keeps its one session.
 #[test]
 fn an_idle_connection_keeps_an_older_multiplexing_agent_alive() {
-    use std::io::{BufRead as _, BufReader};
     let emu = Emulator::start();
     let xvfb = Xvfb::start(640, 480);
     let password = emu.field(ISOLATED, "password");
@@ -376,16 +365,7 @@ fn an_idle_connection_keeps_an_older_multiplexing_agent_alive() {
             .spawn()
             .expect("start ecsrdp tunnel"),
     );
-    let mut banner = String::new();
-    let mut lines = BufReader::new(tunnel.0.stdout.take().unwrap());
-    lines.read_line(&mut banner).unwrap();
-    lines.read_line(&mut banner).unwrap();
-    let local = banner
-        .split_whitespace()
-        .find(|word| word.starts_with("127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no local address in {banner:?}"))
-        .trim_end_matches(|c: char| !c.is_ascii_digit())
-        .to_owned();
+    let (_, local) = tunnel.tunnel_banner();
     let _idle = std::net::TcpStream::connect(&local).unwrap();
     let started = std::time::Instant::now();
     while events(&emu, "handshake").is_empty() {

@@ -168,7 +168,6 @@ fn an_endpoint_that_cannot_reach_the_instance_says_so() {
 /// client is `ecsrdp direct`, and the desktop arrives through it.
 #[test]
 fn the_tunnel_serves_another_client_on_a_local_port() {
-    use std::io::{BufRead as _, BufReader};
     let emu = Emulator::start();
     let xvfb = Xvfb::start(640, 480);
     let password = emu.field(PRIVATE, "password");
@@ -211,15 +210,7 @@ fn the_tunnel_serves_another_client_on_a_local_port() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     };
-    let mut banner = String::new();
-    let mut lines = BufReader::new(tunnel.0.stdout.take().unwrap());
-    lines.read_line(&mut banner).unwrap();
-    lines.read_line(&mut banner).unwrap();
-    let local = banner
-        .split_whitespace()
-        .find(|word| word.starts_with("127.0.0.1:"))
-        .unwrap_or_else(|| panic!("no local address in {banner:?}"))
-        .to_owned();
+    let (banner, local) = tunnel.tunnel_banner();
     assert!(
         banner.contains("through EC2 Instance Connect Endpoint eice-"),
         "{banner}"

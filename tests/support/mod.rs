@@ -433,6 +433,24 @@ pub fn wait_for_port(port: u16, limit: Duration) {
 /// A child process killed when dropped.
 pub struct Daemon(pub Child);
 
+impl Daemon {
+    /// The two lines `ecsrdp tunnel` (spawned with its stdout piped) prints once it listens, and
+    /// the local address they name.
+    pub fn tunnel_banner(&mut self) -> (String, String) {
+        let mut banner = String::new();
+        let mut lines = BufReader::new(self.0.stdout.take().expect("stdout piped"));
+        lines.read_line(&mut banner).unwrap();
+        lines.read_line(&mut banner).unwrap();
+        let local = banner
+            .split_whitespace()
+            .find(|word| word.starts_with("127.0.0.1:"))
+            .unwrap_or_else(|| panic!("no local address in {banner:?}"))
+            .trim_end_matches(|c: char| !c.is_ascii_digit())
+            .to_owned();
+        (banner, local)
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.0.kill();
