@@ -34,6 +34,35 @@ fn events(emu: &Emulator, kind: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Waits up to `seconds` for the emulator to log an event of `kind`.
+fn wait_for_event(emu: &Emulator, kind: &str, seconds: u64) {
+    let started = std::time::Instant::now();
+    while events(emu, kind).is_empty() {
+        assert!(
+            started.elapsed().as_secs() < seconds,
+            "{:?}",
+            emu.ssm_events()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `ecsrdp tunnel <instance> --tunnel ssm` on a free local port: the running command, its
+/// banner and the address it listens on.
+fn ssm_tunnel(emu: &Emulator, home: &std::path::Path) -> (support::Daemon, String, String) {
+    let mut tunnel = support::Daemon(
+        emu.ecsrdp(home)
+            .args(["tunnel", &emu.target(ISOLATED), "--tunnel", "ssm"])
+            .args(["--local-port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start ecsrdp tunnel"),
+    );
+    let (banner, local) = tunnel.tunnel_banner();
+    (tunnel, banner, local)
+}
+
 /// The shadow server shows a painted display; the client's lossless snapshot through Session
 /// Manager (whatever the emulated channel does to the messages) must equal the display's own
 /// framebuffer, pixel for pixel. Returns the emulator's events.
@@ -230,16 +259,7 @@ fn the_tunnel_command_serves_another_app_through_session_manager() {
     emu.set_route(ISOLATED, shadow.port);
     emu.set_agent(ISOLATED, online());
     let home = tempfile::tempdir().unwrap();
-    let mut tunnel = support::Daemon(
-        emu.ecsrdp(home.path())
-            .args(["tunnel", &emu.target(ISOLATED), "--tunnel", "ssm"])
-            .args(["--local-port", "0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start ecsrdp tunnel"),
-    );
-    let (banner, local) = tunnel.tunnel_banner();
+    let (mut tunnel, banner, local) = ssm_tunnel(&emu, home.path());
     assert!(banner.contains("through Session Manager"), "{banner}");
     let png = home.path().join("out.png");
     let mut other = support::ecsrdp(home.path());
@@ -260,11 +280,7 @@ fn the_tunnel_command_serves_another_app_through_session_manager() {
     assert!(red * 100 > pixels.len() / 3 * 99, "{red} pixels");
     assert_eq!(events(&emu, "handshake").len(), 1);
     // The session ends with its connection, while the tunnel goes on listening.
-    let started = std::time::Instant::now();
-    while events(&emu, "terminated").is_empty() {
-        assert!(started.elapsed().as_secs() < 10, "{:?}", emu.ssm_events());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_event(&emu, "terminated", 10);
     assert!(
         tunnel.0.try_wait().unwrap().is_none(),
         "the tunnel still listens"
@@ -356,22 +372,9 @@ fn an_idle_connection_keeps_an_older_multiplexing_agent_alive() {
         json!({"ping": "Online", "agent": "3.0.1000.0", "smux_timeout": 12}),
     );
     let home = tempfile::tempdir().unwrap();
-    let mut tunnel = support::Daemon(
-        emu.ecsrdp(home.path())
-            .args(["tunnel", &emu.target(ISOLATED), "--tunnel", "ssm"])
-            .args(["--local-port", "0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start ecsrdp tunnel"),
-    );
-    let (_, local) = tunnel.tunnel_banner();
+    let (_tunnel, _, local) = ssm_tunnel(&emu, home.path());
     let _idle = std::net::TcpStream::connect(&local).unwrap();
-    let started = std::time::Instant::now();
-    while events(&emu, "handshake").is_empty() {
-        assert!(started.elapsed().as_secs() < 20, "{:?}", emu.ssm_events());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_event(&emu, "handshake", 20);
     std::thread::sleep(std::time::Duration::from_secs(16));
     let violations = events(&emu, "violation");
     assert!(violations.is_empty(), "{violations:?}");
