@@ -1,12 +1,12 @@
-//! The local clipboard, opened for the session to share: on Linux IronRDP's backend, which
-//! watches the selection (Wayland's data-control protocols, else X11 through XFixes), advertises
-//! what the remote copied and fetches data only when a program pastes, on either side, with
-//! transfers bounded (100 MiB); text goes as `CF_UNICODETEXT`, images as PNG/DIB. On macOS
-//! ecsrdp's own [`pasteboard`](super::pasteboard) backend, text only.
-//!
-//! The X11 backend polls for X events on a short timer, copied or not, which costs an idle
-//! session wake-ups and CPU (docs/performance.md measures it); a timer slack (below) lets the
-//! kernel fold those wake-ups.
+//! The local clipboard, opened for the session to share. Every backend advertises what was
+//! copied on one side and fetches data only when a program pastes on the other, with transfers
+//! bounded (100 MiB); text goes as `CF_UNICODETEXT`, images as PNG/DIB.
+//! - On an X11 display, ecsrdp's own [`x11_clipboard`](super::x11_clipboard), driven by XFixes
+//!   events: it sleeps until something is copied or pasted.
+//! - On Wayland, IronRDP's backend (the data-control protocols, or X11 on XWayland). Its worker
+//!   looks for work on a timer (docs/performance.md measures it); a timer slack (below) lets
+//!   the kernel fold those wake-ups.
+//! - On macOS, ecsrdp's own [`pasteboard`](super::pasteboard) backend, text only.
 
 use crate::rdp::Clipboard;
 
@@ -48,15 +48,14 @@ mod linux {
 
     use crate::rdp::LocalClipboard;
 
-    /// How late the kernel may wake the clipboard's threads (`PR_SET_TIMERSLACK`, which a
-    /// thread passes on to the threads it starts), so that the X11 backend's polls come less
-    /// often. Nothing the user does waits on a timer except that poll, and it paces one thing: a
-    /// local program taking a large paste from the session 64 KiB at a time. More slack saves
-    /// more wake-ups and slows that paste more; this value is the compromise measured in
-    /// docs/performance.md. The Wayland backend waits on its sockets and is not slowed at all.
+    /// How late the kernel may wake IronRDP's clipboard threads (`PR_SET_TIMERSLACK`, which a
+    /// thread passes on to the threads it starts), so that their polls come less often. On
+    /// XWayland those polls pace a local program taking a large paste from the session 64 KiB
+    /// at a time; this value is the compromise measured in docs/performance.md. The Wayland
+    /// data-control backend waits on its sockets and is not slowed at all.
     const CLIPBOARD_TIMER_SLACK: Duration = Duration::from_millis(15);
 
-    /// IronRDP's Linux clipboard; owns its threads.
+    /// IronRDP's Linux clipboard, for Wayland; owns its threads.
     struct Linux(ironrdp_cliprdr_native::LinuxClipboard);
 
     impl LocalClipboard for Linux {
@@ -79,6 +78,13 @@ mod linux {
     pub(super) fn open(
         sender: UnboundedSender<ClipboardMessage>,
     ) -> Result<Box<dyn LocalClipboard>, String> {
+        // The window is on X11 when winit found no Wayland compositor (it prefers Wayland).
+        let wayland = ["WAYLAND_DISPLAY", "WAYLAND_SOCKET"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some());
+        if !wayland {
+            return crate::window::x11_clipboard::open(sender);
+        }
         // The backend's threads are started from a thread of our own that carries the slack,
         // so that no other thread of ecsrdp's (the window's, the session's) has it.
         let opened = std::thread::Builder::new()

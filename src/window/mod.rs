@@ -19,6 +19,8 @@ mod overlay;
 #[cfg(target_os = "macos")]
 mod pasteboard;
 mod view;
+#[cfg(target_os = "linux")]
+mod x11_clipboard;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
