@@ -307,6 +307,7 @@ fn options_for(desktop: (u16, u16), scale_percent: u32) -> ConnectOptions {
         clipboard: None,
         drive: None,
         drive_read_only: false,
+        h264_decoder: rdp::DecoderChoice::Auto,
     }
 }
 

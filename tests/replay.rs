@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use ecsrdp::rdp::{replay, replay_stage, replay_stage_with, Codecs};
+use ecsrdp::rdp::{
+    replay, replay_stage, replay_stage_decoding, replay_stage_with, Codecs, DecoderChoice,
+};
 use ecsrdp::render::Canvas;
 use ironrdp_displaycontrol::client::DisplayControlClient;
 use ironrdp_dvc::DrdynvcClient;
@@ -106,6 +108,49 @@ fn h264_paints_what_ironrdp_paints() {
     assert!(worst <= 2, "a channel is off by {worst}: {off:?}");
     // The stream is not all black: the comparison compared something.
     assert!(theirs.iter().filter(|&&c| c > 0x20).count() > theirs.len() / 4);
+}
+
+/// The H.264 decoders ecsrdp can choose (`--h264-decoder`) paint the same pixels: H.264
+/// decoding is exact, so FFmpeg's and OpenH264's pictures of the recorded AVC444v2 stream must
+/// agree bit for bit, after every update, not only at the end. Needs FFmpeg's libavcodec
+/// (`scripts/setup tests` installs Debian's).
+#[test]
+fn ffmpeg_and_openh264_paint_the_same_pixels() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/streams/shadow-h264.bin");
+    let stream = std::fs::read(path).unwrap();
+    let paint = |decoder| {
+        let mut canvas = Canvas::new(1024, 768);
+        let mut shown = Vec::new();
+        let mut stage = replay_stage_decoding(Codecs::H264, decoder);
+        replay(&mut stage, &mut canvas, &stream, |frame| {
+            use std::hash::{Hash, Hasher};
+            let mut hash = std::collections::hash_map::DefaultHasher::new();
+            frame.pixels().data.hash(&mut hash);
+            shown.push(hash.finish());
+        })
+        .unwrap_or_else(|e| panic!("{decoder:?}: {e}"));
+        let pixels = canvas.frame().lock().pixels().data.to_vec();
+        (shown, pixels)
+    };
+    assert!(
+        ecsrdp::rdp::h264_decoder_name(DecoderChoice::Ffmpeg).is_ok(),
+        "no FFmpeg here (apt-get install libavcodec59, or scripts/setup tests)"
+    );
+    let (ffmpeg_frames, ffmpeg) = paint(DecoderChoice::Ffmpeg);
+    let (openh264_frames, openh264) = paint(DecoderChoice::OpenH264);
+    assert!(ffmpeg_frames.len() >= 10, "{} frames", ffmpeg_frames.len());
+    let first_difference = ffmpeg_frames
+        .iter()
+        .zip(&openh264_frames)
+        .position(|(a, b)| a != b);
+    assert_eq!(
+        first_difference, None,
+        "the frames differ from this update on"
+    );
+    assert_eq!(ffmpeg_frames.len(), openh264_frames.len());
+    assert!(ffmpeg == openh264, "the last pictures differ");
+    // Not all black: the comparison compared something.
+    assert!(ffmpeg.iter().filter(|&&c| c > 0x20).count() > ffmpeg.len() / 4);
 }
 
 /// An active stage like [`replay_stage`]'s, with IronRDP's own graphics pipeline decoding H.264

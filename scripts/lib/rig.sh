@@ -4,9 +4,23 @@
 
 python=.venv/bin/python
 ecsrdp=${ECSRDP:-target/release/ecsrdp}
-xfreerdp=${XFREERDP:-xfreerdp}
+# The reference client: FreeRDP 3.10 from Debian's backports, which `scripts/setup tests`
+# unpacks into .peers (XFREERDP=3, the default), or Debian's FreeRDP 2 (XFREERDP=2), or any
+# other xfreerdp by path.
+xfreerdp_env=()
+case ${XFREERDP:-3} in
+  3) xfreerdp=$PWD/.peers/freerdp3/usr/bin/xfreerdp3
+     # Its own libraries, and OpenSSL's legacy provider for NTLM's MD4 (NLA).
+     xfreerdp_env=(LD_LIBRARY_PATH="$PWD/.peers/freerdp3/usr/lib/x86_64-linux-gnu"
+       OPENSSL_CONF="$PWD/scripts/lib/openssl-legacy.cnf") ;;
+  2) xfreerdp=xfreerdp ;;
+  *) xfreerdp=$XFREERDP ;;
+esac
 [ -x "$ecsrdp" ] || { echo "$(basename "$0"): build the release binary first: cargo build --release" >&2; exit 2; }
-command -v "$xfreerdp" >/dev/null || { echo "$(basename "$0"): no $xfreerdp (apt-get install freerdp2-x11)" >&2; exit 2; }
+command -v "$xfreerdp" >/dev/null || { echo "$(basename "$0"): no $xfreerdp (scripts/setup tests unpacks FreeRDP 3; XFREERDP=2 uses Debian's freerdp2-x11)" >&2; exit 2; }
+xfreerdp_version() {  # display: the reference client's version (FreeRDP 2 needs a display)
+  DISPLAY=$1 env "${xfreerdp_env[@]}" "$xfreerdp" --version 2>/dev/null | grep -o 'version [0-9.]*' | head -1 | cut -d' ' -f2 || true
+}
 
 xvfb() {  # starts an Xvfb of the given size; its display goes to $display (not a subshell:
           # the server's PID must reach the cleanup list)
@@ -31,15 +45,15 @@ shadow_server() {  # display: shares it over RDP (NLA, an Administrator with a f
 }
 
 connect_xfreerdp() {  # display, codec args: sets $xf (its PID)
-  DISPLAY=$1 "$xfreerdp" /v:127.0.0.1:"$port" /u:Administrator /p:"$password" \
-    /cert:ignore /size:1024x768 $2 >"$work/xfreerdp.log" 2>&1 &
+  DISPLAY=$1 env "${xfreerdp_env[@]}" "$xfreerdp" /v:127.0.0.1:"$port" /u:Administrator \
+    /p:"$password" /cert:ignore /size:"${size:-1024x768}" $2 >"$work/xfreerdp.log" 2>&1 &
   xf=$!
   pids+=($xf)
 }
 
 connect_ecsrdp() {  # display, codec args: sets $ec (its PID)
   DISPLAY=$1 ECSRDP_DATA_DIR=$work/data ECSRDP_PASSWORD=$password \
-    "$ecsrdp" direct 127.0.0.1:"$port" --security nla --trust-new --size 1024x768 $2 \
+    "$ecsrdp" direct 127.0.0.1:"$port" --security nla --trust-new --size "${size:-1024x768}" $2 \
     >"$work/ecsrdp.log" 2>&1 &
   ec=$!
   pids+=($ec)

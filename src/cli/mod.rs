@@ -282,6 +282,11 @@ pub struct SessionArgs {
     /// RemoteFX and bitmaps for servers without it), `rfx` (no graphics pipeline), `lossless`
     #[arg(long, value_enum, default_value_t = CodecChoice::H264)]
     pub codec: CodecChoice,
+    /// Which H.264 decoder to use: `auto` (FFmpeg's libavcodec when the machine has it, else
+    /// OpenH264), `ffmpeg`, `openh264` (built in), or `cisco` (Cisco's OpenH264 library in the
+    /// data folder, or at $ECSRDP_OPENH264_LIBRARY); `-v` says which one runs
+    #[arg(long, value_enum, value_name = "DECODER", default_value_t = H264DecoderChoice::Auto)]
+    pub h264_decoder: H264DecoderChoice,
     /// Offer no lossy codec, so every pixel arrives exactly as the server has it (the same as
     /// --codec lossless); uses more bandwidth
     #[arg(long)]
@@ -337,6 +342,14 @@ pub enum CodecChoice {
     H264,
     Rfx,
     Lossless,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum H264DecoderChoice {
+    Auto,
+    Ffmpeg,
+    Openh264,
+    Cisco,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -76,6 +76,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         }) => {
             // NLA by default here too: a first contact is where a pin protects nothing, and a
             // man in the middle answering "TLS only" would otherwise receive the password.
+            session::check_decoder(&session)?;
             let endpoint = connect::direct_endpoint(&server, user, domain, password_stdin)?;
             session::run(runtime, endpoint, None, session::SystemLog::None, &session)
         }
@@ -94,6 +95,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 runtime.block_on(list::list(&target, &args.aws, args.json))
             }
             Some(target) => {
+                session::check_decoder(&args.session)?;
                 let timeout = args.session.connect_timeout;
                 let (endpoint, tunnel, log, ssm_sessions) =
                     runtime.block_on(connect::instance_endpoint(&target, &args.aws, timeout))?;

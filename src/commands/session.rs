@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::error::Error;
-use crate::cli::{CodecChoice, Scale as ScaleArg, SecurityChoice, SessionArgs};
+use crate::cli::{CodecChoice, H264DecoderChoice, Scale as ScaleArg, SecurityChoice, SessionArgs};
 use crate::headless::HeadlessOptions;
 use crate::rdp::{
-    connect, connect_over, Clipboard, Codecs, ConnectOptions, Endpoint, Handshake, Layout, Outcome,
-    RdpError, Reconnect, Security, Session, Transport, TrustStore,
+    connect, connect_over, Clipboard, Codecs, ConnectOptions, DecoderChoice, Endpoint, Handshake,
+    Layout, Outcome, RdpError, Reconnect, Security, Session, Transport, TrustStore,
 };
 use crate::term::{prompt, status};
 use crate::tunnel::{Reopen, Tunnel, TunnelError};
@@ -242,7 +242,44 @@ fn connect_options(args: &SessionArgs, desktop: (u16, u16)) -> ConnectOptions {
         clipboard: shared_clipboard(args),
         drive: args.drive.clone(),
         drive_read_only: !args.drive_writable,
+        h264_decoder: decoder_choice(args.h264_decoder),
     }
+}
+
+fn decoder_choice(choice: H264DecoderChoice) -> DecoderChoice {
+    match choice {
+        H264DecoderChoice::Auto => DecoderChoice::Auto,
+        H264DecoderChoice::Ffmpeg => DecoderChoice::Ffmpeg,
+        H264DecoderChoice::Openh264 => DecoderChoice::OpenH264,
+        H264DecoderChoice::Cisco => DecoderChoice::Cisco,
+    }
+}
+
+/// An H.264 decoder asked for by name must be there: said before anything is asked of AWS or
+/// the server, rather than a session that quietly goes without H.264 (which `auto` does, with a
+/// warning, when no decoder opens).
+pub(super) fn check_decoder(args: &SessionArgs) -> Result<(), Error> {
+    let choice = decoder_choice(args.h264_decoder);
+    if choice == DecoderChoice::Auto || args.codec != CodecChoice::H264 || args.lossless {
+        return Ok(());
+    }
+    let Err(why) = crate::rdp::h264_decoder_name(choice) else {
+        return Ok(());
+    };
+    let advice = match choice {
+        DecoderChoice::Ffmpeg => "install FFmpeg's libavcodec (Debian and Ubuntu: the libavcodec \
+             package of the release, e.g. `apt-get install libavcodec59`; macOS: `brew install \
+             ffmpeg`), or leave out --h264-decoder"
+            .to_owned(),
+        DecoderChoice::Cisco => "download Cisco's OpenH264 2.6.0 for this platform from \
+             http://ciscobinary.openh264.org/ (its licence covers the H.264 patents) and unpack \
+             it there (or point $ECSRDP_OPENH264_LIBRARY at it), or leave out --h264-decoder"
+            .to_owned(),
+        _ => "leave out --h264-decoder to use the decoders this machine has".to_owned(),
+    };
+    Err(Error::Usage(format!(
+        "--h264-decoder: {why}. To fix: {advice}"
+    )))
 }
 
 /// `--keyboard-layout`, else this machine's layout, else 0: the server's own.

@@ -69,6 +69,8 @@ pub struct ConnectOptions {
     pub drive: Option<(String, std::path::PathBuf)>,
     /// The session may read the drive but not change it.
     pub drive_read_only: bool,
+    /// Which H.264 decoder to use (with `Codecs::H264`).
+    pub h264_decoder: super::graphics::DecoderChoice,
 }
 
 /// The surface codecs advertised: RemoteFX, or for lossless only CODEC_GUID_IGNORE

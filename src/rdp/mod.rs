@@ -26,7 +26,10 @@ pub use self::connect::trust::{fingerprint, thumbprint, TrustDecision, TrustKey,
 pub use self::connect::{connect, connect_over, Connected, Handshake};
 pub use self::contain::install_panic_hook;
 pub use self::error::RdpError;
+pub use self::graphics::{cisco_library, h264_decoder_name, DecoderChoice};
 pub use self::keyboard::{Klid, Locks};
 #[cfg(feature = "replay")]
-pub use self::replay::{replay, replay_stage, replay_stage_with, ReplayChannels, REPLAY_CHANNELS};
+pub use self::replay::{
+    replay, replay_stage, replay_stage_decoding, replay_stage_with, ReplayChannels, REPLAY_CHANNELS,
+};
 pub use self::session::{Command, FrameSink, Layout, Outcome, PointerShape, Reconnect, Session};

@@ -7,6 +7,7 @@ use ironrdp_session::{ActiveStage, ActiveStageBuilder};
 use super::channels::dynamic_channels;
 use super::config::Codecs;
 use super::error::RdpError;
+use super::graphics::DecoderChoice;
 use super::session::decode;
 use crate::render::{Canvas, Frame};
 
@@ -29,7 +30,12 @@ pub struct ReplayChannels {
 /// the graphics pipeline with `Codecs::H264`), with the channel IDs of [`REPLAY_CHANNELS`]:
 /// for feeding server PDUs to [`decode`] without a server, as the fuzz target does.
 pub fn replay_stage(codecs: Codecs) -> ActiveStage {
-    replay_stage_with(dynamic_channels(codecs))
+    replay_stage_decoding(codecs, DecoderChoice::Auto)
+}
+
+/// [`replay_stage`] with H.264 decoded by `decoder`: for holding the decoders to each other.
+pub fn replay_stage_decoding(codecs: Codecs, decoder: DecoderChoice) -> ActiveStage {
+    replay_stage_with(dynamic_channels(codecs, decoder))
 }
 
 /// An active stage like [`replay_stage`]'s with other dynamic channels: for comparing ecsrdp's

@@ -12,16 +12,16 @@ use ironrdp_dvc::DrdynvcClient;
 pub use self::clipboard::{Clipboard, LocalClipboard};
 pub use self::drive_thread::DriveAnswers;
 use super::config::Codecs;
-use super::graphics;
+use super::graphics::{self, DecoderChoice};
 
 /// The dynamic channels ecsrdp opens: Display Control (MS-RDPEDISP) lets the window ask the
 /// server to resize the desktop; the graphics pipeline (MS-RDPEGFX) carries H.264 and the
-/// other EGFX codecs.
-pub fn dynamic_channels(codecs: Codecs) -> DrdynvcClient {
+/// other EGFX codecs, H.264 decoded by `decoder`.
+pub fn dynamic_channels(codecs: Codecs, decoder: DecoderChoice) -> DrdynvcClient {
     let drdynvc =
         DrdynvcClient::new().with_dynamic_channel(DisplayControlClient::new(|_| Ok(Vec::new())));
     if codecs == Codecs::H264 {
-        drdynvc.with_dynamic_channel(graphics::pipeline())
+        drdynvc.with_dynamic_channel(graphics::pipeline(decoder))
     } else {
         drdynvc
     }

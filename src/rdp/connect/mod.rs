@@ -107,7 +107,7 @@ pub async fn connect_over(
         })?,
         Transport::Pipe(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
     };
-    let drdynvc = dynamic_channels(options.codecs);
+    let drdynvc = dynamic_channels(options.codecs, options.h264_decoder);
     let mut connector = ClientConnector::new(connector_config(endpoint, &options), client_addr)
         .with_static_channel(drdynvc);
     let clipboard = options.clipboard.take();

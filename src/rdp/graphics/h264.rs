@@ -1,5 +1,6 @@
 //! H.264 in the graphics pipeline (MS-RDPEGFX 2.2.4.4 to 2.2.4.6: AVC420, AVC444, AVC444v2),
-//! decoded with OpenH264 and converted straight into the caller's buffer.
+//! decoded by the [`decoder`](super::decoder) chosen at run time and converted straight into
+//! the caller's buffer.
 //!
 //! ironrdp-egfx decodes these too, but copies each decoded picture out of the decoder, combines
 //! and converts it pixel by pixel in scalar code, and copies the result once more before its
@@ -16,14 +17,13 @@ use ironrdp_egfx::pdu::{
     Encoding, WireToSurface1Pdu,
 };
 use ironrdp_pdu::geometry::ExclusiveRectangle;
-use openh264::decoder::Decoder;
-use openh264::formats::YUVSource as _;
 use yuv::{YuvPlanarImage, YuvRange, YuvStandardMatrix};
 
+use super::decoder::{Decoded, Decoder, DecoderChoice};
 use super::yuv444::{Layout, Picture, View};
 
 /// The most surfaces that may have an H.264 decoder at once. Each costs OpenH264 up to about
-/// 17 MB, so a server creating surfaces must not get one for each; ecsrdp shows one monitor,
+/// 17 MB (FFmpeg less), so a server creating surfaces must not get one for each; ecsrdp shows one monitor,
 /// which Windows paints through one surface.
 const MAX_DECODERS: usize = 4;
 
@@ -39,9 +39,9 @@ pub enum H264Error {
     UnknownSurface(u16),
     #[error("its bitmap stream does not parse: {0}")]
     Stream(String),
-    #[error("OpenH264 failed on it: {0}")]
-    Decoder(#[from] openh264::Error),
-    #[error("OpenH264 returned no picture for it")]
+    #[error("the H.264 decoder failed on it: {0}")]
+    Decoder(String),
+    #[error("the H.264 decoder returned no picture for it")]
     NoPicture,
     #[error("its picture is {0}x{1}, smaller than the area it paints")]
     TooSmall(usize, usize),
@@ -72,9 +72,11 @@ pub trait Canvas {
 #[derive(Default)]
 pub struct H264 {
     surfaces: BTreeMap<u16, Surface>,
-    /// The decoder that proved OpenH264 starts, kept for the first surface that needs one.
+    /// The decoder every surface gets (`Auto` resolved to the one that opened).
+    choice: DecoderChoice,
+    /// The decoder that proved the choice opens, kept for the first surface that needs one.
     spare: Option<Decoder>,
-    /// AVC-format NAL units rewritten as the Annex B stream OpenH264 reads.
+    /// AVC-format NAL units rewritten as the Annex B stream the decoders read.
     annex_b: Vec<u8>,
     /// Bytes the surfaces' AVC444 pictures hold.
     picture_bytes: usize,
@@ -90,12 +92,16 @@ struct Surface {
 }
 
 impl H264 {
-    /// Starts one decoder, to learn whether this build can decode H.264 at all.
-    pub fn new() -> Result<H264, openh264::Error> {
-        Ok(H264 {
-            spare: Some(Decoder::new()?),
+    /// Starts one decoder, to learn whether this machine can decode H.264 at all; also returns
+    /// its name, for the log. The error says why no decoder opened.
+    pub fn new(choice: DecoderChoice) -> Result<(H264, String), String> {
+        let (decoder, name, resolved) = Decoder::open(choice)?;
+        let h264 = H264 {
+            choice: resolved,
+            spare: Some(decoder),
             ..H264::default()
-        })
+        };
+        Ok((h264, name))
     }
 
     /// The server created (or re-created) a surface.
@@ -143,7 +149,7 @@ impl H264 {
             }
             surface.decoder = Some(match self.spare.take() {
                 Some(decoder) => decoder,
-                None => Decoder::new()?,
+                None => Decoder::open(self.choice).map_err(H264Error::Decoder)?.0,
             });
         }
         let mut cursor = ReadCursor::new(&pdu.bitmap_data);
@@ -189,7 +195,7 @@ impl Streams<'_> {
     ) -> Result<(), H264Error> {
         let decoder = surface.decoder.as_mut().ok_or(H264Error::NoPicture)?;
         let picture = decode_view(decoder, self.annex_b, stream.data)?;
-        let view = view_of(&picture);
+        let view = picture.view();
         let (picture_width, picture_height) = (clamp16(view.width), clamp16(view.height));
         // Each region's pixels are at the same place in the picture as on the surface. Without
         // regions, the destination rectangle takes the picture from its origin.
@@ -255,11 +261,11 @@ impl Streams<'_> {
         // combined before the decoder overwrites it with the next.
         if let Some(main) = main {
             let decoded = decode_view(decoder, self.annex_b, main.data)?;
-            picture.apply_main(&view_of(&decoded), &main.rectangles);
+            picture.apply_main(&decoded.view(), &main.rectangles);
         }
         if let Some(auxiliary) = auxiliary {
             let decoded = decode_view(decoder, self.annex_b, auxiliary.data)?;
-            picture.apply_auxiliary(layout, &view_of(&decoded), &auxiliary.rectangles);
+            picture.apply_auxiliary(layout, &decoded.view(), &auxiliary.rectangles);
         }
         let mut painted: Vec<ExclusiveRectangle> = Vec::new();
         let rects = main
@@ -285,28 +291,17 @@ fn decode_view<'d>(
     decoder: &'d mut Decoder,
     annex_b: &mut Vec<u8>,
     data: &[u8],
-) -> Result<openh264::decoder::DecodedYUV<'d>, H264Error> {
+) -> Result<Decoded<'d>, H264Error> {
     let data = if is_avc_format(data) {
         avc_to_annex_b_into(data, annex_b);
         annex_b.as_slice()
     } else {
         data
     };
-    decoder.decode(data)?.ok_or(H264Error::NoPicture)
-}
-
-fn view_of<'a>(picture: &'a openh264::decoder::DecodedYUV<'_>) -> View<'a> {
-    let (width, height) = picture.dimensions();
-    let (y_stride, chroma_stride, _) = picture.strides();
-    View {
-        y: picture.y(),
-        u: picture.u(),
-        v: picture.v(),
-        y_stride,
-        chroma_stride,
-        width,
-        height,
-    }
+    decoder
+        .decode(data)
+        .map_err(H264Error::Decoder)?
+        .ok_or(H264Error::NoPicture)
 }
 
 /// Converts `(left, top, width, height)` of a 4:2:0 picture to BGRX in `out`. A block of four
@@ -377,9 +372,11 @@ fn clamp16(value: usize) -> u16 {
     u16::try_from(value).unwrap_or(u16::MAX)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "openh264-source"))]
 mod tests {
     use ironrdp_egfx::pdu::PixelFormat;
+    use openh264::decoder::Decoder as OpenH264;
+    use openh264::formats::YUVSource as _;
 
     use super::*;
 
@@ -455,12 +452,12 @@ mod tests {
             },
             bitmap_data: encode_avc420_bitmap_stream(&regions, &bitstream),
         };
-        let mut h264 = H264::new().unwrap();
+        let mut h264 = H264::new(DecoderChoice::OpenH264).unwrap().0;
         h264.create_surface(1, width as u16, height as u16);
         let mut painted = Keep::default();
         h264.decode(&pdu, &mut painted).unwrap();
 
-        let mut decoder = Decoder::new().unwrap();
+        let mut decoder = OpenH264::new().unwrap();
         let picture = decoder.decode(&bitstream).unwrap().unwrap();
         let (y_stride, chroma_stride, _) = picture.strides();
         let (y, u, v) = (
@@ -492,7 +489,7 @@ mod tests {
 
     #[test]
     fn a_server_gets_a_bounded_number_of_decoders() {
-        let mut h264 = H264::new().unwrap();
+        let mut h264 = H264::new(DecoderChoice::Auto).unwrap().0;
         for id in 0..=MAX_DECODERS as u16 {
             h264.create_surface(id, 64, 64);
         }

@@ -7,6 +7,8 @@
 //! the other codecs, frame acknowledgements, and the composited output, which the session takes
 //! with [`Pipeline::composite`] after each message.
 
+mod decoder;
+mod ffmpeg;
 mod h264;
 mod yuv444;
 
@@ -22,6 +24,7 @@ use ironrdp_session::image::DecodedImage;
 use ironrdp_session::{composite_graphics_pipeline, CompositedGraphics, SessionResult};
 use tracing::{debug, info, warn};
 
+pub use self::decoder::{cisco_library, DecoderChoice};
 use self::h264::{Canvas, Convert, H264Error, H264};
 
 /// The most a ZGFX segment holds uncompressed (MS-RDPEGFX 2.2.5.1): each uncompressed update
@@ -34,7 +37,7 @@ const UPDATE_HEADER: usize = 2 + 25;
 /// The EGFX dynamic channel.
 pub struct Pipeline {
     inner: GraphicsPipelineClient,
-    /// `None` when OpenH264 does not start: then no AVC capability is advertised.
+    /// `None` when no H.264 decoder opens: then no AVC capability is advertised.
     h264: Option<H264>,
     decompressor: zgfx::Decompressor,
     decompressed: Vec<u8>,
@@ -46,10 +49,19 @@ pub struct Pipeline {
 
 impl_as_any!(Pipeline);
 
-/// The EGFX channel, with H.264 when OpenH264 starts.
-pub(in crate::rdp) fn pipeline() -> Pipeline {
-    let h264 = match H264::new() {
-        Ok(h264) => Some(h264),
+/// The name of the H.264 decoder `choice` opens here (for `Auto`, the one it picks), or why
+/// none opens.
+pub fn h264_decoder_name(choice: DecoderChoice) -> Result<String, String> {
+    decoder::Decoder::open(choice).map(|(_, name, _)| name)
+}
+
+/// The EGFX channel, with H.264 when the chosen decoder opens.
+pub(in crate::rdp) fn pipeline(choice: DecoderChoice) -> Pipeline {
+    let h264 = match H264::new(choice) {
+        Ok((h264, name)) => {
+            info!(decoder = %name, "H.264 decoder");
+            Some(h264)
+        }
         Err(e) => {
             warn!(error = %e, "no H.264 decoder; the graphics pipeline goes without H.264");
             None
