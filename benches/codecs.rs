@@ -1,6 +1,6 @@
-//! What each codec costs per pixel on screen: sessions recorded from FreeRDP's shadow server
-//! (`scripts/record-streams`: the same animated 1024x768 desktop sent as H.264 over the graphics
-//! pipeline, as RemoteFX, and as lossless bitmaps) replayed through the session's own decoding
+//! What each codec costs per pixel on screen: sessions recorded from FreeRDP's shadow servers
+//! (`scripts/record-streams`: the same animated 1024x768 desktop sent as H.264, RemoteFX
+//! Progressive and planar over the graphics pipeline, as RemoteFX, and as lossless bitmaps) replayed through the session's own decoding
 //! (`rdp::replay`) and the window's blit, as a session does it. The throughput is in pixels
 //! painted (damage area), so ns per pixel is 1000 / Melem/s. H.264 once per decoder
 //! (`--h264-decoder`), FFmpeg's only where the machine has it. `cargo bench --bench codecs`.
@@ -12,13 +12,15 @@ use ecsrdp::render::{blit, Canvas, Layout, Placement};
 const DESKTOP: (u16, u16) = (1024, 768);
 
 /// The benchmark's name (the recording's, then the H.264 decoder's), its codecs and decoder.
-const STREAMS: [(&str, Codecs, DecoderChoice); 4] = [
+const STREAMS: [(&str, Codecs, DecoderChoice); 6] = [
     ("shadow-h264-ffmpeg", Codecs::H264, DecoderChoice::Ffmpeg),
     (
         "shadow-h264-openh264",
         Codecs::H264,
         DecoderChoice::OpenH264,
     ),
+    ("shadow-progressive", Codecs::H264, DecoderChoice::Auto),
+    ("shadow-planar", Codecs::H264, DecoderChoice::Auto),
     ("shadow-rfx", Codecs::RemoteFx, DecoderChoice::Auto),
     ("shadow-lossless", Codecs::Lossless, DecoderChoice::Auto),
 ];

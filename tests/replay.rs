@@ -46,8 +46,10 @@ fn run(data: &[u8]) -> (Result<usize, ecsrdp::rdp::RdpError>, u64) {
 }
 
 /// Sessions recorded (`ECSRDP_RECORD`) from real servers, and the codecs each was asked for.
-const RECORDED: [(&str, Codecs); 5] = [
+const RECORDED: [(&str, Codecs); 7] = [
     ("shadow-h264", Codecs::H264),
+    ("shadow-progressive", Codecs::H264),
+    ("shadow-planar", Codecs::H264),
     ("shadow-rfx", Codecs::RemoteFx),
     ("shadow-lossless", Codecs::Lossless),
     ("xrdp-login", Codecs::Lossless),

@@ -115,6 +115,8 @@ fn run(
                 Err(TryRecvError::Empty) => break,
             }
         }
+        // Events first: one waiting may be what moves a transfer on before its deadline.
+        selection.drain_events()?;
         selection.expire(Instant::now())?;
         selection.drain_events()?;
         let timeout = match selection.deadline() {

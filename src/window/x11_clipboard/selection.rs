@@ -34,6 +34,12 @@ use super::formats::{self, Encoding, Kind};
 const STALL: Duration = Duration::from_secs(5);
 /// Local programs waiting for the session's data at once; more are refused.
 const MAX_WAITING: usize = 16;
+/// Pastes going out in increments at once; more are refused.
+const MAX_SENDING: usize = 16;
+/// The server's requests for the local clipboard queued behind the one being read.
+const MAX_QUEUED_RENDERS: usize = 4;
+/// How long a question to the server stays outstanding without an answer.
+const FORGET_ASKED: Duration = Duration::from_secs(30);
 /// The largest property written in one request; more goes in increments.
 const CHUNK: usize = 256 * 1024;
 
@@ -79,18 +85,23 @@ enum Want {
 #[derive(Debug)]
 struct Read {
     want: Want,
+    target: Atom,
     encoding: Option<Encoding>,
     /// Set once the owner answered `INCR`: the increments so far.
     increments: Option<Vec<u8>>,
     deadline: Instant,
+    /// Asked for a connection that has since ended: read to the end, then dropped.
+    stale: bool,
 }
 
 /// The server asked for one format's data; MS-RDPECLIP's answer names no request, so only one
-/// is ever outstanding, and it stays outstanding until answered even when its waiters gave up.
+/// is ever outstanding, and it stays outstanding after its waiters gave up, until answered or
+/// until [`FORGET_ASKED`] (a server that never answers must not block every later paste).
 #[derive(Debug)]
 struct Asked {
     format: ClipboardFormatId,
     generation: u64,
+    deadline: Instant,
 }
 
 /// A local program's paste waiting for the session's data.
@@ -202,21 +213,29 @@ impl Selection {
         &self.conn
     }
 
-    /// Handles every event the display has sent, then sends what that asked for.
+    /// Handles every event the display has sent, then sends what that asked for. A flush that
+    /// would block makes x11rb read what the display sent meanwhile into its own queue, where
+    /// `poll` on the socket cannot see it, so the queue is looked at again after each flush.
     pub fn drain_events(&mut self) -> XResult<()> {
-        while let Some(event) = self.conn.poll_for_event()? {
-            self.event(event)?;
+        loop {
+            while let Some(event) = self.conn.poll_for_event()? {
+                self.event(event)?;
+            }
+            self.conn.flush()?;
+            match self.conn.poll_for_event()? {
+                Some(event) => self.event(event)?,
+                None => return Ok(()),
+            }
         }
-        self.conn.flush()?;
-        Ok(())
     }
 
     /// The next moment something times out, if anything waits.
     pub fn deadline(&self) -> Option<Instant> {
         let reading = self.reading.iter().map(|r| r.deadline);
+        let asked = self.asked.iter().map(|a| a.deadline);
         let waiting = self.waiting.iter().map(|w| w.deadline);
         let sending = self.sending.values().map(|s| s.deadline);
-        reading.chain(waiting).chain(sending).min()
+        reading.chain(asked).chain(waiting).chain(sending).min()
     }
 
     pub fn command(&mut self, command: Command) -> XResult<()> {
@@ -224,11 +243,21 @@ impl Selection {
             Command::Reset => {
                 self.ready = false;
                 self.asked = None;
+                // What the last connection's server asked for goes to nobody.
+                self.queued.retain(|want| !matches!(want, Want::Render(_)));
+                if let Some(read) = &mut self.reading {
+                    read.stale = matches!(read.want, Want::Render(_));
+                }
                 self.remote_copied(Vec::new())?;
             }
             Command::AdvertiseLocal => {
                 self.ready = true;
-                if !self.owns {
+                if self.owns {
+                    // The channel starts only once a format list went: an empty one.
+                    let _ = self
+                        .to_session
+                        .send(ClipboardMessage::SendInitiateCopy(Vec::new()));
+                } else {
                     self.want(Want::Targets)?;
                 }
             }
@@ -244,6 +273,11 @@ impl Selection {
         if self.reading.as_ref().is_some_and(|r| r.deadline <= now) {
             debug!("the local clipboard's owner did not answer in time");
             self.finish_read(Err("the owner did not answer".into()))?;
+        }
+        if self.asked.as_ref().is_some_and(|a| a.deadline <= now) {
+            debug!("the server never sent the clipboard data asked for");
+            self.asked = None;
+            self.ask();
         }
         let (late, kept): (Vec<_>, Vec<_>) =
             self.waiting.drain(..).partition(|w| w.deadline <= now);
@@ -275,6 +309,10 @@ impl Selection {
             Event::SelectionClear(e) if e.selection == self.atoms.CLIPBOARD => {
                 debug!("another program took the clipboard from the session's copy");
                 self.owns = false;
+                if self.taking {
+                    // A newer copy from the session is being put on the clipboard: it stays.
+                    return Ok(());
+                }
                 self.forget_remote()
             }
             Event::PropertyNotify(e) => self.property(e),

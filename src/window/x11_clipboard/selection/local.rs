@@ -9,7 +9,7 @@ use x11rb::protocol::xproto::{Atom, AtomEnum, ConnectionExt as _, SelectionNotif
 use x11rb::{CURRENT_TIME, NONE};
 
 use super::super::formats::{self, Encoding, Kind, MAX_TRANSFER};
-use super::{Read, Selection, Want, XResult, STALL};
+use super::{Read, Selection, Want, XResult, MAX_QUEUED_RENDERS, STALL};
 
 impl Selection {
     pub(super) fn owner_changed(&mut self, owner: Window) -> XResult<()> {
@@ -38,6 +38,15 @@ impl Selection {
     }
 
     pub(super) fn want(&mut self, want: Want) -> XResult<()> {
+        // A server asks one format at a time; one that floods is answered with refusals,
+        // not with a conversion (up to 100 MiB) each.
+        if let Want::Render(format) = want {
+            let renders = self.queued.iter().filter(|w| matches!(w, Want::Render(_)));
+            if renders.count() >= MAX_QUEUED_RENDERS {
+                self.render_failed(format, "the server asked for too much at once");
+                return Ok(());
+            }
+        }
         self.queued.push_back(want);
         self.read_next()
     }
@@ -73,22 +82,47 @@ impl Selection {
             )?;
             self.reading = Some(Read {
                 want,
+                target,
                 encoding,
                 increments: None,
                 deadline: Instant::now() + STALL,
+                stale: false,
             });
         }
         Ok(())
     }
 
     pub(super) fn converted(&mut self, event: SelectionNotifyEvent) -> XResult<()> {
-        if self.reading.is_none() || event.selection != self.atoms.CLIPBOARD {
+        let Some(read) = &self.reading else {
+            return Ok(());
+        };
+        // A late answer to a read given up on (its target differs, or it is an increment read's
+        // second answer) is not this read's.
+        if event.selection != self.atoms.CLIPBOARD
+            || event.target != read.target
+            || read.increments.is_some()
+        {
+            if event.property != NONE {
+                self.conn.delete_property(self.window, event.property)?;
+            }
             return Ok(());
         }
         if event.property == NONE {
             return self.finish_read(Err("the owner refused the conversion".into()));
         }
         let reply = self.take_property()?;
+        if reply.bytes_after > 0 {
+            return self.finish_read(Err("the local clipboard is larger than 100 MiB".into()));
+        }
+        if reply.type_ == Atom::from(AtomEnum::STRING) {
+            // An old owner answered in ISO 8859-1 whatever was asked.
+            if let Some(read) = &mut self.reading {
+                read.encoding = read.encoding.map(|e| match e {
+                    Encoding::Utf8 => Encoding::Latin1,
+                    other => other,
+                });
+            }
+        }
         if reply.type_ == self.atoms.INCR {
             // Deleting the property (done) tells the owner to send the first increment.
             if let Some(read) = &mut self.reading {
@@ -109,7 +143,8 @@ impl Selection {
                 self.atoms.ECSRDP_SELECTION,
                 AtomEnum::ANY,
                 0,
-                u32::MAX / 4,
+                // In 4-byte units: a property over 100 MiB leaves bytes after it.
+                (MAX_TRANSFER / 4 + 1) as u32,
             )?
             .reply()?;
         Ok(reply)
@@ -139,6 +174,10 @@ impl Selection {
         let Some(read) = self.reading.take() else {
             return Ok(());
         };
+        if read.stale {
+            // Asked on a connection that has ended: nobody is waiting for it.
+            return self.read_next();
+        }
         match read.want {
             Want::Targets => {
                 let atoms: Vec<Atom> = result

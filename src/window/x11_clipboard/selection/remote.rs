@@ -14,7 +14,10 @@ use x11rb::wrapper::ConnectionExt as _;
 use x11rb::NONE;
 
 use super::super::formats::{self, Encoding, Kind};
-use super::{Asked, Selection, Sending, Waiting, XResult, CHUNK, MAX_WAITING, STALL};
+use super::{
+    Asked, Selection, Sending, Waiting, XResult, CHUNK, FORGET_ASKED, MAX_SENDING, MAX_WAITING,
+    STALL,
+};
 
 impl Selection {
     pub(super) fn remote_copied(&mut self, formats: Vec<ClipboardFormatId>) -> XResult<()> {
@@ -32,8 +35,10 @@ impl Selection {
             }
             return Ok(());
         }
-        if !self.owns && !self.taking {
-            // The server's time for the ownership arrives as this property's change.
+        if !self.taking {
+            // Taken again even when ecsrdp owns it, so that programs watching the clipboard
+            // (history managers) see a new copy. The server's time for the ownership arrives
+            // as this property's change.
             self.taking = true;
             self.conn.change_property8(
                 PropMode::APPEND,
@@ -160,6 +165,7 @@ impl Selection {
         self.asked = Some(Asked {
             format,
             generation: self.generation,
+            deadline: Instant::now() + FORGET_ASKED,
         });
         let _ = self
             .to_session
@@ -226,6 +232,8 @@ impl Selection {
                 kind,
                 bytes,
             )?;
+        } else if self.sending.len() >= MAX_SENDING {
+            return self.notify(request, NONE);
         } else {
             // The requestor takes it in increments, each asked for by deleting the last.
             self.conn.change_window_attributes(
