@@ -434,6 +434,50 @@ async fn fullscreen_opens_over_the_whole_screen() {
     server.stop().await;
 }
 
+/// An open session whose desktop does not change costs no wake-ups: the clipboard's thread
+/// (shared by default) sleeps until something is copied or pasted. IronRDP's X11 backend, which
+/// ecsrdp used before, woke about 100 times a second (docs/performance.md). Counted, not timed:
+/// the thread's context switches over three seconds.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clipboard_thread_sleeps_while_nothing_is_copied() {
+    let opened = open_window("30s", None).await;
+    let pid = opened.client.0.id();
+    let switches = || -> Option<u64> {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        let thread = tasks.flatten().find(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.trim() == "clipboard-x11")
+        })?;
+        let status = std::fs::read_to_string(thread.path().join("status")).ok()?;
+        let counts = status
+            .lines()
+            .filter(|line| line.contains("ctxt_switches"))
+            .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok());
+        Some(counts.sum())
+    };
+    let mut before = None;
+    for _ in 0..50 {
+        before = switches();
+        if before.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = before.expect("ecsrdp runs a clipboard-x11 thread");
+    // Settled: the session is up and its first clipboard announcement went.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = switches().expect("the clipboard thread is still there");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = switches().expect("the clipboard thread is still there");
+    assert!(
+        after - settled <= 2,
+        "the clipboard thread woke {} times in 3 s ({} while the session started)",
+        after - settled,
+        settled - before
+    );
+    opened.server.stop().await;
+}
+
 /// The in-process server (640x480, NLA), an Xvfb display, and ecsrdp's window on it, maybe
 /// through a proxy the test controls.
 struct Opened {
