@@ -79,7 +79,7 @@ impl Decoder {
         match choice {
             DecoderChoice::Auto | DecoderChoice::Ffmpeg => {
                 let decoder = ffmpeg::Decoder::new()?;
-                let name = ffmpeg::describe().unwrap_or_else(|| "FFmpeg".into());
+                let name = decoder.name();
                 Ok((Decoder::Ffmpeg(decoder), name))
             }
             DecoderChoice::OpenH264 => {

@@ -204,9 +204,9 @@ impl Decoder {
         }
     }
 
-    /// `libavcodec`'s version, for the log.
-    pub fn version() -> Option<&'static str> {
-        api().ok().map(|api| api.version.as_str())
+    /// What decodes, with `libavcodec`'s version, for the log.
+    pub fn name(&self) -> String {
+        format!("FFmpeg's libavcodec {}", self.api.version)
     }
 
     /// Decodes one Annex B access unit; `None` when it completes no picture.
@@ -277,9 +277,4 @@ impl Drop for Decoder {
             (self.api.free_context)(&mut self.context);
         }
     }
-}
-
-/// What FFmpeg says about itself, for `-v`: `None` when it is not there.
-pub fn describe() -> Option<String> {
-    Decoder::version().map(|v| format!("FFmpeg's libavcodec {v}"))
 }
