@@ -154,6 +154,23 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// Waits until the server has sent nothing for `quiet`: on a still desktop, the session
+    /// is then up and has the whole desktop.
+    pub fn wait_still(&self, quiet: Duration, limit: Duration) {
+        let started = std::time::Instant::now();
+        let mut last = (self.downstream(), std::time::Instant::now());
+        while last.1.elapsed() < quiet {
+            assert!(started.elapsed() < limit, "the server never went quiet");
+            thread::sleep(TICK);
+            let now = self.downstream();
+            if now != last.0 {
+                last = (now, std::time::Instant::now());
+            }
+        }
+    }
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.cut();
