@@ -152,9 +152,7 @@ impl Proxy {
             thread::sleep(TICK);
         }
     }
-}
 
-impl Proxy {
     /// Waits until the server has sent nothing for `quiet`: on a still desktop, the session
     /// is then up and has the whole desktop.
     pub fn wait_still(&self, quiet: Duration, limit: Duration) {
