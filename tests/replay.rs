@@ -112,6 +112,47 @@ fn h264_paints_what_ironrdp_paints() {
     assert!(theirs.iter().filter(|&&c| c > 0x20).count() > theirs.len() / 4);
 }
 
+/// ecsrdp keeps the graphics pipeline's surfaces itself (`src/rdp/graphics/surfaces.rs`),
+/// with IronRDP decoding the codecs other than H.264. On the RemoteFX Progressive and planar
+/// sessions FreeRDP's shadow server sent, the screen must end as IronRDP's own pipeline and
+/// compositor leave it, pixel for pixel.
+#[test]
+fn graphics_pipeline_sessions_paint_what_ironrdp_paints() {
+    for name in ["shadow-progressive", "shadow-planar"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("resources/streams")
+            .join(format!("{name}.bin"));
+        let stream = std::fs::read(path).unwrap();
+        let paint = |mut stage: ActiveStage| {
+            let mut canvas = Canvas::new(1024, 768);
+            replay(&mut stage, &mut canvas, &stream, |_| {}).unwrap();
+            let frame = canvas.frame();
+            let frame = frame.lock();
+            let rgb: Vec<u8> = frame
+                .pixels()
+                .data
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect();
+            rgb
+        };
+        let ours = paint(replay_stage(Codecs::H264));
+        let theirs = paint(ironrdp_stage(Arc::new(AtomicUsize::new(0))));
+        assert_eq!(ours.len(), theirs.len(), "{name}");
+        let differ = ours.iter().zip(&theirs).position(|(a, b)| a != b);
+        assert_eq!(
+            differ.map(|at| (at / 3 % 1024, at / 3 / 1024)),
+            None,
+            "{name}: the first pixel that differs"
+        );
+        // Not all black: the comparison compared something.
+        assert!(
+            theirs.iter().filter(|&&c| c > 0x20).count() > theirs.len() / 8,
+            "{name}"
+        );
+    }
+}
+
 /// The H.264 decoders ecsrdp can choose (`--h264-decoder`) paint the same pixels: H.264
 /// decoding is exact, so FFmpeg's and OpenH264's pictures of the recorded AVC444v2 stream must
 /// agree bit for bit, after every update, not only at the end. Needs FFmpeg's libavcodec

@@ -5,7 +5,8 @@
 //! `DecodedImage` in `RgbX32`, the format IronRDP's RemoteFX decoder writes its tiles in, so that
 //! they are copied in a row at a time (into any other format IronRDP converts them a pixel at a
 //! time). The window reads a copy, the [`SharedFrame`]: its lock is held only while changed
-//! pixels are copied in or out.
+//! pixels are copied in or out. The graphics pipeline's surfaces are not in IronRDP's image
+//! (which has no public writer): they paint the shared frame directly ([`Canvas::paint`]).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -230,6 +231,23 @@ impl Frame {
         std::mem::take(&mut self.damage)
     }
 
+    /// Writes the part of `rect` inside the desktop, a row at a time, and records it as damage:
+    /// `row(x, y, pixels)` fills the RGBX `pixels` of row `y` from column `x`.
+    pub fn paint(&mut self, rect: Rect, mut row: impl FnMut(u32, u32, &mut [u8])) {
+        let (width, height) = self.size();
+        let rect = rect.clip(width, height);
+        if rect.is_empty() {
+            return;
+        }
+        let stride = usize::from(self.canvas.0) * 4;
+        let (x, w) = (rect.x as usize * 4, rect.w as usize * 4);
+        for y in rect.y..rect.bottom() {
+            let at = y as usize * stride + x;
+            row(rect.x, y, &mut self.pixels[at..at + w]);
+        }
+        self.damage.add(rect);
+    }
+
     /// Copies `rects` of `image` in and records them as damage; all of it, under a new
     /// generation, when the image is `new` or its size is not the frame's.
     fn copy_from(&mut self, image: &DecodedImage, desktop: (u16, u16), rects: &[Rect], new: bool) {
@@ -328,6 +346,13 @@ impl Canvas {
         self.image = DecodedImage::new(PIXEL_FORMAT, w, h);
         self.desktop = (width, height);
         self.replaced = true;
+    }
+
+    /// Paints straight into the shared frame, for pixels that are not in the image (the graphics
+    /// pipeline's surfaces), once the frame has the image's size and anything new of it.
+    pub fn paint(&mut self, paint: impl FnOnce(&mut Frame)) {
+        self.show(&[]);
+        paint(&mut self.shown.lock());
     }
 
     /// Shows what changed: copies `rects` to the shared frame (everything, after a new image).

@@ -53,9 +53,10 @@ pub enum H264Error {
     Convert(#[from] yuv::YuvError),
 }
 
-/// Writes the pixels of a part of a surface (first argument) into a buffer for its rows of
-/// BGRX pixels, tightly packed.
-pub type Convert<'a> = dyn FnMut(&ExclusiveRectangle, &mut [u8]) -> Result<(), H264Error> + 'a;
+/// Writes the pixels of a part of a surface (first argument) as RGBX into a buffer (second)
+/// that starts at the part's top left pixel and has its rows `stride` (third) bytes apart.
+pub type Convert<'a> =
+    dyn FnMut(&ExclusiveRectangle, &mut [u8], usize) -> Result<(), H264Error> + 'a;
 
 /// Where decoded pixels go. [`Canvas::paint`] calls `convert` for parts of `rect` (in surface
 /// coordinates), each with a buffer for the part's pixels.
@@ -221,12 +222,13 @@ impl Streams<'_> {
                 .collect()
         };
         for (rect, origin) in regions {
-            canvas.paint(pdu.surface_id, &rect, &mut |part, out| {
+            canvas.paint(pdu.surface_id, &rect, &mut |part, out, stride| {
                 let left = usize::from(part.left - origin.0);
                 let top = usize::from(part.top - origin.1);
                 let width = usize::from(part.right - part.left);
                 let height = usize::from(part.bottom - part.top);
-                convert_420(&view, (left, top, width, height), out, self.scratch)
+                let area = (left, top, width, height);
+                convert_420(&view, area, (out, stride), self.scratch)
             })?;
         }
         Ok(())
@@ -276,8 +278,8 @@ impl Streams<'_> {
             if painted.contains(&rect) {
                 continue;
             }
-            canvas.paint(surface_id, &rect, &mut |part, out| {
-                Ok(picture.write_bgrx(part, out)?)
+            canvas.paint(surface_id, &rect, &mut |part, out, stride| {
+                Ok(picture.write_rgbx(part, out, stride)?)
             })?;
             painted.push(rect);
         }
@@ -304,13 +306,13 @@ fn decode_view<'d>(
         .ok_or(H264Error::NoPicture)
 }
 
-/// Converts `(left, top, width, height)` of a 4:2:0 picture to BGRX in `out`. A block of four
-/// pixels shares its chroma, so an area starting on an odd row or column is converted from the
-/// block's start into `scratch`, and copied from there.
+/// Converts `(left, top, width, height)` of a 4:2:0 picture to RGBX in `out`, rows `stride`
+/// bytes apart. A block of four pixels shares its chroma, so an area starting on an odd row or
+/// column is converted from the block's start into `scratch`, and copied from there.
 fn convert_420(
     view: &View<'_>,
     (left, top, width, height): (usize, usize, usize, usize),
-    out: &mut [u8],
+    (out, stride): (&mut [u8], usize),
     scratch: &mut Vec<u8>,
 ) -> Result<(), H264Error> {
     if left + width > view.width || top + height > view.height {
@@ -339,19 +341,23 @@ fn convert_420(
     };
     let (range, matrix) = (YuvRange::Full, YuvStandardMatrix::Bt709);
     if (from_left, from_top) == (left, top) {
-        return Ok(yuv::yuv420_to_bgra(
+        return Ok(yuv::yuv420_to_rgba(
             &image,
             out,
-            (width * 4) as u32,
+            stride as u32,
             range,
             matrix,
         )?);
     }
     scratch.resize(full_width * full_height * 4, 0);
-    yuv::yuv420_to_bgra(&image, scratch, (full_width * 4) as u32, range, matrix)?;
+    yuv::yuv420_to_rgba(&image, scratch, (full_width * 4) as u32, range, matrix)?;
     let skip = (top - from_top) * full_width * 4 + (left - from_left) * 4;
-    let rows = scratch[skip..].chunks(full_width * 4);
-    for (out, row) in out.chunks_exact_mut(width * 4).zip(rows) {
+    let rows = scratch[skip..].chunks(full_width * 4).take(height);
+    for (i, row) in rows.enumerate() {
+        let at = i * stride;
+        let Some(out) = out.get_mut(at..at + width * 4) else {
+            return Err(H264Error::TooSmall(view.width, view.height));
+        };
         out.copy_from_slice(&row[..width * 4]);
     }
     Ok(())
@@ -408,7 +414,7 @@ mod tests {
         ) -> Result<(), H264Error> {
             let (width, height) = (rect.right - rect.left, rect.bottom - rect.top);
             let mut pixels = vec![0; usize::from(width) * usize::from(height) * 4];
-            convert(rect, &mut pixels)?;
+            convert(rect, &mut pixels, usize::from(width) * 4)?;
             self.0.push((rect.clone(), pixels));
             Ok(())
         }
@@ -480,8 +486,7 @@ mod tests {
                     usize::from(rect.top) + i / columns,
                 );
                 let want = &expected.data()[(y * width + x) * 4..][..3];
-                let got = [got[2], got[1], got[0]];
-                let off = want.iter().zip(got).map(|(a, b)| a.abs_diff(b)).max();
+                let off = want.iter().zip(got).map(|(a, b)| a.abs_diff(*b)).max();
                 assert!(off <= Some(2), "({x}, {y}): {want:?} vs {got:?}");
             }
         }

@@ -229,12 +229,13 @@ impl Picture {
         }
     }
 
-    /// Converts `rect` (inside the picture) to tightly packed BGRX rows in `out`, after the
-    /// reverse chroma filter.
-    pub fn write_bgrx(
+    /// Converts `rect` (inside the picture) to RGBX rows `stride` bytes apart in `out`, after
+    /// the reverse chroma filter.
+    pub fn write_rgbx(
         &mut self,
         rect: &ExclusiveRectangle,
         out: &mut [u8],
+        stride: usize,
     ) -> Result<(), yuv::YuvError> {
         let (left, top) = (usize::from(rect.left), usize::from(rect.top));
         let width = usize::from(rect.right.saturating_sub(rect.left));
@@ -279,11 +280,10 @@ impl Picture {
             width: width as u32,
             height: height as u32,
         };
-        let stride = (width * 4) as u32;
-        yuv::yuv444_to_bgra(
+        yuv::yuv444_to_rgba(
             &image,
             out,
-            stride,
+            stride as u32,
             YuvRange::Full,
             YuvStandardMatrix::Bt709,
         )
@@ -493,10 +493,10 @@ mod tests {
             for rect in &rects {
                 let want = expected.to_rgba(rect);
                 let mut got = vec![0; want.len()];
-                ours.write_bgrx(rect, &mut got).unwrap();
+                let stride = usize::from(rect.right - rect.left) * 4;
+                ours.write_rgbx(rect, &mut got, stride).unwrap();
                 for (i, (want, got)) in want.chunks(4).zip(got.chunks(4)).enumerate() {
-                    let got = [got[2], got[1], got[0]];
-                    let off = want[..3].iter().zip(got).map(|(a, b)| a.abs_diff(b)).max();
+                    let off = want[..3].iter().zip(got).map(|(a, b)| a.abs_diff(*b)).max();
                     assert!(
                         off <= Some(2),
                         "{layout:?} {rect:?} pixel {i}: {want:?} vs {got:?}"
@@ -536,7 +536,7 @@ mod tests {
             |plane: &[u8], at: usize| [plane[at], plane[at + 1], plane[at + 32], plane[at + 33]];
         assert_eq!(block(&ours.u, 2), [ours.u[2]; 4]);
         let mut out = vec![0; 32 * 16 * 4];
-        ours.write_bgrx(&rect(0, 0, width, height), &mut out)
+        ours.write_rgbx(&rect(0, 0, width, height), &mut out, 32 * 4)
             .unwrap();
     }
 }

@@ -54,7 +54,8 @@ pub fn decode(
     let processed = contained(|| {
         let outputs = stage.process(image, action, payload, received_at)?;
         // The graphics pipeline is ours (see `graphics`), so IronRDP's session does not
-        // composite it: that happens here, after each PDU, as the session would.
+        // composite it: its resets of the image happen here, after each PDU, as the session's
+        // would; its pixels are shown below.
         let graphics = stage
             .get_dvc_mut::<graphics::Pipeline>()
             .map(|mut pipeline| pipeline.processor_mut().composite(image))
@@ -90,9 +91,20 @@ pub fn decode(
     if !damage.is_empty() {
         canvas.show(&damage);
     }
+    // What the graphics pipeline's ended frames changed, straight from its surfaces.
+    let painted = contained(|| {
+        stage
+            .get_dvc_mut::<graphics::Pipeline>()
+            .is_some_and(|mut pipeline| pipeline.processor_mut().show(canvas))
+    })
+    .map_err(|panic| RdpError::Protocol {
+        addr: addr.to_owned(),
+        stage: "the session",
+        detail: format!("showing the graphics pipeline's surfaces failed: {panic}"),
+    })?;
     Ok(Some(Decoded {
         outputs,
-        damaged: !damage.is_empty(),
+        damaged: painted || !damage.is_empty(),
         error_info: None,
     }))
 }

@@ -1,0 +1,743 @@
+//! The graphics pipeline's surfaces and bitmap cache (MS-RDPEGFX 3.3.1.4, 3.3.1.6), in the
+//! session's pixel format, and what each finished frame changed on the screen.
+//!
+//! IronRDP's pipeline keeps surfaces of its own in RGBA, copies each frame's changes out of them
+//! when the frame ends, and the session converts those into IronRDP's image, to be copied once
+//! more into the shown frame: an H.264 pixel was written six times (docs/performance.md has the
+//! profile). Here a decoded rectangle is written once, into its surface, and copied once, into
+//! the shown frame, after its frame has ended. Ours rather than a writer added upstream:
+//! IronRDP's image has no public writer, and its compositor keeps RGBA by design, for the
+//! consumers that take its output as it is.
+//!
+//! IronRDP's pipeline still negotiates, acknowledges frames and decodes the codecs other than
+//! H.264; the pipeline ([`super::Pipeline`]) hands their pixels here, and the surface commands
+//! (fills, copies, the cache, mappings) come here instead of going to it.
+
+use std::collections::BTreeMap;
+
+use ironrdp_egfx::pdu::{Color, Point};
+use ironrdp_pdu::geometry::ExclusiveRectangle;
+use tracing::warn;
+
+use super::h264::{self, Convert, H264Error};
+use crate::render::{Canvas, Frame, Rect};
+
+const BYTES_PER_PIXEL: usize = 4;
+
+/// The most pixel bytes surfaces and cache may hold together, as in IronRDP's pipeline (eight 4K
+/// desktops): a server creating surfaces and caching tiles cannot make the client allocate more.
+const BUDGET: usize = 256 << 20;
+
+/// The most changed areas remembered for frames not shown yet; past it, each surface's are
+/// merged into one, so a server sending thousands of small fills keeps the list short.
+const MAX_AREAS: usize = 256;
+
+/// The most bytes of ended frames' pixels kept because their surface changed before the screen
+/// showed them. Past it, the screen gets every surface whole instead, as it is then.
+const MAX_KEPT: usize = 64 << 20;
+
+/// A surface: RGBX rows `width * 4` bytes long, and where it shows, if it does.
+struct Surface {
+    width: u16,
+    height: u16,
+    pixels: Vec<u8>,
+    mapping: Option<Mapping>,
+}
+
+/// Where a surface shows on the screen, and at what size there (its own, unless scaled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mapping {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+}
+
+/// A cached bitmap: RGBX rows `width * 4` bytes long.
+struct Tile {
+    width: u16,
+    height: u16,
+    pixels: Vec<u8>,
+}
+
+/// A part of a surface, inside it and not empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Area {
+    surface: u16,
+    left: u16,
+    top: u16,
+    right: u16,
+    bottom: u16,
+}
+
+impl Area {
+    fn contains(&self, other: &Area) -> bool {
+        self.surface == other.surface
+            && self.left <= other.left
+            && self.top <= other.top
+            && other.right <= self.right
+            && other.bottom <= self.bottom
+    }
+
+    fn union(&self, other: &Area) -> Area {
+        Area {
+            surface: self.surface,
+            left: self.left.min(other.left),
+            top: self.top.min(other.top),
+            right: self.right.max(other.right),
+            bottom: self.bottom.max(other.bottom),
+        }
+    }
+}
+
+/// Pixels of an ended frame copied out of a surface that changed before the screen showed them.
+struct Kept {
+    area: Area,
+    mapping: Mapping,
+    size: (u16, u16),
+    /// The area's RGBX rows, tightly packed.
+    pixels: Vec<u8>,
+}
+
+/// Every surface and cached bitmap, and the changes the screen has not shown yet.
+#[derive(Default)]
+pub struct Surfaces {
+    surfaces: BTreeMap<u16, Surface>,
+    cache: BTreeMap<u16, Tile>,
+    /// Pixel bytes held by surfaces and cache, against [`BUDGET`].
+    held: usize,
+    /// Changed in the frame being built.
+    building: Vec<Area>,
+    /// Changed in frames that ended; their pixels are still in the surfaces.
+    ended: Vec<Area>,
+    /// Changed in frames that ended, from surfaces that changed again since, oldest first.
+    kept: Vec<Kept>,
+    kept_bytes: usize,
+    /// Too much was kept: the screen gets every mapped surface whole.
+    show_all: bool,
+}
+
+impl Surfaces {
+    /// `CreateSurface` (IronRDP's pipeline checked it): a black surface, replacing any of that id.
+    pub fn create(&mut self, id: u16, width: u16, height: u16) {
+        self.delete(id);
+        let bytes = usize::from(width) * usize::from(height) * BYTES_PER_PIXEL;
+        if bytes == 0 {
+            return;
+        }
+        if self.held + bytes > BUDGET {
+            warn!(
+                id,
+                width, height, "the server's surfaces would take too much memory: not created"
+            );
+            return;
+        }
+        self.held += bytes;
+        let surface = Surface {
+            width,
+            height,
+            pixels: vec![0; bytes],
+            mapping: None,
+        };
+        self.surfaces.insert(id, surface);
+    }
+
+    /// `DeleteSurface`: what ended frames changed on it still reaches the screen; what the frame
+    /// being built changed does not.
+    pub fn delete(&mut self, id: u16) {
+        self.settle(id);
+        self.building.retain(|area| area.surface != id);
+        if let Some(surface) = self.surfaces.remove(&id) {
+            self.held -= surface.pixels.len();
+        }
+    }
+
+    /// `ResetGraphics`: every surface goes, and with them the changes not shown; the cache stays.
+    pub fn reset(&mut self) {
+        self.surfaces.clear();
+        self.held = self.cache.values().map(|tile| tile.pixels.len()).sum();
+        self.building.clear();
+        self.ended.clear();
+        self.kept.clear();
+        self.kept_bytes = 0;
+        self.show_all = false;
+    }
+
+    /// `MapSurfaceToOutput` and `MapSurfaceToScaledOutput` (with `size`): the whole surface
+    /// shows at its new place with the frame.
+    pub fn map(&mut self, id: u16, x: u32, y: u32, size: Option<(u32, u32)>) {
+        self.settle(id);
+        let Some(surface) = self.surfaces.get_mut(&id) else {
+            return;
+        };
+        let (width, height) = size.unwrap_or((surface.width.into(), surface.height.into()));
+        surface.mapping = (width > 0 && height > 0).then_some(Mapping {
+            x,
+            y,
+            width,
+            height,
+        });
+        let whole = full(id, surface);
+        self.changed(whole);
+    }
+
+    /// A rectangle a codec decoded (IronRDP's pipeline), RGBA rows `width * 4` bytes long. RGBA
+    /// is the session's RGBX, byte for byte.
+    pub fn put(&mut self, id: u16, rect: &ExclusiveRectangle, rgba: &[u8], width: u16) {
+        let stride = usize::from(width) * BYTES_PER_PIXEL;
+        let Some(area) = self.writable(id, rect) else {
+            return;
+        };
+        let Some(surface) = self.surfaces.get_mut(&id) else {
+            return;
+        };
+        let columns = usize::from(area.right - area.left) * BYTES_PER_PIXEL;
+        if stride < columns {
+            return;
+        }
+        let rows = rgba
+            .chunks_exact(stride)
+            .take(usize::from(area.bottom - area.top));
+        let mut painted = area;
+        painted.bottom = area.top;
+        for (row, source) in rows.enumerate() {
+            let y = usize::from(area.top) + row;
+            let at = surface.offset(area.left, y);
+            surface.pixels[at..at + columns].copy_from_slice(&source[..columns]);
+            painted.bottom += 1;
+        }
+        if painted.bottom > painted.top {
+            self.changed(painted);
+        }
+    }
+
+    /// `SolidFill`.
+    pub fn fill(&mut self, id: u16, color: &Color, rects: &[ExclusiveRectangle]) {
+        let pixel = [color.r, color.g, color.b, 0xFF];
+        for rect in rects {
+            let Some(area) = self.writable(id, rect) else {
+                continue;
+            };
+            let Some(surface) = self.surfaces.get_mut(&id) else {
+                return;
+            };
+            for y in area.top..area.bottom {
+                let at = surface.offset(area.left, y.into());
+                let row = &mut surface.pixels[at..][..usize::from(area.right - area.left) * 4];
+                for out in row.chunks_exact_mut(BYTES_PER_PIXEL) {
+                    out.copy_from_slice(&pixel);
+                }
+            }
+            self.changed(area);
+        }
+    }
+
+    /// `SurfaceToSurface`: a copy, or a scroll when both are one surface.
+    pub fn copy(&mut self, from: u16, rect: &ExclusiveRectangle, to: u16, points: &[Point]) {
+        let Some(tile) = self
+            .surfaces
+            .get(&from)
+            .and_then(|surface| surface.tile(rect))
+        else {
+            return;
+        };
+        self.paste(&tile, to, points);
+    }
+
+    /// `SurfaceToCache`.
+    pub fn cache(&mut self, id: u16, rect: &ExclusiveRectangle, slot: u16) {
+        self.evict(slot);
+        let Some(surface) = self.surfaces.get(&id) else {
+            return;
+        };
+        let Some(area) = clip(id, rect, surface.width, surface.height) else {
+            return;
+        };
+        let bytes = usize::from(area.right - area.left) * usize::from(area.bottom - area.top) * 4;
+        if self.held + bytes > BUDGET {
+            warn!(
+                slot,
+                "the server's cached bitmaps would take too much memory: not cached"
+            );
+            return;
+        }
+        if let Some(tile) = surface.tile(rect) {
+            self.held += tile.pixels.len();
+            self.cache.insert(slot, tile);
+        }
+    }
+
+    /// `CacheToSurface`.
+    pub fn uncache(&mut self, slot: u16, to: u16, points: &[Point]) {
+        if let Some(tile) = self.cache.remove(&slot) {
+            self.paste(&tile, to, points);
+            self.cache.insert(slot, tile);
+        }
+    }
+
+    /// `EvictCacheEntry`.
+    pub fn evict(&mut self, slot: u16) {
+        if let Some(tile) = self.cache.remove(&slot) {
+            self.held -= tile.pixels.len();
+        }
+    }
+
+    /// `EndFrame`: what the frame changed is ready for the screen.
+    pub fn end_frame(&mut self) {
+        for area in std::mem::take(&mut self.building) {
+            remember(&mut self.ended, area);
+        }
+    }
+
+    /// Paints on the screen what ended frames changed, in order; whether anything was painted.
+    pub fn show(&mut self, canvas: &mut Canvas) -> bool {
+        if self.kept.is_empty() && self.ended.is_empty() && !self.show_all {
+            return false;
+        }
+        let kept = std::mem::take(&mut self.kept);
+        let ended = std::mem::take(&mut self.ended);
+        let show_all = std::mem::take(&mut self.show_all);
+        self.kept_bytes = 0;
+        let surfaces = &self.surfaces;
+        canvas.paint(|frame| {
+            for kept in &kept {
+                let width = usize::from(kept.area.right - kept.area.left);
+                let source = Source {
+                    pixels: &kept.pixels,
+                    stride: width * BYTES_PER_PIXEL,
+                    left: kept.area.left,
+                    top: kept.area.top,
+                    size: kept.size,
+                };
+                paint(frame, &source, &kept.area, kept.mapping);
+            }
+            if show_all {
+                for (&id, surface) in surfaces {
+                    if let Some(mapping) = surface.mapping {
+                        paint(frame, &surface.source(), &full(id, surface), mapping);
+                    }
+                }
+                return;
+            }
+            // In the order they changed: surfaces may overlap on the screen.
+            for area in &ended {
+                let Some(surface) = surfaces.get(&area.surface) else {
+                    continue;
+                };
+                if let Some(mapping) = surface.mapping {
+                    paint(frame, &surface.source(), area, mapping);
+                }
+            }
+        });
+        true
+    }
+
+    /// The part of `rect` on surface `id`, about to be written: what ended frames changed there
+    /// is kept for the screen first.
+    fn writable(&mut self, id: u16, rect: &ExclusiveRectangle) -> Option<Area> {
+        let surface = self.surfaces.get(&id)?;
+        let area = clip(id, rect, surface.width, surface.height)?;
+        self.settle(id);
+        Some(area)
+    }
+
+    /// Copies out what ended frames changed on surface `id` and the screen has not shown, before
+    /// the surface changes again, so that the screen never shows half a frame.
+    fn settle(&mut self, id: u16) {
+        if self.show_all || !self.ended.iter().any(|area| area.surface == id) {
+            return;
+        }
+        let Some(surface) = self.surfaces.get(&id) else {
+            self.ended.retain(|area| area.surface != id);
+            return;
+        };
+        let areas: Vec<Area> = self
+            .ended
+            .iter()
+            .filter(|a| a.surface == id)
+            .copied()
+            .collect();
+        self.ended.retain(|area| area.surface != id);
+        let Some(mapping) = surface.mapping else {
+            return;
+        };
+        for area in areas {
+            let rect = ExclusiveRectangle {
+                left: area.left,
+                top: area.top,
+                right: area.right,
+                bottom: area.bottom,
+            };
+            let Some(tile) = surface.tile(&rect) else {
+                continue;
+            };
+            self.kept_bytes += tile.pixels.len();
+            if self.kept_bytes > MAX_KEPT {
+                self.kept.clear();
+                self.kept_bytes = 0;
+                self.ended.clear();
+                self.show_all = true;
+                return;
+            }
+            self.kept.push(Kept {
+                area,
+                mapping,
+                size: (surface.width, surface.height),
+                pixels: tile.pixels,
+            });
+        }
+    }
+
+    /// Pastes `tile` on surface `to` at each of `points`.
+    fn paste(&mut self, tile: &Tile, to: u16, points: &[Point]) {
+        for point in points {
+            let rect = ExclusiveRectangle {
+                left: point.x,
+                top: point.y,
+                right: point.x.saturating_add(tile.width),
+                bottom: point.y.saturating_add(tile.height),
+            };
+            let Some(area) = self.writable(to, &rect) else {
+                continue;
+            };
+            let Some(surface) = self.surfaces.get_mut(&to) else {
+                return;
+            };
+            let columns = usize::from(area.right - area.left) * BYTES_PER_PIXEL;
+            let rows = tile
+                .pixels
+                .chunks_exact(usize::from(tile.width) * BYTES_PER_PIXEL);
+            for (y, source) in (area.top..area.bottom).zip(rows) {
+                let at = surface.offset(area.left, y.into());
+                surface.pixels[at..at + columns].copy_from_slice(&source[..columns]);
+            }
+            self.changed(area);
+        }
+    }
+
+    /// Remembers a change for the screen once its frame ends.
+    fn changed(&mut self, area: Area) {
+        remember(&mut self.building, area);
+    }
+}
+
+/// H.264 pictures are converted straight into their surface.
+impl h264::Canvas for Surfaces {
+    fn paint(
+        &mut self,
+        surface_id: u16,
+        rect: &ExclusiveRectangle,
+        convert: &mut Convert<'_>,
+    ) -> Result<(), H264Error> {
+        let area = self
+            .writable(surface_id, rect)
+            .ok_or(H264Error::UnknownSurface(surface_id))?;
+        let surface = self
+            .surfaces
+            .get_mut(&surface_id)
+            .ok_or(H264Error::UnknownSurface(surface_id))?;
+        let at = surface.offset(area.left, area.top.into());
+        let stride = usize::from(surface.width) * BYTES_PER_PIXEL;
+        let part = ExclusiveRectangle {
+            left: area.left,
+            top: area.top,
+            right: area.right,
+            bottom: area.bottom,
+        };
+        convert(&part, &mut surface.pixels[at..], stride)?;
+        self.changed(area);
+        Ok(())
+    }
+}
+
+impl Surface {
+    fn offset(&self, x: u16, y: usize) -> usize {
+        (y * usize::from(self.width) + usize::from(x)) * BYTES_PER_PIXEL
+    }
+
+    /// A copy of the part of `rect` inside the surface.
+    fn tile(&self, rect: &ExclusiveRectangle) -> Option<Tile> {
+        let area = clip(0, rect, self.width, self.height)?;
+        let columns = usize::from(area.right - area.left) * BYTES_PER_PIXEL;
+        let mut pixels = Vec::with_capacity(columns * usize::from(area.bottom - area.top));
+        for y in area.top..area.bottom {
+            let at = self.offset(area.left, y.into());
+            pixels.extend_from_slice(&self.pixels[at..at + columns]);
+        }
+        Some(Tile {
+            width: area.right - area.left,
+            height: area.bottom - area.top,
+            pixels,
+        })
+    }
+
+    fn source(&self) -> Source<'_> {
+        Source {
+            pixels: &self.pixels,
+            stride: usize::from(self.width) * BYTES_PER_PIXEL,
+            left: 0,
+            top: 0,
+            size: (self.width, self.height),
+        }
+    }
+}
+
+/// The whole of a surface.
+fn full(id: u16, surface: &Surface) -> Area {
+    Area {
+        surface: id,
+        left: 0,
+        top: 0,
+        right: surface.width,
+        bottom: surface.height,
+    }
+}
+
+/// The part of `rect` inside a `width` by `height` surface, or `None` if nothing is.
+fn clip(id: u16, rect: &ExclusiveRectangle, width: u16, height: u16) -> Option<Area> {
+    let area = Area {
+        surface: id,
+        left: rect.left,
+        top: rect.top,
+        right: rect.right.min(width),
+        bottom: rect.bottom.min(height),
+    };
+    (area.left < area.right && area.top < area.bottom).then_some(area)
+}
+
+/// Adds `area` to `areas` unless one there holds it, dropping those it holds; past
+/// [`MAX_AREAS`], each surface's areas become the one that holds them all.
+fn remember(areas: &mut Vec<Area>, area: Area) {
+    // Held by one since which no other surface changed: surfaces may overlap on the screen.
+    let latest = areas
+        .iter()
+        .rev()
+        .take_while(|known| known.surface == area.surface);
+    if latest.into_iter().any(|known| known.contains(&area)) {
+        return;
+    }
+    areas.retain(|known| !area.contains(known));
+    areas.push(area);
+    if areas.len() > MAX_AREAS {
+        let mut merged: Vec<Area> = Vec::new();
+        for area in areas.drain(..) {
+            match merged.iter_mut().find(|m| m.surface == area.surface) {
+                Some(m) => *m = m.union(&area),
+                None => merged.push(area),
+            }
+        }
+        *areas = merged;
+    }
+}
+
+/// Pixels of a surface, or of a part of one: the surface pixel (`left`, `top`) is the first.
+struct Source<'a> {
+    pixels: &'a [u8],
+    stride: usize,
+    left: u16,
+    top: u16,
+    /// The surface's size, which a scaled mapping stretches.
+    size: (u16, u16),
+}
+
+/// Paints `area` of a surface on the screen where `mapping` puts it: rows copied as they are,
+/// or, under a scaled mapping, the surface pixel nearest each screen pixel.
+fn paint(frame: &mut Frame, source: &Source<'_>, area: &Area, mapping: Mapping) {
+    let (width, height) = (u64::from(source.size.0), u64::from(source.size.1));
+    let (scale_x, scale_y) = (u64::from(mapping.width), u64::from(mapping.height));
+    // Surface edges to screen edges, and back: the screen pixels whose nearest surface pixel is
+    // in the area.
+    let to_screen = |edge: u16, scale: u64, size: u64| (u64::from(edge) * scale).div_ceil(size);
+    let (left, right) = (
+        to_screen(area.left, scale_x, width),
+        to_screen(area.right, scale_x, width),
+    );
+    let (top, bottom) = (
+        to_screen(area.top, scale_y, height),
+        to_screen(area.bottom, scale_y, height),
+    );
+    let screen = |origin: u32, at: u64| u32::try_from(u64::from(origin) + at).ok();
+    let (Some(x), Some(y), Some(x_end), Some(y_end)) = (
+        screen(mapping.x, left),
+        screen(mapping.y, top),
+        screen(mapping.x, right),
+        screen(mapping.y, bottom),
+    ) else {
+        return;
+    };
+    let rect = Rect::new(x, y, x_end - x, y_end - y);
+    let unscaled = scale_x == width && scale_y == height;
+    frame.paint(rect, |screen_x, screen_y, out| {
+        // Screen to surface, clamped into the area (the edges' rounding).
+        let back = |at: u32, origin: u32, size: u64, scale: u64, low: u16, high: u16| {
+            let at = u64::from(at - origin) * size / scale;
+            u16::try_from(at).unwrap_or(u16::MAX).clamp(low, high - 1)
+        };
+        let row = back(screen_y, mapping.y, height, scale_y, area.top, area.bottom);
+        let line = usize::from(row - source.top) * source.stride;
+        if unscaled {
+            let column = usize::from(back(
+                screen_x, mapping.x, width, scale_x, area.left, area.right,
+            ));
+            let at = line + (column - usize::from(source.left)) * BYTES_PER_PIXEL;
+            out.copy_from_slice(&source.pixels[at..at + out.len()]);
+            return;
+        }
+        for (i, pixel) in out.chunks_exact_mut(BYTES_PER_PIXEL).enumerate() {
+            let column = back(
+                screen_x + i as u32,
+                mapping.x,
+                width,
+                scale_x,
+                area.left,
+                area.right,
+            );
+            let at = line + usize::from(column - source.left) * BYTES_PER_PIXEL;
+            pixel.copy_from_slice(&source.pixels[at..at + BYTES_PER_PIXEL]);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rect(left: u16, top: u16, right: u16, bottom: u16) -> ExclusiveRectangle {
+        ExclusiveRectangle {
+            left,
+            top,
+            right,
+            bottom,
+        }
+    }
+
+    fn red() -> Color {
+        Color {
+            b: 0,
+            g: 0,
+            r: 0xFF,
+            xa: 0,
+        }
+    }
+
+    /// The shown frame's pixel at (x, y), as RGB.
+    fn at(canvas: &Canvas, x: usize, y: usize) -> [u8; 3] {
+        let frame = canvas.frame();
+        let frame = frame.lock();
+        let pixels = frame.pixels();
+        let i = (y * usize::from(pixels.width) + x) * 4;
+        [pixels.data[i], pixels.data[i + 1], pixels.data[i + 2]]
+    }
+
+    #[test]
+    fn nothing_shows_before_its_frame_ends() {
+        let mut canvas = Canvas::new(64, 64);
+        let mut surfaces = Surfaces::default();
+        surfaces.create(1, 32, 32);
+        surfaces.map(1, 8, 8, None);
+        surfaces.fill(1, &red(), &[rect(0, 0, 4, 4)]);
+        assert!(!surfaces.show(&mut canvas));
+        surfaces.end_frame();
+        assert!(surfaces.show(&mut canvas));
+        assert_eq!(at(&canvas, 8, 8), [0xFF, 0, 0]);
+        assert_eq!(at(&canvas, 12, 8), [0, 0, 0]);
+    }
+
+    #[test]
+    fn an_ended_frame_shows_whole_though_the_next_has_begun() {
+        let mut canvas = Canvas::new(64, 64);
+        let mut surfaces = Surfaces::default();
+        surfaces.create(1, 32, 32);
+        surfaces.map(1, 0, 0, None);
+        surfaces.fill(1, &red(), &[rect(0, 0, 4, 4)]);
+        surfaces.end_frame();
+        // The next frame paints the same place before the screen showed the first.
+        let blue = Color {
+            b: 0xFF,
+            g: 0,
+            r: 0,
+            xa: 0,
+        };
+        surfaces.fill(1, &blue, &[rect(0, 0, 2, 2)]);
+        surfaces.show(&mut canvas);
+        assert_eq!(at(&canvas, 0, 0), [0xFF, 0, 0]);
+        surfaces.end_frame();
+        surfaces.show(&mut canvas);
+        assert_eq!(at(&canvas, 0, 0), [0, 0, 0xFF]);
+        assert_eq!(at(&canvas, 3, 3), [0xFF, 0, 0]);
+    }
+
+    #[test]
+    fn copies_scrolls_and_the_cache_move_pixels() {
+        let mut canvas = Canvas::new(64, 64);
+        let mut surfaces = Surfaces::default();
+        surfaces.create(1, 32, 32);
+        surfaces.map(1, 0, 0, None);
+        surfaces.fill(1, &red(), &[rect(0, 0, 4, 4)]);
+        // A scroll down by 2 over itself, a copy, and a cached tile pasted twice.
+        surfaces.copy(1, &rect(0, 0, 4, 4), 1, &[Point { x: 0, y: 2 }]);
+        surfaces.cache(1, &rect(0, 0, 2, 2), 7);
+        surfaces.uncache(7, 1, &[Point { x: 20, y: 20 }, Point { x: 31, y: 31 }]);
+        surfaces.evict(7);
+        surfaces.uncache(7, 1, &[Point { x: 10, y: 10 }]);
+        surfaces.end_frame();
+        surfaces.show(&mut canvas);
+        assert_eq!(at(&canvas, 0, 5), [0xFF, 0, 0]);
+        assert_eq!(at(&canvas, 0, 6), [0, 0, 0]);
+        assert_eq!(at(&canvas, 21, 21), [0xFF, 0, 0]);
+        assert_eq!(at(&canvas, 31, 31), [0xFF, 0, 0]);
+        assert_eq!(at(&canvas, 10, 10), [0, 0, 0]);
+    }
+
+    #[test]
+    fn a_scaled_mapping_stretches_the_surface() {
+        let mut canvas = Canvas::new(64, 64);
+        let mut surfaces = Surfaces::default();
+        surfaces.create(1, 8, 8);
+        surfaces.map(1, 0, 0, Some((32, 32)));
+        surfaces.fill(1, &red(), &[rect(1, 1, 2, 2)]);
+        surfaces.end_frame();
+        surfaces.show(&mut canvas);
+        assert_eq!(at(&canvas, 4, 4), [0xFF, 0, 0]);
+        assert_eq!(at(&canvas, 7, 7), [0xFF, 0, 0]);
+        assert_eq!(at(&canvas, 8, 8), [0, 0, 0]);
+        assert_eq!(at(&canvas, 3, 3), [0, 0, 0]);
+    }
+
+    #[test]
+    fn a_server_cannot_make_the_client_allocate_without_bound() {
+        let mut surfaces = Surfaces::default();
+        for id in 0..100 {
+            surfaces.create(id, 8192, 8192);
+        }
+        assert!(surfaces.held <= BUDGET);
+        assert!(surfaces.surfaces.len() < 2);
+        surfaces.reset();
+        // Thousands of fills between frame ends keep a short list.
+        surfaces.create(1, 64, 64);
+        for i in 0..10_000u16 {
+            surfaces.fill(1, &red(), &[rect(i % 64, i % 61, i % 64 + 1, i % 61 + 1)]);
+            if i % 3 == 0 {
+                surfaces.end_frame();
+            }
+        }
+        assert!(surfaces.building.len() <= MAX_AREAS);
+        assert!(surfaces.ended.len() <= MAX_AREAS);
+    }
+
+    #[test]
+    fn surfaces_off_the_screen_and_odd_rectangles_are_harmless() {
+        let mut canvas = Canvas::new(64, 64);
+        let mut surfaces = Surfaces::default();
+        surfaces.create(1, 16, 16);
+        surfaces.map(1, u32::MAX - 4, 60, None);
+        surfaces.fill(1, &red(), &[rect(9, 9, 3, 3), rect(0, 0, 60_000, 60_000)]);
+        surfaces.put(1, &rect(0, 0, 16, 16), &[0xFF; 8], 16);
+        surfaces.put(1, &rect(0, 0, 16, 16), &[0xFF; 64 * 16], 2);
+        surfaces.copy(1, &rect(10, 10, 400, 400), 1, &[Point { x: 15, y: 15 }]);
+        surfaces.copy(2, &rect(0, 0, 4, 4), 1, &[Point { x: 0, y: 0 }]);
+        surfaces.end_frame();
+        surfaces.show(&mut canvas);
+        assert_eq!(at(&canvas, 0, 0), [0, 0, 0]);
+    }
+}
