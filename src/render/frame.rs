@@ -232,12 +232,13 @@ impl Frame {
     }
 
     /// Writes the part of `rect` inside the desktop, a row at a time, and records it as damage:
-    /// `row(x, y, pixels)` fills the RGBX `pixels` of row `y` from column `x`.
-    pub fn paint(&mut self, rect: Rect, mut row: impl FnMut(u32, u32, &mut [u8])) {
+    /// `row(x, y, pixels)` fills the RGBX `pixels` of row `y` from column `x`. Returns how many
+    /// pixels that part holds.
+    pub fn paint(&mut self, rect: Rect, mut row: impl FnMut(u32, u32, &mut [u8])) -> u64 {
         let (width, height) = self.size();
         let rect = rect.clip(width, height);
         if rect.is_empty() {
-            return;
+            return 0;
         }
         let stride = usize::from(self.canvas.0) * 4;
         let (x, w) = (rect.x as usize * 4, rect.w as usize * 4);
@@ -246,6 +247,7 @@ impl Frame {
             row(rect.x, y, &mut self.pixels[at..at + w]);
         }
         self.damage.add(rect);
+        rect.area()
     }
 
     /// Copies `rects` of `image` in and records them as damage; all of it, under a new

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ironrdp_core::{decode_cursor, impl_as_any, ReadCursor};
 use ironrdp_dvc::{DvcClientProcessor, DvcMessage, DvcProcessor};
+use ironrdp_egfx::cache::{CACHE_BYTES, SMALL_CACHE_BYTES};
 use ironrdp_egfx::client::{
     BitmapUpdate, GraphicsPipelineClient, GraphicsPipelineHandler, Surface,
 };
@@ -208,6 +209,8 @@ impl Pipeline {
             GfxPdu::WireToSurface1(update) => self.h264.is_some() && is_h264(update.codec_id),
             GfxPdu::MapSurfaceToOutput(_)
             | GfxPdu::MapSurfaceToScaledOutput(_)
+            | GfxPdu::MapSurfaceToWindow(_)
+            | GfxPdu::MapSurfaceToScaledWindow(_)
             | GfxPdu::SolidFill(_)
             | GfxPdu::SurfaceToSurface(_)
             | GfxPdu::SurfaceToCache(_)
@@ -251,8 +254,23 @@ impl Pipeline {
                 copy.destination_surface_id,
                 &copy.destination_points,
             ),
+            GfxPdu::MapSurfaceToWindow(map) => {
+                let mapped = (map.mapped_width, map.mapped_height);
+                surfaces.map_to_window(map.surface_id, mapped, mapped)
+            }
+            GfxPdu::MapSurfaceToScaledWindow(map) => surfaces.map_to_window(
+                map.surface_id,
+                (map.mapped_width, map.mapped_height),
+                (map.target_width, map.target_height),
+            ),
             GfxPdu::SurfaceToCache(cache) => {
-                surfaces.cache(cache.surface_id, &cache.source_rectangle, cache.cache_slot)
+                let capacity = if self.inner.codec_capabilities().small_cache {
+                    SMALL_CACHE_BYTES
+                } else {
+                    CACHE_BYTES
+                };
+                let rect = &cache.source_rectangle;
+                surfaces.cache(cache.surface_id, rect, cache.cache_slot, capacity)
             }
             GfxPdu::CacheToSurface(cache) => surfaces.uncache(
                 cache.cache_slot,

@@ -28,13 +28,23 @@ const BYTES_PER_PIXEL: usize = 4;
 /// desktops): a server creating surfaces and caching tiles cannot make the client allocate more.
 const BUDGET: usize = 256 << 20;
 
-/// The most changed areas remembered for frames not shown yet; past it, each surface's are
+/// The most changed areas remembered for the frame being built; past it, each surface's are
 /// merged into one, so a server sending thousands of small fills keeps the list short.
 const MAX_AREAS: usize = 256;
 
-/// The most bytes of ended frames' pixels kept because their surface changed before the screen
-/// showed them. Past it, the screen gets every surface whole instead, as it is then.
+/// The most changes of ended frames waiting for the screen, and the most bytes of them copied
+/// aside because their surface changed before the screen showed them. Past either (a server
+/// ending thousands of frames in one message), the screen gets every surface whole instead, as
+/// it is then.
+const MAX_PENDING: usize = 1024;
 const MAX_KEPT: usize = 64 << 20;
+
+/// The most the screen is painted over at each showing, in desktops: each change costs at most
+/// a desktop, even under a scaled mapping, and a server cannot make a showing cost more.
+const MAX_SHOWN: u64 = 16;
+
+/// The most a surface may be mapped to on the screen (as IronRDP's pipeline allows).
+const MAX_SCREEN_EDGE: u32 = 32766;
 
 /// A surface: RGBX rows `width * 4` bytes long, and where it shows, if it does.
 struct Surface {
@@ -71,6 +81,19 @@ struct Area {
 }
 
 impl Area {
+    fn bytes(&self) -> usize {
+        usize::from(self.right - self.left) * usize::from(self.bottom - self.top) * BYTES_PER_PIXEL
+    }
+
+    fn rect(&self) -> ExclusiveRectangle {
+        ExclusiveRectangle {
+            left: self.left,
+            top: self.top,
+            right: self.right,
+            bottom: self.bottom,
+        }
+    }
+
     fn contains(&self, other: &Area) -> bool {
         self.surface == other.surface
             && self.left <= other.left
@@ -90,6 +113,14 @@ impl Area {
     }
 }
 
+/// A change an ended frame made that the screen has not shown.
+enum Pending {
+    /// Its pixels are in its surface.
+    InSurface(Area),
+    /// Its pixels were copied aside, as its surface changed since ([`Surfaces::settle`]).
+    Kept(Kept),
+}
+
 /// Pixels of an ended frame copied out of a surface that changed before the screen showed them.
 struct Kept {
     area: Area,
@@ -106,14 +137,18 @@ pub struct Surfaces {
     cache: BTreeMap<u16, Tile>,
     /// Pixel bytes held by surfaces and cache, against [`BUDGET`].
     held: usize,
+    /// Pixel bytes held by the cache, against the cache's capacity.
+    cached: usize,
     /// Changed in the frame being built.
     building: Vec<Area>,
-    /// Changed in frames that ended; their pixels are still in the surfaces.
-    ended: Vec<Area>,
-    /// Changed in frames that ended, from surfaces that changed again since, oldest first.
-    kept: Vec<Kept>,
+    /// The frame being built changed more surfaces than [`MAX_AREAS`] can tell apart.
+    building_all: bool,
+    /// Changed in frames that ended, in the order the changes were made (surfaces may overlap
+    /// on the screen).
+    ended: Vec<Pending>,
+    /// Bytes of the [`Pending::Kept`] in `ended`.
     kept_bytes: usize,
-    /// Too much was kept: the screen gets every mapped surface whole.
+    /// Too much changed to remember: the screen gets every mapped surface whole.
     show_all: bool,
 }
 
@@ -155,10 +190,10 @@ impl Surfaces {
     /// `ResetGraphics`: every surface goes, and with them the changes not shown; the cache stays.
     pub fn reset(&mut self) {
         self.surfaces.clear();
-        self.held = self.cache.values().map(|tile| tile.pixels.len()).sum();
+        self.held = self.cached;
         self.building.clear();
+        self.building_all = false;
         self.ended.clear();
-        self.kept.clear();
         self.kept_bytes = 0;
         self.show_all = false;
     }
@@ -171,7 +206,8 @@ impl Surfaces {
             return;
         };
         let (width, height) = size.unwrap_or((surface.width.into(), surface.height.into()));
-        surface.mapping = (width > 0 && height > 0).then_some(Mapping {
+        let fits = |edge: u32| (1..=MAX_SCREEN_EDGE).contains(&edge);
+        surface.mapping = (fits(width) && fits(height)).then_some(Mapping {
             x,
             y,
             width,
@@ -179,6 +215,27 @@ impl Surfaces {
         });
         let whole = full(id, surface);
         self.changed(whole);
+    }
+
+    /// `MapSurfaceToWindow` and `MapSurfaceToScaledWindow`: the surface goes to a RemoteApp
+    /// window, which ecsrdp does not show, and leaves the screen. A mapping that could not be
+    /// presented (an empty area or one larger than the surface, an empty or huge window) is
+    /// ignored, as IronRDP's pipeline ignores it.
+    pub fn map_to_window(&mut self, id: u16, mapped: (u32, u32), window: (u32, u32)) {
+        let Some(surface) = self.surfaces.get(&id) else {
+            return;
+        };
+        let within = |edge: u32, most: u32| (1..=most).contains(&edge);
+        let presentable = within(mapped.0, surface.width.into())
+            && within(mapped.1, surface.height.into())
+            && within(window.0, MAX_SCREEN_EDGE)
+            && within(window.1, MAX_SCREEN_EDGE);
+        if presentable {
+            self.settle(id);
+            if let Some(surface) = self.surfaces.get_mut(&id) {
+                surface.mapping = None;
+            }
+        }
     }
 
     /// A rectangle a codec decoded (IronRDP's pipeline), RGBA rows `width * 4` bytes long. RGBA
@@ -244,25 +301,33 @@ impl Surfaces {
         self.paste(&tile, to, points);
     }
 
-    /// `SurfaceToCache`.
-    pub fn cache(&mut self, id: u16, rect: &ExclusiveRectangle, slot: u16) {
+    /// `SurfaceToCache`, into a cache that holds at most `capacity` bytes (MS-RDPEGFX 3.3.1.4:
+    /// 100 MB, or 16 MB when the server confirmed a small cache). An unknown surface or an empty
+    /// rectangle leaves the slot as it was.
+    pub fn cache(&mut self, id: u16, rect: &ExclusiveRectangle, slot: u16, capacity: usize) {
+        let Some(area) = self
+            .surfaces
+            .get(&id)
+            .and_then(|surface| clip(id, rect, surface.width, surface.height))
+        else {
+            return;
+        };
         self.evict(slot);
-        let Some(surface) = self.surfaces.get(&id) else {
-            return;
-        };
-        let Some(area) = clip(id, rect, surface.width, surface.height) else {
-            return;
-        };
-        let bytes = usize::from(area.right - area.left) * usize::from(area.bottom - area.top) * 4;
-        if self.held + bytes > BUDGET {
+        let bytes = area.bytes();
+        if self.cached + bytes > capacity || self.held + bytes > BUDGET {
             warn!(
                 slot,
-                "the server's cached bitmaps would take too much memory: not cached"
+                "the server's cached bitmaps would overflow the cache: not cached"
             );
             return;
         }
-        if let Some(tile) = surface.tile(rect) {
+        if let Some(tile) = self
+            .surfaces
+            .get(&id)
+            .and_then(|surface| surface.tile(rect))
+        {
             self.held += tile.pixels.len();
+            self.cached += tile.pixels.len();
             self.cache.insert(slot, tile);
         }
     }
@@ -279,53 +344,81 @@ impl Surfaces {
     pub fn evict(&mut self, slot: u16) {
         if let Some(tile) = self.cache.remove(&slot) {
             self.held -= tile.pixels.len();
+            self.cached -= tile.pixels.len();
         }
     }
 
     /// `EndFrame`: what the frame changed is ready for the screen.
     pub fn end_frame(&mut self) {
+        if std::mem::take(&mut self.building_all) {
+            self.building.clear();
+            self.overflow();
+            return;
+        }
         for area in std::mem::take(&mut self.building) {
-            remember(&mut self.ended, area);
+            if self.show_all {
+                return;
+            }
+            // Held by the last change, if that was on the same surface.
+            if let Some(Pending::InSurface(last)) = self.ended.last() {
+                if last.contains(&area) {
+                    continue;
+                }
+            }
+            if self.ended.len() >= MAX_PENDING {
+                self.overflow();
+                return;
+            }
+            self.ended.push(Pending::InSurface(area));
         }
     }
 
     /// Paints on the screen what ended frames changed, in order; whether anything was painted.
     pub fn show(&mut self, canvas: &mut Canvas) -> bool {
-        if self.kept.is_empty() && self.ended.is_empty() && !self.show_all {
+        if self.ended.is_empty() && !self.show_all {
             return false;
         }
-        let kept = std::mem::take(&mut self.kept);
         let ended = std::mem::take(&mut self.ended);
         let show_all = std::mem::take(&mut self.show_all);
         self.kept_bytes = 0;
+        let (width, height) = canvas.size();
+        let mut budget = MAX_SHOWN * u64::from(width) * u64::from(height);
         let surfaces = &self.surfaces;
         canvas.paint(|frame| {
-            for kept in &kept {
-                let width = usize::from(kept.area.right - kept.area.left);
-                let source = Source {
-                    pixels: &kept.pixels,
-                    stride: width * BYTES_PER_PIXEL,
-                    left: kept.area.left,
-                    top: kept.area.top,
-                    size: kept.size,
-                };
-                paint(frame, &source, &kept.area, kept.mapping);
-            }
+            let mut show = |source: &Source<'_>, area: &Area, mapping: Mapping| {
+                if budget > 0 {
+                    budget = budget.saturating_sub(paint(frame, source, area, mapping));
+                }
+            };
             if show_all {
                 for (&id, surface) in surfaces {
                     if let Some(mapping) = surface.mapping {
-                        paint(frame, &surface.source(), &full(id, surface), mapping);
+                        show(&surface.source(), &full(id, surface), mapping);
                     }
                 }
                 return;
             }
-            // In the order they changed: surfaces may overlap on the screen.
-            for area in &ended {
-                let Some(surface) = surfaces.get(&area.surface) else {
-                    continue;
-                };
-                if let Some(mapping) = surface.mapping {
-                    paint(frame, &surface.source(), area, mapping);
+            for pending in &ended {
+                match pending {
+                    Pending::InSurface(area) => {
+                        let Some(surface) = surfaces.get(&area.surface) else {
+                            continue;
+                        };
+                        if let Some(mapping) = surface.mapping {
+                            show(&surface.source(), area, mapping);
+                        }
+                    }
+                    Pending::Kept(kept) => {
+                        let width = usize::from(kept.area.right - kept.area.left);
+                        let source = Source {
+                            pixels: &kept.pixels,
+                            stride: width * BYTES_PER_PIXEL,
+                            left: kept.area.left,
+                            top: kept.area.top,
+                            size: kept.size,
+                        };
+                        show(&source, &kept.area, kept.mapping);
+                    }
                 }
             }
         });
@@ -344,48 +437,52 @@ impl Surfaces {
     /// Copies out what ended frames changed on surface `id` and the screen has not shown, before
     /// the surface changes again, so that the screen never shows half a frame.
     fn settle(&mut self, id: u16) {
-        if self.show_all || !self.ended.iter().any(|area| area.surface == id) {
+        if self.show_all {
             return;
         }
-        let Some(surface) = self.surfaces.get(&id) else {
-            self.ended.retain(|area| area.surface != id);
-            return;
-        };
-        let areas: Vec<Area> = self
-            .ended
-            .iter()
-            .filter(|a| a.surface == id)
-            .copied()
-            .collect();
-        self.ended.retain(|area| area.surface != id);
-        let Some(mapping) = surface.mapping else {
-            return;
-        };
-        for area in areas {
-            let rect = ExclusiveRectangle {
-                left: area.left,
-                top: area.top,
-                right: area.right,
-                bottom: area.bottom,
+        let surface = self.surfaces.get(&id);
+        let mapping = surface.and_then(|surface| surface.mapping);
+        let kept_bytes = &mut self.kept_bytes;
+        let mut overflow = false;
+        self.ended.retain_mut(|pending| {
+            let Pending::InSurface(area) = pending else {
+                return true;
             };
-            let Some(tile) = surface.tile(&rect) else {
-                continue;
-            };
-            self.kept_bytes += tile.pixels.len();
-            if self.kept_bytes > MAX_KEPT {
-                self.kept.clear();
-                self.kept_bytes = 0;
-                self.ended.clear();
-                self.show_all = true;
-                return;
+            if area.surface != id {
+                return true;
             }
-            self.kept.push(Kept {
-                area,
+            // Not on the screen: nothing to show.
+            let (Some(surface), Some(mapping)) = (surface, mapping) else {
+                return false;
+            };
+            let bytes = area.bytes() + std::mem::size_of::<Kept>();
+            if overflow || *kept_bytes + bytes > MAX_KEPT {
+                overflow = true;
+                return false;
+            }
+            let Some(tile) = surface.tile(&area.rect()) else {
+                return false;
+            };
+            *kept_bytes += bytes;
+            *pending = Pending::Kept(Kept {
+                area: *area,
                 mapping,
                 size: (surface.width, surface.height),
                 pixels: tile.pixels,
             });
+            true
+        });
+        if overflow {
+            self.overflow();
         }
+    }
+
+    /// More changed than can be remembered: the screen gets every surface whole, as it is when
+    /// shown.
+    fn overflow(&mut self) {
+        self.ended.clear();
+        self.kept_bytes = 0;
+        self.show_all = true;
     }
 
     /// Pastes `tile` on surface `to` at each of `points`.
@@ -417,7 +514,10 @@ impl Surfaces {
 
     /// Remembers a change for the screen once its frame ends.
     fn changed(&mut self, area: Area) {
-        remember(&mut self.building, area);
+        if !self.building_all && !remember(&mut self.building, area) {
+            self.building.clear();
+            self.building_all = true;
+        }
     }
 }
 
@@ -506,28 +606,34 @@ fn clip(id: u16, rect: &ExclusiveRectangle, width: u16, height: u16) -> Option<A
 }
 
 /// Adds `area` to `areas` unless one there holds it, dropping those it holds; past
-/// [`MAX_AREAS`], each surface's areas become the one that holds them all.
-fn remember(areas: &mut Vec<Area>, area: Area) {
+/// [`MAX_AREAS`], each surface's areas become the one that holds them all. `false` when even
+/// that leaves too many (changes on hundreds of surfaces).
+fn remember(areas: &mut Vec<Area>, area: Area) -> bool {
     // Held by one since which no other surface changed: surfaces may overlap on the screen.
     let latest = areas
         .iter()
         .rev()
         .take_while(|known| known.surface == area.surface);
     if latest.into_iter().any(|known| known.contains(&area)) {
-        return;
+        return true;
     }
     areas.retain(|known| !area.contains(known));
     areas.push(area);
-    if areas.len() > MAX_AREAS {
-        let mut merged: Vec<Area> = Vec::new();
-        for area in areas.drain(..) {
-            match merged.iter_mut().find(|m| m.surface == area.surface) {
-                Some(m) => *m = m.union(&area),
-                None => merged.push(area),
-            }
-        }
-        *areas = merged;
+    if areas.len() <= MAX_AREAS {
+        return true;
     }
+    let mut merged: Vec<Area> = Vec::new();
+    for area in areas.drain(..) {
+        match merged.iter_mut().find(|m| m.surface == area.surface) {
+            Some(m) => *m = m.union(&area),
+            None => merged.push(area),
+        }
+        if merged.len() > MAX_AREAS / 2 {
+            return false;
+        }
+    }
+    *areas = merged;
+    true
 }
 
 /// Pixels of a surface, or of a part of one: the surface pixel (`left`, `top`) is the first.
@@ -541,8 +647,9 @@ struct Source<'a> {
 }
 
 /// Paints `area` of a surface on the screen where `mapping` puts it: rows copied as they are,
-/// or, under a scaled mapping, the surface pixel nearest each screen pixel.
-fn paint(frame: &mut Frame, source: &Source<'_>, area: &Area, mapping: Mapping) {
+/// or, under a scaled mapping, the surface pixel nearest each screen pixel. Returns how many
+/// screen pixels it painted.
+fn paint(frame: &mut Frame, source: &Source<'_>, area: &Area, mapping: Mapping) -> u64 {
     let (width, height) = (u64::from(source.size.0), u64::from(source.size.1));
     let (scale_x, scale_y) = (u64::from(mapping.width), u64::from(mapping.height));
     // Surface edges to screen edges, and back: the screen pixels whose nearest surface pixel is
@@ -556,15 +663,10 @@ fn paint(frame: &mut Frame, source: &Source<'_>, area: &Area, mapping: Mapping) 
         to_screen(area.top, scale_y, height),
         to_screen(area.bottom, scale_y, height),
     );
-    let screen = |origin: u32, at: u64| u32::try_from(u64::from(origin) + at).ok();
-    let (Some(x), Some(y), Some(x_end), Some(y_end)) = (
-        screen(mapping.x, left),
-        screen(mapping.y, top),
-        screen(mapping.x, right),
-        screen(mapping.y, bottom),
-    ) else {
-        return;
-    };
+    // Past the largest screen position nothing shows; the frame clips the rest.
+    let screen = |origin: u32, at: u64| u32::try_from(u64::from(origin) + at).unwrap_or(u32::MAX);
+    let (x, y) = (screen(mapping.x, left), screen(mapping.y, top));
+    let (x_end, y_end) = (screen(mapping.x, right), screen(mapping.y, bottom));
     let rect = Rect::new(x, y, x_end - x, y_end - y);
     let unscaled = scale_x == width && scale_y == height;
     frame.paint(rect, |screen_x, screen_y, out| {
@@ -595,7 +697,7 @@ fn paint(frame: &mut Frame, source: &Source<'_>, area: &Area, mapping: Mapping) 
             let at = line + usize::from(column - source.left) * BYTES_PER_PIXEL;
             pixel.copy_from_slice(&source.pixels[at..at + BYTES_PER_PIXEL]);
         }
-    });
+    })
 }
 
 #[cfg(test)]
@@ -676,7 +778,7 @@ mod tests {
         surfaces.fill(1, &red(), &[rect(0, 0, 4, 4)]);
         // A scroll down by 2 over itself, a copy, and a cached tile pasted twice.
         surfaces.copy(1, &rect(0, 0, 4, 4), 1, &[Point { x: 0, y: 2 }]);
-        surfaces.cache(1, &rect(0, 0, 2, 2), 7);
+        surfaces.cache(1, &rect(0, 0, 2, 2), 7, 1 << 20);
         surfaces.uncache(7, 1, &[Point { x: 20, y: 20 }, Point { x: 31, y: 31 }]);
         surfaces.evict(7);
         surfaces.uncache(7, 1, &[Point { x: 10, y: 10 }]);
@@ -722,7 +824,107 @@ mod tests {
             }
         }
         assert!(surfaces.building.len() <= MAX_AREAS);
-        assert!(surfaces.ended.len() <= MAX_AREAS);
+        assert!(surfaces.ended.len() <= MAX_PENDING);
+    }
+
+    /// Changes on more surfaces than can be told apart, and frames that end faster than the
+    /// screen is shown, fall back to showing every surface whole, at a bounded cost.
+    #[test]
+    fn too_many_changes_show_every_surface_whole() {
+        let mut canvas = Canvas::new(64, 64);
+        let mut surfaces = Surfaces::default();
+        for id in 0..1000 {
+            surfaces.create(id, 1, 1);
+            // Each stretched over the whole screen: painting them all would cost 1000 screens.
+            surfaces.map(id, 0, 0, Some((64, 64)));
+        }
+        assert!(surfaces.building_all);
+        surfaces.fill(999, &red(), &[rect(0, 0, 1, 1)]);
+        surfaces.end_frame();
+        assert!(surfaces.show_all && surfaces.ended.is_empty());
+        assert!(surfaces.show(&mut canvas));
+        // Thousands of one-pixel frames ended before the screen shows them.
+        let mut surfaces = Surfaces::default();
+        surfaces.create(1, 64, 64);
+        surfaces.map(1, 0, 0, None);
+        for i in 0..5000u16 {
+            let (x, y) = (i % 64, i / 64 % 64);
+            surfaces.fill(1, &red(), &[rect(x, y, x + 1, y + 1)]);
+            surfaces.end_frame();
+        }
+        assert!(surfaces.ended.len() <= MAX_PENDING);
+        surfaces.show(&mut canvas);
+        assert_eq!(at(&canvas, 63, 63), [0xFF, 0, 0]);
+    }
+
+    /// Surfaces overlapping on the screen show in the order they changed, whether their
+    /// pixels were still in the surface or copied aside.
+    #[test]
+    fn overlapping_surfaces_show_in_the_order_they_changed() {
+        let mut canvas = Canvas::new(64, 64);
+        let mut surfaces = Surfaces::default();
+        surfaces.create(1, 32, 32);
+        surfaces.create(2, 32, 32);
+        surfaces.map(1, 0, 0, None);
+        surfaces.map(2, 0, 0, None);
+        surfaces.end_frame();
+        let blue = Color {
+            b: 0xFF,
+            g: 0,
+            r: 0,
+            xa: 0,
+        };
+        surfaces.fill(1, &red(), &[rect(0, 0, 8, 8)]);
+        surfaces.end_frame();
+        surfaces.fill(2, &blue, &[rect(0, 0, 8, 8)]);
+        surfaces.end_frame();
+        // Surface 2 changes again before the screen showed the frame above.
+        surfaces.fill(2, &blue, &[rect(20, 20, 24, 24)]);
+        surfaces.end_frame();
+        surfaces.show(&mut canvas);
+        assert_eq!(at(&canvas, 4, 4), [0, 0, 0xFF]);
+        assert_eq!(at(&canvas, 21, 21), [0, 0, 0xFF]);
+    }
+
+    #[test]
+    fn the_cache_keeps_to_its_capacity_and_a_bad_source_leaves_a_slot_alone() {
+        let mut canvas = Canvas::new(64, 64);
+        let mut surfaces = Surfaces::default();
+        surfaces.create(1, 32, 32);
+        surfaces.map(1, 0, 0, None);
+        surfaces.fill(1, &red(), &[rect(0, 0, 4, 4)]);
+        surfaces.cache(1, &rect(0, 0, 4, 4), 1, 100);
+        // An unknown surface, and an empty rectangle, leave slot 1 as it was.
+        surfaces.cache(9, &rect(0, 0, 4, 4), 1, 100);
+        surfaces.cache(1, &rect(40, 40, 50, 50), 1, 100);
+        // Over the capacity: not cached.
+        surfaces.cache(1, &rect(0, 0, 8, 8), 2, 100);
+        surfaces.uncache(1, 1, &[Point { x: 10, y: 10 }]);
+        surfaces.uncache(2, 1, &[Point { x: 20, y: 20 }]);
+        surfaces.end_frame();
+        surfaces.show(&mut canvas);
+        assert_eq!(at(&canvas, 11, 11), [0xFF, 0, 0]);
+        assert_eq!(at(&canvas, 21, 21), [0, 0, 0]);
+        assert!(surfaces.cached <= 100);
+    }
+
+    #[test]
+    fn a_surface_mapped_to_a_window_leaves_the_screen() {
+        let mut canvas = Canvas::new(64, 64);
+        let mut surfaces = Surfaces::default();
+        surfaces.create(1, 32, 32);
+        surfaces.map(1, 0, 0, None);
+        // A window mapping that could not be presented changes nothing.
+        surfaces.map_to_window(1, (64, 64), (64, 64));
+        surfaces.fill(1, &red(), &[rect(0, 0, 4, 4)]);
+        surfaces.end_frame();
+        surfaces.show(&mut canvas);
+        assert_eq!(at(&canvas, 0, 0), [0xFF, 0, 0]);
+        surfaces.map_to_window(1, (32, 32), (32, 32));
+        surfaces.fill(1, &red(), &[rect(10, 10, 14, 14)]);
+        surfaces.end_frame();
+        surfaces.show(&mut canvas);
+        assert_eq!(at(&canvas, 11, 11), [0, 0, 0]);
     }
 
     #[test]
