@@ -95,3 +95,14 @@ pub(super) fn remember(areas: &mut Vec<Area>, area: Area) -> bool {
     *areas = merged;
     true
 }
+
+/// A rectangle from its edges, for the tests of this folder.
+#[cfg(test)]
+pub(super) fn rect(left: u16, top: u16, right: u16, bottom: u16) -> ExclusiveRectangle {
+    ExclusiveRectangle {
+        left,
+        top,
+        right,
+        bottom,
+    }
+}

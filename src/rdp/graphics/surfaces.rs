@@ -482,13 +482,7 @@ impl h264::Canvas for Surfaces {
             .ok_or(H264Error::UnknownSurface(surface_id))?;
         let at = surface.offset(area.left, area.top.into());
         let stride = usize::from(surface.width) * BYTES_PER_PIXEL;
-        let part = ExclusiveRectangle {
-            left: area.left,
-            top: area.top,
-            right: area.right,
-            bottom: area.bottom,
-        };
-        convert(&part, &mut surface.pixels[at..], stride)?;
+        convert(&area.rect(), &mut surface.pixels[at..], stride)?;
         self.changed(area);
         Ok(())
     }

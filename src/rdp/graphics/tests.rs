@@ -9,19 +9,11 @@ use ironrdp_egfx::pdu::{
 use ironrdp_pdu::geometry::ExclusiveRectangle;
 
 use super::*;
+use crate::rdp::graphics::area::rect;
 
 const CHANNEL: u32 = 7;
 const WIDTH: u16 = 256;
 const HEIGHT: u16 = 192;
-
-fn rect(left: u16, top: u16, right: u16, bottom: u16) -> ExclusiveRectangle {
-    ExclusiveRectangle {
-        left,
-        top,
-        right,
-        bottom,
-    }
-}
 
 fn color(r: u8, g: u8, b: u8) -> Color {
     Color { b, g, r, xa: 0 }

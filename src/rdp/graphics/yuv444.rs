@@ -399,6 +399,7 @@ mod tests {
     use ironrdp_egfx::decode::Yuv420Frame;
 
     use super::*;
+    use crate::rdp::graphics::area::rect;
 
     /// Planes copied out of ironrdp-egfx's view, which only lends rows.
     struct Planes {
@@ -460,15 +461,6 @@ mod tests {
             }
         }
         rgba
-    }
-
-    fn rect(left: u16, top: u16, right: u16, bottom: u16) -> ExclusiveRectangle {
-        ExclusiveRectangle {
-            left,
-            top,
-            right,
-            bottom,
-        }
     }
 
     /// Against ironrdp-egfx's picture, which MS-RDPEGFX conformance tests cover: the same

@@ -1,16 +1,7 @@
 //! The surfaces against what the screen must show.
 
 use super::*;
-use crate::rdp::graphics::area::MAX_AREAS;
-
-fn rect(left: u16, top: u16, right: u16, bottom: u16) -> ExclusiveRectangle {
-    ExclusiveRectangle {
-        left,
-        top,
-        right,
-        bottom,
-    }
-}
+use crate::rdp::graphics::area::{rect, MAX_AREAS};
 
 fn red() -> Color {
     Color {
@@ -19,6 +10,14 @@ fn red() -> Color {
         r: 0xFF,
         xa: 0,
     }
+}
+
+/// A 64x64 screen, and surface 1 (32x32) on it at the top left.
+fn one_surface() -> (Canvas, Surfaces) {
+    let mut surfaces = Surfaces::default();
+    surfaces.create(1, 32, 32);
+    surfaces.map(1, 0, 0, None);
+    (Canvas::new(64, 64), surfaces)
 }
 
 /// The shown frame's pixel at (x, y), as RGB.
@@ -46,10 +45,7 @@ fn nothing_shows_before_its_frame_ends() {
 
 #[test]
 fn an_ended_frame_shows_whole_though_the_next_has_begun() {
-    let mut canvas = Canvas::new(64, 64);
-    let mut surfaces = Surfaces::default();
-    surfaces.create(1, 32, 32);
-    surfaces.map(1, 0, 0, None);
+    let (mut canvas, mut surfaces) = one_surface();
     surfaces.fill(1, &red(), &[rect(0, 0, 4, 4)]);
     surfaces.end_frame();
     // The next frame paints the same place before the screen showed the first.
@@ -70,10 +66,7 @@ fn an_ended_frame_shows_whole_though_the_next_has_begun() {
 
 #[test]
 fn copies_scrolls_and_the_cache_move_pixels() {
-    let mut canvas = Canvas::new(64, 64);
-    let mut surfaces = Surfaces::default();
-    surfaces.create(1, 32, 32);
-    surfaces.map(1, 0, 0, None);
+    let (mut canvas, mut surfaces) = one_surface();
     surfaces.fill(1, &red(), &[rect(0, 0, 4, 4)]);
     // A scroll down by 2 over itself, a copy, and a cached tile pasted twice.
     surfaces.copy(1, &rect(0, 0, 4, 4), 1, &[Point { x: 0, y: 2 }]);
@@ -187,10 +180,7 @@ fn overlapping_surfaces_show_in_the_order_they_changed() {
 
 #[test]
 fn the_cache_keeps_to_its_capacity_and_a_bad_source_leaves_a_slot_alone() {
-    let mut canvas = Canvas::new(64, 64);
-    let mut surfaces = Surfaces::default();
-    surfaces.create(1, 32, 32);
-    surfaces.map(1, 0, 0, None);
+    let (mut canvas, mut surfaces) = one_surface();
     surfaces.fill(1, &red(), &[rect(0, 0, 4, 4)]);
     surfaces.cache(1, &rect(0, 0, 4, 4), 1, 100);
     // An unknown surface, and an empty rectangle, leave slot 1 as it was.
@@ -209,10 +199,7 @@ fn the_cache_keeps_to_its_capacity_and_a_bad_source_leaves_a_slot_alone() {
 
 #[test]
 fn a_surface_mapped_to_a_window_leaves_the_screen() {
-    let mut canvas = Canvas::new(64, 64);
-    let mut surfaces = Surfaces::default();
-    surfaces.create(1, 32, 32);
-    surfaces.map(1, 0, 0, None);
+    let (mut canvas, mut surfaces) = one_surface();
     // A window mapping that could not be presented changes nothing.
     surfaces.map_to_window(1, (64, 64), (64, 64));
     surfaces.fill(1, &red(), &[rect(0, 0, 4, 4)]);
