@@ -18,6 +18,7 @@ pub mod keyboard;
 #[cfg(feature = "replay")]
 pub mod replay;
 pub mod session;
+mod surface;
 
 pub use self::channels::{Clipboard, LocalClipboard};
 pub use self::config::{Codecs, ConnectOptions, Endpoint, Security};

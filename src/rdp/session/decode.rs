@@ -1,6 +1,8 @@
 //! One server PDU into the session's canvas: IronRDP's processing, inside a panic guard, the bound on
 //! what a server may grant, and the damage. The fuzz target and the replays run exactly this.
 
+use ironrdp_pdu::codecs::rfx::FrameAcknowledgePdu;
+use ironrdp_pdu::rdp::headers::ShareDataPdu;
 use ironrdp_session::{ActiveStage, ActiveStageOutput};
 use tracing::debug;
 
@@ -10,6 +12,7 @@ use crate::rdp::contain::contained;
 use crate::rdp::desktop::check_desktop;
 use crate::rdp::error::RdpError;
 use crate::rdp::graphics;
+use crate::rdp::surface::{commands, Command, Step, SurfaceCommands};
 use crate::render::{Canvas, Rect};
 
 /// What one server PDU did.
@@ -26,8 +29,10 @@ pub struct Decoded {
 /// Decodes one server PDU into the canvas and shows what it changed: IronRDP's processing (no
 /// lock held), the bound on what a server may grant, the damage. `None` for a PDU passed over (see [`ignorable`]). Everything a
 /// hostile server sends goes through here, which is why the fuzz target calls it too.
+#[allow(clippy::too_many_arguments)]
 pub fn decode(
     stage: &mut ActiveStage,
+    surfaces: &mut SurfaceCommands,
     canvas: &mut Canvas,
     io_channel: u16,
     action: ironrdp_pdu::Action,
@@ -49,6 +54,109 @@ pub fn decode(
             }));
         }
     }
+    if action == ironrdp_pdu::Action::FastPath {
+        let split = surfaces
+            .split(payload)
+            .map_err(|detail| protocol(addr, detail))?;
+        if let Some(steps) = split {
+            let mut decoded = Decoded {
+                outputs: Vec::new(),
+                damaged: false,
+                error_info: None,
+            };
+            for step in steps {
+                match step {
+                    Step::Theirs(pdu) => {
+                        decoded.add(ironrdp(stage, canvas, action, &pdu, received_at, addr)?);
+                    }
+                    Step::Ours(update) => {
+                        for command in commands(&update) {
+                            match command {
+                                Command::RemoteFx { at, data } => {
+                                    decoded.damaged |=
+                                        paint_remotefx(surfaces, canvas, at, data, addr)?;
+                                }
+                                Command::FrameEnd(id) => {
+                                    decoded.outputs.push(acknowledge(stage, id, addr)?);
+                                }
+                                Command::Theirs(pdus) => {
+                                    for pdu in pdus {
+                                        decoded.add(ironrdp(
+                                            stage,
+                                            canvas,
+                                            action,
+                                            &pdu,
+                                            received_at,
+                                            addr,
+                                        )?);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return Ok(Some(decoded));
+        }
+    }
+    ironrdp(stage, canvas, action, payload, received_at, addr).map(Some)
+}
+
+impl Decoded {
+    fn add(&mut self, other: Decoded) {
+        self.outputs.extend(other.outputs);
+        self.damaged |= other.damaged;
+    }
+}
+
+fn protocol(addr: &str, detail: String) -> RdpError {
+    RdpError::Protocol {
+        addr: addr.to_owned(),
+        stage: "the session",
+        detail,
+    }
+}
+
+/// The client's Frame Acknowledge PDU for the frame `id` (MS-RDPBCGR 2.2.14.3).
+fn acknowledge(stage: &ActiveStage, id: u32, addr: &str) -> Result<ActiveStageOutput, RdpError> {
+    let mut ack = ironrdp_core::WriteBuf::new();
+    let pdu = ShareDataPdu::FrameAcknowledge(FrameAcknowledgePdu { frame_id: id });
+    stage.encode_static(&mut ack, pdu).map_err(|e| {
+        protocol(
+            addr,
+            format!("acknowledging a frame failed: {}", e.report()),
+        )
+    })?;
+    Ok(ActiveStageOutput::ResponseFrame(ack.filled().to_vec()))
+}
+
+/// RemoteFX bits of a surface command, painted straight into the shown frame (see
+/// [`crate::rdp::surface`]); whether any pixel was.
+fn paint_remotefx(
+    surfaces: &mut SurfaceCommands,
+    canvas: &mut Canvas,
+    at: (u32, u32),
+    data: &[u8],
+    addr: &str,
+) -> Result<bool, RdpError> {
+    let mut painted = Ok(0);
+    contained(|| canvas.paint(|frame| painted = surfaces.paint_remotefx(frame, at, data)))
+        .map_err(|panic| protocol(addr, format!("decoding RemoteFX failed: {panic}")))?;
+    painted
+        .map(|px| px > 0)
+        .map_err(|detail| protocol(addr, detail))
+}
+
+/// One PDU through IronRDP's session: its processing, the bound on what a server may grant,
+/// the damage, and the graphics pipeline's ended frames.
+fn ironrdp(
+    stage: &mut ActiveStage,
+    canvas: &mut Canvas,
+    action: ironrdp_pdu::Action,
+    payload: &[u8],
+    received_at: Option<ironrdp_connector::MonotonicInstant>,
+    addr: &str,
+) -> Result<Decoded, RdpError> {
     let size = canvas.image_size();
     let image = canvas.image_mut();
     let processed = contained(|| {
@@ -102,9 +210,9 @@ pub fn decode(
         stage: "the session",
         detail: format!("showing the graphics pipeline's surfaces failed: {panic}"),
     })?;
-    Ok(Some(Decoded {
+    Ok(Decoded {
         outputs,
         damaged: painted || !damage.is_empty(),
         error_info: None,
-    }))
+    })
 }

@@ -1,0 +1,175 @@
+use std::borrow::Cow;
+
+use ironrdp_core::encode_vec;
+use ironrdp_pdu::fast_path::{EncryptionFlags, FastPathUpdatePdu, Fragmentation, UpdateCode};
+use ironrdp_session::image::DecodedImage;
+use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
+
+use super::*;
+use crate::render::{Canvas, PIXEL_FORMAT};
+
+fn update(code: UpdateCode, fragmentation: Fragmentation, data: &[u8]) -> Vec<u8> {
+    encode_vec(&FastPathUpdatePdu {
+        fragmentation,
+        update_code: code,
+        compression_flags: None,
+        compression_type: None,
+        data,
+    })
+    .unwrap()
+}
+
+/// A surface-commands update in three fragments over two PDUs, with a pointer update between
+/// them and one after: IronRDP gets the pointer updates, in order, and the surface commands come
+/// out whole, once.
+#[test]
+fn fragments_are_put_together_and_the_rest_passed_on_in_order() {
+    let commands: Vec<u8> = (0..=255).collect();
+    let (a, rest) = commands.split_at(100);
+    let (b, c) = rest.split_at(100);
+    let hidden = update(UpdateCode::HiddenPointer, Fragmentation::Single, &[]);
+    let default = update(UpdateCode::DefaultPointer, Fragmentation::Single, &[]);
+    let first: Vec<u8> = [
+        update(UpdateCode::SurfaceCommands, Fragmentation::First, a),
+        hidden.clone(),
+        update(UpdateCode::SurfaceCommands, Fragmentation::Next, b),
+    ]
+    .concat();
+    let second: Vec<u8> = [
+        update(UpdateCode::SurfaceCommands, Fragmentation::Last, c),
+        default.clone(),
+    ]
+    .concat();
+    let mut surfaces = SurfaceCommands::default();
+    let pdu = fast_path(EncryptionFlags::empty(), &first);
+    let steps = surfaces.split(&pdu).unwrap().unwrap();
+    assert!(
+        matches!(&steps[..], [Step::Theirs(p)] if *p == fast_path(EncryptionFlags::empty(), &hidden))
+    );
+    let pdu = fast_path(EncryptionFlags::empty(), &second);
+    let steps = surfaces.split(&pdu).unwrap().unwrap();
+    match &steps[..] {
+        [Step::Ours(Cow::Owned(whole)), Step::Theirs(p)] => {
+            assert_eq!(whole, &commands);
+            assert_eq!(p, &fast_path(EncryptionFlags::empty(), &default));
+        }
+        _ => panic!("{} steps", steps.len()),
+    }
+    // A PDU without surface commands is IronRDP's as it came.
+    assert!(surfaces
+        .split(&fast_path(EncryptionFlags::empty(), &hidden))
+        .unwrap()
+        .is_none());
+    // A fragment without its first is an error, said as one.
+    let orphan = fast_path(
+        EncryptionFlags::empty(),
+        &update(UpdateCode::SurfaceCommands, Fragmentation::Last, c),
+    );
+    let error = surfaces.split(&orphan).err().unwrap();
+    assert!(error.contains("without its first"), "{error}");
+}
+
+/// Other codecs' surface commands go to IronRDP re-encoded, in fragments when large, and come
+/// back out of IronRDP's reassembly whole.
+#[test]
+fn large_runs_for_ironrdp_are_fragmented() {
+    use ironrdp_pdu::geometry::ExclusiveRectangle;
+    use ironrdp_pdu::surface_commands::{ExtendedBitmapDataPdu, SurfaceBitsPdu};
+    let pixels = vec![7u8; 100 * 100 * 4];
+    let bits = SurfaceCommand::SetSurfaceBits(SurfaceBitsPdu {
+        destination: ExclusiveRectangle {
+            left: 0,
+            top: 0,
+            right: 100,
+            bottom: 100,
+        },
+        extended_bitmap_data: ExtendedBitmapDataPdu {
+            bpp: 32,
+            codec_id: 0,
+            width: 100,
+            height: 100,
+            header: None,
+            data: &pixels,
+        },
+    });
+    let pdus = reencoded(vec![bits]);
+    assert_eq!(pdus.len(), 3, "40 kB in 16 kB fragments");
+    let mut stage = stage();
+    let mut image = DecodedImage::new(PIXEL_FORMAT, 128, 128);
+    for pdu in &pdus {
+        stage
+            .process(&mut image, ironrdp_pdu::Action::FastPath, pdu, None)
+            .unwrap();
+    }
+    let painted = image.data().chunks_exact(4).filter(|p| p[0] == 7).count();
+    assert_eq!(painted, 100 * 100);
+}
+
+/// ecsrdp acknowledges the frames of a RemoteFX session as IronRDP's session would have, byte
+/// for byte, on the session FreeRDP's shadow server sent.
+#[test]
+fn frames_are_acknowledged_as_ironrdp_acknowledges_them() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/resources/streams/shadow-rfx.bin"
+    );
+    let stream = std::fs::read(path).unwrap();
+    let acks = |outputs: Vec<ActiveStageOutput>| -> Vec<Vec<u8>> {
+        outputs
+            .into_iter()
+            .filter_map(|o| match o {
+                // IronRDP answers a frame's beginning with nothing, which the session skips.
+                ActiveStageOutput::ResponseFrame(bytes) if !bytes.is_empty() => Some(bytes),
+                _ => None,
+            })
+            .collect()
+    };
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut our_stage, mut their_stage) = (stage(), stage());
+    let mut surfaces = SurfaceCommands::default();
+    let mut canvas = Canvas::new(1024, 768);
+    let mut image = DecodedImage::new(PIXEL_FORMAT, 1024, 768);
+    let mut rest = &stream[..];
+    while let Ok(Some(info)) = ironrdp_pdu::find_size(rest) {
+        let (pdu, next) = rest.split_at(info.length);
+        rest = next;
+        if info.action != ironrdp_pdu::Action::FastPath {
+            continue;
+        }
+        let decoded = crate::rdp::session::decode(
+            &mut our_stage,
+            &mut surfaces,
+            &mut canvas,
+            IO,
+            info.action,
+            pdu,
+            None,
+            "test",
+        )
+        .unwrap()
+        .unwrap();
+        ours.extend(acks(decoded.outputs));
+        let outputs = their_stage
+            .process(&mut image, info.action, pdu, None)
+            .unwrap();
+        theirs.extend(acks(outputs));
+    }
+    assert!(theirs.len() > 8, "{} acknowledgements", theirs.len());
+    assert_eq!(ours, theirs);
+}
+
+const IO: u16 = 1003;
+
+fn stage() -> ActiveStage {
+    ActiveStageBuilder {
+        static_channels: ironrdp_svc::StaticChannelSet::new(),
+        user_channel_id: 1002,
+        io_channel_id: IO,
+        message_channel_id: None,
+        share_id: 0x0001_03ea,
+        compression_type: None,
+        enable_server_pointer: true,
+        pointer_software_rendering: false,
+    }
+    .build()
+}
