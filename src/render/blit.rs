@@ -129,7 +129,34 @@ fn to_u32(v: u64) -> u32 {
 /// 0xFF) becomes 0.
 #[inline(always)]
 fn pixel(rgbx: &[u8]) -> u32 {
-    u32::from_le_bytes([rgbx[2], rgbx[1], rgbx[0], 0])
+    // One word and three masks rather than three bytes: the compiler vectorises this.
+    let v = u32::from_le_bytes([rgbx[0], rgbx[1], rgbx[2], rgbx[3]]);
+    ((v >> 16) & 0xff) | (v & 0xff00) | ((v & 0xff) << 16)
+}
+
+/// Converts one unscaled row: [`pixel`] over each, AVX2 where the CPU has it (a window's
+/// present copies every changed pixel through here).
+fn convert_row(dst: &mut [u32], src: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, as just checked.
+        unsafe { row_avx2(dst, src) };
+        return;
+    }
+    row_any(dst, src);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn row_avx2(dst: &mut [u32], src: &[u8]) {
+    row_any(dst, src);
+}
+
+#[inline(always)]
+fn row_any(dst: &mut [u32], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
+        *d = pixel(s);
+    }
 }
 
 /// A layout ready to draw into: when it scales, the desktop pixel under the centre of each
@@ -193,10 +220,7 @@ pub fn blit<'a>(image: impl Into<Pixels<'a>>, placement: &Placement, rect: Rect,
             let sy = rect.y as usize + row;
             let src_row = &src[sy * src_stride + rect.x as usize * 4..][..target.w as usize * 4];
             let start = (target.y as usize + row) * dst_stride + target.x as usize;
-            let dst_row = &mut dst[start..start + target.w as usize];
-            for (d, s) in dst_row.iter_mut().zip(src_row.chunks_exact(4)) {
-                *d = pixel(s);
-            }
+            convert_row(&mut dst[start..start + target.w as usize], src_row);
         }
         extend_edges(layout, target, dst);
         return;

@@ -10,6 +10,7 @@
 //! buffer of its own, copied it into its image and ecsrdp copied it on into the shown frame;
 //! here each pixel is converted once, where it is shown (docs/performance.md).
 
+mod dwt;
 mod remotefx;
 mod tile;
 

@@ -1,6 +1,7 @@
 //! One RemoteFX tile (MS-RDPRFX 3.1.8.1): its three components decoded to 64×64 planes by
-//! IronRDP's public stages (RLGR, sub-band reconstruction, dequantisation, inverse DWT), then
-//! converted to RGBX by ecsrdp, a row at a time, straight into the shown frame.
+//! IronRDP's public stages (RLGR, sub-band reconstruction, dequantisation) and ecsrdp's inverse
+//! DWT ([`dwt`]), then converted to RGBX by ecsrdp, a row at a time, straight into the shown
+//! frame.
 //!
 //! Why the conversion is ours: IronRDP's `TileDecoder` converts the whole tile with the `yuv`
 //! crate's RemoteFX routine, which has no SIMD path (scalar, a channel offset looked up per
@@ -9,8 +10,10 @@
 //! it) and writes each pixel once, where it is shown.
 
 use ironrdp_graphics::rlgr::{self, RlgrError};
-use ironrdp_graphics::{dwt, quantization, subband_reconstruction};
+use ironrdp_graphics::{quantization, subband_reconstruction};
 use ironrdp_pdu::codecs::rfx::{EntropyAlgorithm, Quant, Tile};
+
+use super::dwt;
 
 /// A tile's edge, in pixels.
 pub const SIZE: u32 = 64;
@@ -73,7 +76,7 @@ impl Planes {
             // The LL3 band is stored as differences (MS-RDPRFX 3.1.8.1.7).
             subband_reconstruction::decode(&mut plane[PIXELS - 64..]);
             quantization::decode(plane, quant);
-            dwt::decode(plane, &mut self.scratch);
+            dwt::inverse(plane, &mut self.scratch);
         }
         Ok(())
     }
