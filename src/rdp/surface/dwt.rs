@@ -100,7 +100,7 @@ fn columns<const N: usize>(low: &[i16], high: &[i16], out: &mut [i16]) {
         let previous = &first[2 * k * width..];
         let (dst, rest) = rest.split_at_mut(width);
         let next = if below == 2 * k {
-            &*previous
+            previous
         } else {
             &rest[..width]
         };
