@@ -113,7 +113,11 @@ impl View {
         if rects.is_empty() {
             return;
         }
-        tracing::trace!(rects = rects.len(), "present");
+        tracing::trace!(
+            rects = rects.len(),
+            pixels = damaged.iter().map(Rect::area).sum::<u64>(),
+            "present"
+        );
         if let Err(e) = buffer.present_with_damage(&rects) {
             warn!(error = %e, "cannot present");
         }

@@ -10,6 +10,8 @@
 use ironrdp_core::{decode_cursor, ReadCursor};
 use ironrdp_pdu::codecs::rfx::{Block, CodecChannel, EntropyAlgorithm, RfxRectangle, TileSetPdu};
 
+use tracing::trace;
+
 use super::tile::{Planes, SIZE};
 use crate::render::{Frame, Rect};
 
@@ -129,6 +131,7 @@ impl RemoteFx {
             region = vec![bounds];
         }
         let mut painted = 0;
+        let mut decoded = 0;
         for tile in &tiles.tiles {
             let origin = (u32::from(tile.x) * SIZE, u32::from(tile.y) * SIZE);
             let mask = Mask::of(origin, &region);
@@ -138,6 +141,7 @@ impl RemoteFx {
             self.planes
                 .decode(tile, &tiles.quants, self.entropy)
                 .map_err(|e| e.to_string())?;
+            decoded += 1;
             let at = (left + origin.0, top + origin.1);
             for part in mask.rects() {
                 let rect = Rect::new(at.0 + part.x, at.1 + part.y, part.w, part.h);
@@ -146,6 +150,12 @@ impl RemoteFx {
                 });
             }
         }
+        trace!(
+            tiles = tiles.tiles.len(),
+            decoded,
+            painted,
+            "RemoteFX frame"
+        );
         Ok(painted)
     }
 }
