@@ -2,11 +2,10 @@
 //! out of it), and the damage between them: the one place where `rdp` and the window meet.
 //!
 //! Pure: no IO, no async. The session decodes into a [`Canvas`] of its own, IronRDP's
-//! `DecodedImage` in `RgbX32`, the format IronRDP's RemoteFX decoder writes its tiles in, so that
-//! they are copied in a row at a time (into any other format IronRDP converts them a pixel at a
-//! time). The window reads a copy, the [`SharedFrame`]: its lock is held only while changed
-//! pixels are copied in or out. The graphics pipeline's surfaces are not in IronRDP's image
-//! (which has no public writer): they paint the shared frame directly ([`Canvas::paint`]).
+//! `DecodedImage` in `RgbX32` (the layout IronRDP's own decoders write fastest). The window
+//! reads a copy, the [`SharedFrame`]: its lock is held only while changed pixels are copied in
+//! or out. The graphics pipeline's surfaces and RemoteFX surface bits are not in IronRDP's
+//! image (which has no public writer): they paint the shared frame directly ([`Canvas::paint`]).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
