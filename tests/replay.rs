@@ -162,9 +162,13 @@ fn remotefx_paints_what_ironrdp_paints() {
     use ironrdp_session::image::DecodedImage;
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/streams/shadow-rfx.bin");
     let stream = std::fs::read(path).unwrap();
-    let rgb = |pixels: &[u8]| -> Vec<u8> {
+    // The desktop's part of an image 1,024 pixels wide (a 1000×700 canvas is rounded up to
+    // that), as RGB: tiles past a desktop's edge are cut there.
+    let rgb = |pixels: &[u8], (width, height): (usize, usize)| -> Vec<u8> {
         pixels
-            .chunks_exact(4)
+            .chunks_exact(1024 * 4)
+            .take(height)
+            .flat_map(|row| row[..width * 4].chunks_exact(4))
             .flat_map(|p| [p[0], p[1], p[2]])
             .collect()
     };
@@ -173,36 +177,42 @@ fn remotefx_paints_what_ironrdp_paints() {
             pictures.push(picture);
         }
     };
-    // Both start black.
-    let black = rgb(&vec![0; 1024 * 768 * 4]);
-    let mut ours = vec![black.clone()];
-    let mut canvas = Canvas::new(1024, 768);
-    replay(
-        &mut replay_stage(Codecs::RemoteFx),
-        &mut canvas,
-        &stream,
-        |frame| {
-            keep(&mut ours, rgb(frame.pixels().data));
-        },
-    )
-    .unwrap();
-    let mut theirs = vec![black];
-    let mut stage = replay_stage(Codecs::RemoteFx);
-    let mut image = DecodedImage::new(PixelFormat::RgbX32, 1024, 768);
-    let mut rest = &stream[..];
-    while let Ok(Some(info)) = ironrdp_pdu::find_size(rest) {
-        let (pdu, next) = rest.split_at(info.length);
-        rest = next;
-        // What ecsrdp passes over before IronRDP sees it, IronRDP may refuse.
-        if stage.process(&mut image, info.action, pdu, None).is_ok() {
-            keep(&mut theirs, rgb(image.data()));
+    for size in [(1024, 768), (1000, 700)] {
+        // Both start black.
+        let black = rgb(&vec![0; 1024 * 768 * 4], size);
+        let mut ours = vec![black.clone()];
+        let mut canvas = Canvas::new(size.0 as u16, size.1 as u16);
+        replay(
+            &mut replay_stage(Codecs::RemoteFx),
+            &mut canvas,
+            &stream,
+            |frame| keep(&mut ours, rgb(frame.pixels().data, size)),
+        )
+        .unwrap();
+        // IronRDP's session, on an image the channel's size (it drops a tile that does not fit).
+        let mut theirs = vec![black];
+        let mut stage = replay_stage(Codecs::RemoteFx);
+        let mut image = DecodedImage::new(PixelFormat::RgbX32, 1024, 768);
+        let mut rest = &stream[..];
+        while let Ok(Some(info)) = ironrdp_pdu::find_size(rest) {
+            let (pdu, next) = rest.split_at(info.length);
+            rest = next;
+            // What ecsrdp passes over before IronRDP sees it, IronRDP may refuse.
+            if stage.process(&mut image, info.action, pdu, None).is_ok() {
+                keep(&mut theirs, rgb(image.data(), size));
+            }
         }
+        // Pictures of the moving square, not a black screen compared with another.
+        assert!(theirs.len() > 8, "{size:?}: {} pictures", theirs.len());
+        let first_difference = ours.iter().zip(&theirs).position(|(a, b)| a != b);
+        assert_eq!(
+            first_difference,
+            None,
+            "{size:?}: of {} pictures",
+            ours.len()
+        );
+        assert_eq!(ours.len(), theirs.len(), "{size:?}");
     }
-    // Pictures of the moving square, not a black screen compared with another.
-    assert!(theirs.len() > 8, "{} pictures", theirs.len());
-    let first_difference = ours.iter().zip(&theirs).position(|(a, b)| a != b);
-    assert_eq!(first_difference, None, "of {} pictures", ours.len());
-    assert_eq!(ours.len(), theirs.len());
 }
 
 /// The H.264 decoders ecsrdp can choose (`--h264-decoder`) paint the same pixels: H.264

@@ -292,8 +292,9 @@ impl SharedFrame {
 }
 
 /// The image the session decodes into, which nothing else touches: decoding (OpenH264, ZGFX,
-/// the graphics compositor) runs without any lock, and [`Canvas::show`] copies only what
-/// changed to the [`SharedFrame`] the window reads, so neither waits on the other's work.
+/// the graphics compositor, a RemoteFX tile's planes) runs without any lock, and
+/// [`Canvas::show`] copies only what changed to the [`SharedFrame`] the window reads (a
+/// RemoteFX tile is converted into it, [`Canvas::paint`]), so neither waits on the other's work.
 pub struct Canvas {
     /// IronRDP's image in [`PIXEL_FORMAT`], at least as large as the desktop (see [`canvas`]).
     image: DecodedImage,

@@ -67,10 +67,20 @@ pub fn decode(
             for step in steps {
                 match step {
                     Step::Theirs(pdu) => {
-                        decoded.add(ironrdp(stage, canvas, action, &pdu, received_at, addr)?);
+                        decoded.add(ironrdp(
+                            stage,
+                            canvas,
+                            action,
+                            &pdu,
+                            received_at,
+                            addr,
+                            false,
+                        )?);
                     }
                     Step::Ours(update) => {
-                        for command in commands(&update) {
+                        let commands =
+                            commands(&update).map_err(|detail| protocol(addr, detail))?;
+                        for command in commands {
                             match command {
                                 Command::RemoteFx { at, data } => {
                                     decoded.damaged |=
@@ -88,6 +98,7 @@ pub fn decode(
                                             &pdu,
                                             received_at,
                                             addr,
+                                            true,
                                         )?);
                                     }
                                 }
@@ -99,7 +110,7 @@ pub fn decode(
             return Ok(Some(decoded));
         }
     }
-    ironrdp(stage, canvas, action, payload, received_at, addr).map(Some)
+    ironrdp(stage, canvas, action, payload, received_at, addr, false).map(Some)
 }
 
 impl Decoded {
@@ -139,16 +150,16 @@ fn paint_remotefx(
     data: &[u8],
     addr: &str,
 ) -> Result<bool, RdpError> {
-    let mut painted = Ok(0);
-    contained(|| canvas.paint(|frame| painted = surfaces.paint_remotefx(frame, at, data)))
-        .map_err(|panic| protocol(addr, format!("decoding RemoteFX failed: {panic}")))?;
-    painted
+    contained(|| surfaces.paint_remotefx(canvas, at, data))
+        .map_err(|panic| protocol(addr, format!("decoding RemoteFX failed: {panic}")))?
         .map(|px| px > 0)
         .map_err(|detail| protocol(addr, detail))
 }
 
 /// One PDU through IronRDP's session: its processing, the bound on what a server may grant,
-/// the damage, and the graphics pipeline's ended frames.
+/// the damage, and the graphics pipeline's ended frames. For `surface_commands` re-encoded by
+/// ecsrdp, IronRDP reports "nothing painted" as damage to the image's first pixel, which is
+/// not to be copied over what ecsrdp painted there.
 fn ironrdp(
     stage: &mut ActiveStage,
     canvas: &mut Canvas,
@@ -156,6 +167,7 @@ fn ironrdp(
     payload: &[u8],
     received_at: Option<ironrdp_connector::MonotonicInstant>,
     addr: &str,
+    surface_commands: bool,
 ) -> Result<Decoded, RdpError> {
     let size = canvas.image_size();
     let image = canvas.image_mut();
@@ -187,7 +199,14 @@ fn ironrdp(
         canvas.resized_in_place();
     }
     // The exact rectangles each update touched, not their union.
-    let mut damage: Vec<Rect> = stage.take_damage_regions().iter().map(Rect::from).collect();
+    use ironrdp_pdu::geometry::{InclusiveRectangle, Rectangle as _};
+    let nothing = InclusiveRectangle::empty();
+    let mut damage: Vec<Rect> = stage
+        .take_damage_regions()
+        .iter()
+        .filter(|r| !(surface_commands && **r == nothing))
+        .map(Rect::from)
+        .collect();
     if let Some(graphics) = graphics {
         if graphics.reset {
             // The image was cleared for the server's new size: all of it is to be painted.

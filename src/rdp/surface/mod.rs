@@ -26,11 +26,13 @@ use ironrdp_pdu::surface_commands::{FrameAction, SurfaceCommand};
 use tracing::warn;
 
 use self::remotefx::RemoteFx;
-use crate::render::Frame;
+use crate::render::Canvas;
 
-/// The largest surface-commands update put together from fragments: the size ecsrdp's
-/// multifragment capability allows a server (IronRDP's, 8 MiB).
-const MAX_UPDATE: usize = 8 * 1024 * 1024;
+/// The largest surface-commands update put together from fragments. ecsrdp's multifragment
+/// capability repeats the server's own maximum (IronRDP's connector; FreeRDP's servers say 16
+/// MiB) or says 8 MiB; this bound is above both, and only bounds memory: a server that sends
+/// more is ending the session.
+const MAX_UPDATE: usize = 32 * 1024 * 1024;
 
 /// The most data a re-encoded update for IronRDP carries per fragment: well inside a fast-path
 /// PDU's 15-bit length.
@@ -72,10 +74,14 @@ impl SurfaceCommands {
             return Ok(None);
         };
         let mut updates: Vec<(FastPathUpdatePdu<'a>, Range<usize>)> = Vec::new();
+        // From an update that does not parse on, the PDU is IronRDP's to judge (it passes over
+        // some truncated updates).
+        let mut unparsed = None;
         while !input.is_empty() {
             let start = input.pos();
             let Ok(update) = decode_cursor::<FastPathUpdatePdu<'a>>(&mut input) else {
-                return Ok(None);
+                unparsed = Some(start..pdu.len());
+                break;
             };
             updates.push((update, start..input.pos()));
         }
@@ -129,6 +135,9 @@ impl SurfaceCommands {
                 }
             }
         }
+        if let Some(rest) = unparsed {
+            theirs = Some(theirs.map_or(rest.clone(), |run| run.start..rest.end));
+        }
         if let Some(run) = theirs {
             steps.push(Step::Theirs(fast_path(header.flags, &pdu[run])));
         }
@@ -138,11 +147,11 @@ impl SurfaceCommands {
     /// Paints the RemoteFX data of one surface-bits command at `at`; returns the pixels painted.
     pub fn paint_remotefx(
         &mut self,
-        frame: &mut Frame,
+        canvas: &mut Canvas,
         at: (u32, u32),
         data: &[u8],
     ) -> Result<u64, String> {
-        self.remotefx.paint(frame, at, data)
+        self.remotefx.paint(canvas, at, data)
     }
 
     /// A reactivation or a reconnection starts the stream again.
@@ -152,15 +161,13 @@ impl SurfaceCommands {
 }
 
 /// A whole surface-commands update's commands in runs: RemoteFX bits for ecsrdp, the rest for
-/// IronRDP. An update that does not parse is passed over, as IronRDP's session does.
-pub fn commands(update: &[u8]) -> Vec<Command<'_>> {
+/// IronRDP. An update that does not parse ends the session, as it does in IronRDP's; surface
+/// bits for an empty rectangle are passed over (IronRDP's arithmetic on them overflows).
+pub fn commands(update: &[u8]) -> Result<Vec<Command<'_>>, String> {
     let commands = match FastPathUpdate::decode_with_code(update, UpdateCode::SurfaceCommands) {
         Ok(FastPathUpdate::SurfaceCommands(commands)) => commands,
         Ok(_) => Vec::new(),
-        Err(e) => {
-            warn!(error = %e, "a surface-commands update does not parse; passed over");
-            Vec::new()
-        }
+        Err(e) => return Err(format!("a surface-commands update is malformed: {e}")),
     };
     let mut runs = Vec::new();
     let mut theirs = Vec::new();
@@ -192,13 +199,19 @@ pub fn commands(update: &[u8]) -> Vec<Command<'_>> {
                     runs.push(Command::FrameEnd(marker.frame_id.unwrap_or(0)));
                 }
             }
+            SurfaceCommand::SetSurfaceBits(bits) | SurfaceCommand::StreamSurfaceBits(bits)
+                if bits.destination.right <= bits.destination.left
+                    || bits.destination.bottom <= bits.destination.top =>
+            {
+                warn!("surface bits for an empty rectangle; passed over");
+            }
             other => theirs.push(other),
         }
     }
     if !theirs.is_empty() {
         runs.push(Command::Theirs(reencoded(theirs)));
     }
-    runs
+    Ok(runs)
 }
 
 /// Surface commands as a surface-commands update of their own, in fast-path PDUs (fragments,

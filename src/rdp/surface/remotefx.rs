@@ -13,13 +13,18 @@ use ironrdp_pdu::codecs::rfx::{Block, CodecChannel, EntropyAlgorithm, RfxRectang
 use tracing::trace;
 
 use super::tile::{Planes, SIZE};
-use crate::render::{Frame, Rect};
+use crate::render::{Canvas, Rect};
 
-/// More region rectangles than this in one frame are taken as their bounding box: it bounds
+/// More region rectangles than this in one frame are taken as their bounding box, which bounds
 /// the work of clipping each tile to them (a tile set may hold 65,535 tiles, a region 65,535
-/// rectangles). Encoders encode whole tiles from what the screen shows, so the tiles' pixels
-/// between such rectangles are the screen's too.
-const MAX_RECTS: usize = 128;
+/// rectangles) at this many rectangles of up to 64 rows. Past it, tile pixels outside the
+/// region but inside its bounds are shown: MS-RDPRFX leaves them undefined, and the encoders
+/// we know encode whole tiles from what the screen shows. Real regions stay far below it.
+const MAX_RECTS: usize = 512;
+
+/// The most tiles one surface-bits command may carry, as IronRDP bounds a RemoteFX message:
+/// 65,536 tiles cover the largest desktop a server can give (see `desktop.rs`) many times over.
+const MAX_TILES: usize = 65536;
 
 /// A RemoteFX stream's state, kept from one surface-bits command to the next: the header
 /// blocks may come once, before the first frame.
@@ -46,7 +51,7 @@ impl RemoteFx {
     /// the desktop. Returns how many pixels it painted.
     pub fn paint(
         &mut self,
-        frame: &mut Frame,
+        canvas: &mut Canvas,
         (left, top): (u32, u32),
         data: &[u8],
     ) -> Result<u64, String> {
@@ -54,6 +59,7 @@ impl RemoteFx {
         let mut region: Option<Vec<RfxRectangle>> = None;
         let mut open = false;
         let mut painted = 0;
+        let mut tiles = 0;
         while !input.is_empty() {
             let block: Block<'_> = decode_cursor(&mut input)
                 .map_err(|e| format!("a RemoteFX block is malformed: {e}"))?;
@@ -74,18 +80,27 @@ impl RemoteFx {
                 Block::CodecChannel(CodecChannel::Context(context)) => {
                     self.entropy = context.entropy_algorithm;
                 }
-                Block::CodecChannel(CodecChannel::FrameBegin(_)) if !open => open = true,
+                Block::CodecChannel(CodecChannel::FrameBegin(_)) if !open => {
+                    open = true;
+                    region = None;
+                }
                 Block::CodecChannel(CodecChannel::Region(r)) if open && region.is_none() => {
                     region = Some(r.rectangles);
                 }
-                Block::CodecChannel(CodecChannel::TileSet(tiles)) if open => {
+                Block::CodecChannel(CodecChannel::TileSet(set)) if open => {
                     let rects = region
                         .take()
                         .ok_or("a RemoteFX tile set came before its region")?;
                     let channel = self
                         .channel
                         .ok_or("a RemoteFX frame came before the channel's size")?;
-                    painted += self.paint_tiles(frame, (left, top), channel, &rects, &tiles)?;
+                    tiles += set.tiles.len();
+                    if tiles > MAX_TILES {
+                        return Err(format!(
+                            "a RemoteFX update holds more than {MAX_TILES} tiles"
+                        ));
+                    }
+                    painted += self.paint_tiles(canvas, (left, top), channel, &rects, &set)?;
                 }
                 Block::CodecChannel(CodecChannel::FrameEnd(_)) if open => open = false,
                 other => {
@@ -99,10 +114,11 @@ impl RemoteFx {
         Ok(painted)
     }
 
-    /// Decodes each tile that the region shows some of, into the region's part of it.
+    /// Decodes each tile that the region shows some of (without holding the shown frame), then
+    /// converts it into the region's part of it (holding it only for that).
     fn paint_tiles(
         &mut self,
-        frame: &mut Frame,
+        canvas: &mut Canvas,
         (left, top): (u32, u32),
         (width, height): (u32, u32),
         rects: &[RfxRectangle],
@@ -143,12 +159,14 @@ impl RemoteFx {
                 .map_err(|e| e.to_string())?;
             decoded += 1;
             let at = (left + origin.0, top + origin.1);
-            for part in mask.rects() {
-                let rect = Rect::new(at.0 + part.x, at.1 + part.y, part.w, part.h);
-                painted += frame.paint(rect, |x, y, row| {
-                    self.planes.convert(x - at.0, y - at.1, row);
-                });
-            }
+            let planes = &self.planes;
+            canvas.paint(|frame| {
+                for part in mask.rects() {
+                    let rect = Rect::new(at.0 + part.x, at.1 + part.y, part.w, part.h);
+                    painted +=
+                        frame.paint(rect, |x, y, row| planes.convert(x - at.0, y - at.1, row));
+                }
+            });
         }
         trace!(
             tiles = tiles.tiles.len(),

@@ -1,3 +1,6 @@
+//! The surface commands' splitting, fragments and re-encoding, and the frame acknowledgements,
+//! against IronRDP's session.
+
 use std::borrow::Cow;
 
 use ironrdp_core::encode_vec;
@@ -52,6 +55,24 @@ fn fragments_are_put_together_and_the_rest_passed_on_in_order() {
         [Step::Ours(Cow::Owned(whole)), Step::Theirs(p)] => {
             assert_eq!(whole, &commands);
             assert_eq!(p, &fast_path(EncryptionFlags::empty(), &default));
+        }
+        _ => panic!("{} steps", steps.len()),
+    }
+    // From an update that does not parse on, the rest of a PDU is IronRDP's to judge.
+    let truncated = [
+        update(UpdateCode::SurfaceCommands, Fragmentation::Single, a),
+        vec![UpdateCode::Bitmap.as_u8(), 0xff, 0xff, 1, 2],
+    ]
+    .concat();
+    let pdu = fast_path(EncryptionFlags::empty(), &truncated);
+    let steps = surfaces.split(&pdu).unwrap().unwrap();
+    match &steps[..] {
+        [Step::Ours(Cow::Borrowed(whole)), Step::Theirs(p)] => {
+            assert_eq!(*whole, a);
+            assert_eq!(
+                p,
+                &fast_path(EncryptionFlags::empty(), &truncated[a.len() + 3..])
+            );
         }
         _ => panic!("{} steps", steps.len()),
     }
