@@ -16,6 +16,7 @@ use crate::rdp::surface::{commands, Command, Step, SurfaceCommands};
 use crate::render::{Canvas, Rect};
 
 /// What one server PDU did.
+#[derive(Default)]
 pub struct Decoded {
     /// What the session must act on (responses, pointer, termination...).
     pub outputs: Vec<ActiveStageOutput>,
@@ -59,58 +60,57 @@ pub fn decode(
             .split(payload)
             .map_err(|detail| protocol(addr, detail))?;
         if let Some(steps) = split {
-            let mut decoded = Decoded {
-                outputs: Vec::new(),
-                damaged: false,
-                error_info: None,
-            };
+            let mut decoded = Decoded::default();
             for step in steps {
-                match step {
+                decoded.add(match step {
                     Step::Theirs(pdu) => {
-                        decoded.add(ironrdp(
-                            stage,
-                            canvas,
-                            action,
-                            &pdu,
-                            received_at,
-                            addr,
-                            false,
-                        )?);
+                        ironrdp(stage, canvas, action, &pdu, received_at, addr, false)?
                     }
                     Step::Ours(update) => {
-                        let commands =
-                            commands(&update).map_err(|detail| protocol(addr, detail))?;
-                        for command in commands {
-                            match command {
-                                Command::RemoteFx { at, data } => {
-                                    decoded.damaged |=
-                                        paint_remotefx(surfaces, canvas, at, data, addr)?;
-                                }
-                                Command::FrameEnd(id) => {
-                                    decoded.outputs.push(acknowledge(stage, id, addr)?);
-                                }
-                                Command::Theirs(pdus) => {
-                                    for pdu in pdus {
-                                        decoded.add(ironrdp(
-                                            stage,
-                                            canvas,
-                                            action,
-                                            &pdu,
-                                            received_at,
-                                            addr,
-                                            true,
-                                        )?);
-                                    }
-                                }
-                            }
-                        }
+                        ours(stage, surfaces, canvas, &update, received_at, addr)?
                     }
-                }
+                });
             }
             return Ok(Some(decoded));
         }
     }
     ironrdp(stage, canvas, action, payload, received_at, addr, false).map(Some)
+}
+
+/// A whole surface-commands update: its RemoteFX bits painted by ecsrdp, its frame ends
+/// acknowledged, the rest through IronRDP's session.
+fn ours(
+    stage: &mut ActiveStage,
+    surfaces: &mut SurfaceCommands,
+    canvas: &mut Canvas,
+    update: &[u8],
+    received_at: Option<ironrdp_connector::MonotonicInstant>,
+    addr: &str,
+) -> Result<Decoded, RdpError> {
+    let mut decoded = Decoded::default();
+    for command in commands(update).map_err(|detail| protocol(addr, detail))? {
+        match command {
+            Command::RemoteFx { at, data } => {
+                decoded.damaged |= paint_remotefx(surfaces, canvas, at, data, addr)?;
+            }
+            Command::FrameEnd(id) => decoded.outputs.push(acknowledge(stage, id, addr)?),
+            Command::Theirs(pdus) => {
+                for pdu in pdus {
+                    let action = ironrdp_pdu::Action::FastPath;
+                    decoded.add(ironrdp(
+                        stage,
+                        canvas,
+                        action,
+                        &pdu,
+                        received_at,
+                        addr,
+                        true,
+                    )?);
+                }
+            }
+        }
+    }
+    Ok(decoded)
 }
 
 impl Decoded {
