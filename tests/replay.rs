@@ -153,17 +153,34 @@ fn graphics_pipeline_sessions_paint_what_ironrdp_paints() {
     }
 }
 
-/// RemoteFX surface bits are ecsrdp's (`src/rdp/surface`). On the session FreeRDP's shadow
+/// RemoteFX surface bits are ecsrdp's (`src/rdp/updates`). On the session FreeRDP's shadow
 /// server sent, every picture ecsrdp shows must be one IronRDP's own session paints, pixel for
 /// pixel, in the same order: IronRDP's session, fed each PDU straight, is the reference.
 #[test]
 fn remotefx_paints_what_ironrdp_paints() {
+    paints_what_ironrdp_paints("shadow-rfx", Codecs::RemoteFx, 8);
+}
+
+/// Planar bitmaps are ecsrdp's too (`src/rdp/updates/bitmap.rs`), those IronRDP's image
+/// refuses IronRDP's: on the bitmap session FreeRDP's shadow server sent (64×64 planar tiles,
+/// some past a 1000×700 desktop's canvas), ecsrdp shows what IronRDP's own session paints.
+#[test]
+fn bitmaps_paint_what_ironrdp_paints() {
+    paints_what_ironrdp_paints("shadow-lossless", Codecs::Lossless, 8);
+}
+
+/// Replays a recorded session at 1024×768 and at 1000×700 (where tiles are cut at the
+/// desktop's edge) and compares, in order, the distinct pictures ecsrdp shows with those
+/// IronRDP's session paints; there must be more than `pictures` of them.
+fn paints_what_ironrdp_paints(name: &str, codecs: Codecs, pictures: usize) {
     use ironrdp_graphics::image_processing::PixelFormat;
     use ironrdp_session::image::DecodedImage;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/streams/shadow-rfx.bin");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("resources/streams")
+        .join(format!("{name}.bin"));
     let stream = std::fs::read(path).unwrap();
     // The desktop's part of an image 1,024 pixels wide (a 1000×700 canvas is rounded up to
-    // that), as RGB: tiles past a desktop's edge are cut there.
+    // that), as RGB.
     let rgb = |pixels: &[u8], (width, height): (usize, usize)| -> Vec<u8> {
         pixels
             .chunks_exact(1024 * 4)
@@ -182,16 +199,13 @@ fn remotefx_paints_what_ironrdp_paints() {
         let black = rgb(&vec![0; 1024 * 768 * 4], size);
         let mut ours = vec![black.clone()];
         let mut canvas = Canvas::new(size.0 as u16, size.1 as u16);
-        replay(
-            &mut replay_stage(Codecs::RemoteFx),
-            &mut canvas,
-            &stream,
-            |frame| keep(&mut ours, rgb(frame.pixels().data, size)),
-        )
+        replay(&mut replay_stage(codecs), &mut canvas, &stream, |frame| {
+            keep(&mut ours, rgb(frame.pixels().data, size))
+        })
         .unwrap();
         // IronRDP's session, on an image the channel's size (it drops a tile that does not fit).
         let mut theirs = vec![black];
-        let mut stage = replay_stage(Codecs::RemoteFx);
+        let mut stage = replay_stage(codecs);
         let mut image = DecodedImage::new(PixelFormat::RgbX32, 1024, 768);
         let mut rest = &stream[..];
         while let Ok(Some(info)) = ironrdp_pdu::find_size(rest) {
@@ -202,16 +216,20 @@ fn remotefx_paints_what_ironrdp_paints() {
                 keep(&mut theirs, rgb(image.data(), size));
             }
         }
-        // Pictures of the moving square, not a black screen compared with another.
-        assert!(theirs.len() > 8, "{size:?}: {} pictures", theirs.len());
+        // Pictures of the desktop, not a black screen compared with another.
+        assert!(
+            theirs.len() > pictures,
+            "{name} {size:?}: {} pictures",
+            theirs.len()
+        );
         let first_difference = ours.iter().zip(&theirs).position(|(a, b)| a != b);
         assert_eq!(
             first_difference,
             None,
-            "{size:?}: of {} pictures",
+            "{name} {size:?}: of {} pictures",
             ours.len()
         );
-        assert_eq!(ours.len(), theirs.len(), "{size:?}");
+        assert_eq!(ours.len(), theirs.len(), "{name} {size:?}");
     }
 }
 

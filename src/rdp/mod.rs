@@ -18,7 +18,7 @@ pub mod keyboard;
 #[cfg(feature = "replay")]
 pub mod replay;
 pub mod session;
-mod surface;
+mod updates;
 
 pub use self::channels::{Clipboard, LocalClipboard};
 pub use self::config::{Codecs, ConnectOptions, Endpoint, Security};

@@ -9,7 +9,7 @@ use super::config::Codecs;
 use super::error::RdpError;
 use super::graphics::DecoderChoice;
 use super::session::decode;
-use super::surface::SurfaceCommands;
+use super::updates::Updates;
 use crate::render::{Canvas, Frame};
 
 /// The MCS channels of [`replay_stage`]'s fictitious connection.
@@ -73,7 +73,7 @@ pub fn replay(
     mut on_damage: impl FnMut(&mut Frame),
 ) -> Result<usize, RdpError> {
     let shown = canvas.frame();
-    let mut surfaces = SurfaceCommands::default();
+    let mut updates = Updates::default();
     let mut decoded = 0;
     while let Ok(Some(info)) = ironrdp_pdu::find_size(stream) {
         if info.length == 0 || info.length > stream.len() {
@@ -83,7 +83,7 @@ pub fn replay(
         stream = rest;
         let outcome = decode(
             stage,
-            &mut surfaces,
+            &mut updates,
             canvas,
             REPLAY_CHANNELS.io,
             info.action,

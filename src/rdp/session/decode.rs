@@ -12,7 +12,7 @@ use crate::rdp::contain::contained;
 use crate::rdp::desktop::check_desktop;
 use crate::rdp::error::RdpError;
 use crate::rdp::graphics;
-use crate::rdp::surface::{commands, Command, Step, SurfaceCommands};
+use crate::rdp::updates::{bitmaps, commands, Command, Run, Step, Updates};
 use crate::render::{Canvas, Rect};
 
 /// What one server PDU did.
@@ -33,7 +33,7 @@ pub struct Decoded {
 #[allow(clippy::too_many_arguments)]
 pub fn decode(
     stage: &mut ActiveStage,
-    surfaces: &mut SurfaceCommands,
+    updates: &mut Updates,
     canvas: &mut Canvas,
     io_channel: u16,
     action: ironrdp_pdu::Action,
@@ -56,7 +56,7 @@ pub fn decode(
         }
     }
     if action == ironrdp_pdu::Action::FastPath {
-        let split = surfaces
+        let split = updates
             .split(payload)
             .map_err(|detail| protocol(addr, detail))?;
         if let Some(steps) = split {
@@ -66,8 +66,11 @@ pub fn decode(
                     Step::Theirs(pdu) => {
                         ironrdp(stage, canvas, action, &pdu, received_at, addr, false)?
                     }
-                    Step::Ours(update) => {
-                        ours(stage, surfaces, canvas, &update, received_at, addr)?
+                    Step::Surface(update) => {
+                        surface_commands(stage, updates, canvas, &update, received_at, addr)?
+                    }
+                    Step::Bitmap(update) => {
+                        bitmap_update(stage, updates, canvas, &update, received_at, addr)?
                     }
                 });
             }
@@ -79,9 +82,9 @@ pub fn decode(
 
 /// A whole surface-commands update: its RemoteFX bits painted by ecsrdp, its frame ends
 /// acknowledged, the rest through IronRDP's session.
-fn ours(
+fn surface_commands(
     stage: &mut ActiveStage,
-    surfaces: &mut SurfaceCommands,
+    updates: &mut Updates,
     canvas: &mut Canvas,
     update: &[u8],
     received_at: Option<ironrdp_connector::MonotonicInstant>,
@@ -91,7 +94,7 @@ fn ours(
     for command in commands(update).map_err(|detail| protocol(addr, detail))? {
         match command {
             Command::RemoteFx { at, data } => {
-                decoded.damaged |= paint_remotefx(surfaces, canvas, at, data, addr)?;
+                decoded.damaged |= paint_remotefx(updates, canvas, at, data, addr)?;
             }
             Command::FrameEnd(id) => decoded.outputs.push(acknowledge(stage, id, addr)?),
             Command::Theirs(pdus) => {
@@ -105,6 +108,45 @@ fn ours(
                         received_at,
                         addr,
                         true,
+                    )?);
+                }
+            }
+        }
+    }
+    Ok(decoded)
+}
+
+/// A whole bitmap update: its planar bitmaps painted by ecsrdp, the rest through IronRDP's
+/// session.
+fn bitmap_update(
+    stage: &mut ActiveStage,
+    updates: &mut Updates,
+    canvas: &mut Canvas,
+    update: &[u8],
+    received_at: Option<ironrdp_connector::MonotonicInstant>,
+    addr: &str,
+) -> Result<Decoded, RdpError> {
+    let mut decoded = Decoded::default();
+    for run in bitmaps(update, canvas.image_size()) {
+        match run {
+            Run::Ours(rectangles) => {
+                let painted =
+                    contained(|| updates.paint_bitmaps(canvas, &rectangles)).map_err(|panic| {
+                        protocol(addr, format!("decoding a bitmap failed: {panic}"))
+                    })?;
+                decoded.damaged |= painted > 0;
+            }
+            Run::Theirs(pdus) => {
+                for pdu in pdus {
+                    let action = ironrdp_pdu::Action::FastPath;
+                    decoded.add(ironrdp(
+                        stage,
+                        canvas,
+                        action,
+                        &pdu,
+                        received_at,
+                        addr,
+                        false,
                     )?);
                 }
             }
@@ -142,15 +184,15 @@ fn acknowledge(stage: &ActiveStage, id: u32, addr: &str) -> Result<ActiveStageOu
 }
 
 /// RemoteFX bits of a surface command, painted straight into the shown frame (see
-/// [`crate::rdp::surface`]); whether any pixel was.
+/// [`crate::rdp::updates`]); whether any pixel was.
 fn paint_remotefx(
-    surfaces: &mut SurfaceCommands,
+    updates: &mut Updates,
     canvas: &mut Canvas,
     at: (u32, u32),
     data: &[u8],
     addr: &str,
 ) -> Result<bool, RdpError> {
-    contained(|| surfaces.paint_remotefx(canvas, at, data))
+    contained(|| updates.paint_remotefx(canvas, at, data))
         .map_err(|panic| protocol(addr, format!("decoding RemoteFX failed: {panic}")))?
         .map(|px| px > 0)
         .map_err(|detail| protocol(addr, detail))

@@ -23,7 +23,7 @@ use crate::rdp::channels::{self, Clipboard};
 use crate::rdp::connect::{Connected, Writer};
 use crate::rdp::desktop::MAX_DESKTOP_SIDE;
 use crate::rdp::error::{is_disconnect, RdpError};
-use crate::rdp::surface::SurfaceCommands;
+use crate::rdp::updates::Updates;
 use crate::render::Canvas;
 
 /// How long to wait after the last resize before asking the server for it.
@@ -80,7 +80,7 @@ pub(super) async fn run_session(
     let mut liveness = Liveness::new(Instant::now(), redraws.any());
     let mut recording = Recording::from_env();
     let mut stage = active_stage(result);
-    let mut surfaces = SurfaceCommands::default();
+    let mut updates = Updates::default();
     let mut input = Database::new();
     let mut pending_resize: Option<(Instant, u32, u32, u32)> = None;
     // A resize asked before Display Control opened: sent by the PDU that opens it.
@@ -124,7 +124,7 @@ pub(super) async fn run_session(
                 }
                 let Some(Decoded { outputs, damaged, error_info }) = decode(
                     &mut stage,
-                    &mut surfaces,
+                    &mut updates,
                     canvas,
                     io_channel,
                     action,
@@ -171,7 +171,7 @@ pub(super) async fn run_session(
                             // Bounded, and the window may still close meanwhile; what it asks
                             // otherwise is kept for after (a resize) or dropped (input).
                             let asked = wanted.layout;
-                            surfaces.reset();
+                            updates.reset();
                             let sequence = reactivate(&mut reader, &mut writer, &activation, &mut stage, canvas, &addr);
                             tokio::select! {
                                 done = tokio::time::timeout(REACTIVATION_LIMIT, sequence) => {

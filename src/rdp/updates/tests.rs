@@ -1,13 +1,18 @@
-//! The surface commands' splitting, fragments and re-encoding, and the frame acknowledgements,
-//! against IronRDP's session.
+//! The updates' splitting, fragments and re-encoding, and the frame acknowledgements, against
+//! IronRDP's session.
 
 use std::borrow::Cow;
 
 use ironrdp_core::encode_vec;
-use ironrdp_pdu::fast_path::{EncryptionFlags, FastPathUpdatePdu, Fragmentation, UpdateCode};
+use ironrdp_pdu::fast_path::{
+    EncryptionFlags, FastPathUpdate, FastPathUpdatePdu, Fragmentation, UpdateCode,
+};
 use ironrdp_session::image::DecodedImage;
 use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
 
+use ironrdp_pdu::surface_commands::SurfaceCommand;
+
+use super::surface::reencoded;
 use super::*;
 use crate::render::{Canvas, PIXEL_FORMAT};
 
@@ -43,7 +48,7 @@ fn fragments_are_put_together_and_the_rest_passed_on_in_order() {
         default.clone(),
     ]
     .concat();
-    let mut surfaces = SurfaceCommands::default();
+    let mut surfaces = Updates::default();
     let pdu = fast_path(EncryptionFlags::empty(), &first);
     let steps = surfaces.split(&pdu).unwrap().unwrap();
     assert!(
@@ -52,7 +57,7 @@ fn fragments_are_put_together_and_the_rest_passed_on_in_order() {
     let pdu = fast_path(EncryptionFlags::empty(), &second);
     let steps = surfaces.split(&pdu).unwrap().unwrap();
     match &steps[..] {
-        [Step::Ours(Cow::Owned(whole)), Step::Theirs(p)] => {
+        [Step::Surface(Cow::Owned(whole)), Step::Theirs(p)] => {
             assert_eq!(whole, &commands);
             assert_eq!(p, &fast_path(EncryptionFlags::empty(), &default));
         }
@@ -67,7 +72,7 @@ fn fragments_are_put_together_and_the_rest_passed_on_in_order() {
     let pdu = fast_path(EncryptionFlags::empty(), &truncated);
     let steps = surfaces.split(&pdu).unwrap().unwrap();
     match &steps[..] {
-        [Step::Ours(Cow::Borrowed(whole)), Step::Theirs(p)] => {
+        [Step::Surface(Cow::Borrowed(whole)), Step::Theirs(p)] => {
             assert_eq!(*whole, a);
             assert_eq!(
                 p,
@@ -87,6 +92,30 @@ fn fragments_are_put_together_and_the_rest_passed_on_in_order() {
         &update(UpdateCode::SurfaceCommands, Fragmentation::Last, c),
     );
     let error = surfaces.split(&orphan).err().unwrap();
+    assert!(error.contains("without its first"), "{error}");
+    // A bitmap update's fragments come out whole as a bitmap update; another kind's last
+    // fragment does not end them.
+    let bitmap = fast_path(
+        EncryptionFlags::empty(),
+        &[
+            update(UpdateCode::Bitmap, Fragmentation::First, a),
+            update(UpdateCode::Bitmap, Fragmentation::Last, b),
+        ]
+        .concat(),
+    );
+    match &surfaces.split(&bitmap).unwrap().unwrap()[..] {
+        [Step::Bitmap(whole)] => assert_eq!(whole.as_ref(), &commands[..200]),
+        steps => panic!("{} steps", steps.len()),
+    }
+    let mixed = fast_path(
+        EncryptionFlags::empty(),
+        &[
+            update(UpdateCode::Bitmap, Fragmentation::First, a),
+            update(UpdateCode::SurfaceCommands, Fragmentation::Last, b),
+        ]
+        .concat(),
+    );
+    let error = surfaces.split(&mixed).err().unwrap();
     assert!(error.contains("without its first"), "{error}");
 }
 
@@ -147,7 +176,7 @@ fn frames_are_acknowledged_as_ironrdp_acknowledges_them() {
     };
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     let (mut our_stage, mut their_stage) = (stage(), stage());
-    let mut surfaces = SurfaceCommands::default();
+    let mut surfaces = Updates::default();
     let mut canvas = Canvas::new(1024, 768);
     let mut image = DecodedImage::new(PIXEL_FORMAT, 1024, 768);
     let mut rest = &stream[..];
@@ -193,4 +222,92 @@ fn stage() -> ActiveStage {
         pointer_software_rendering: false,
     }
     .build()
+}
+
+/// A bitmap update whose planar bitmaps are ecsrdp's and whose others are IronRDP's, each
+/// drawn over the one before: the frame ends as IronRDP's session leaves its image, so the
+/// runs were painted in the server's order; a planar bitmap past the image is IronRDP's (it
+/// asks the server for the area again).
+#[test]
+fn bitmaps_of_one_update_are_painted_in_order() {
+    use ironrdp_graphics::rdp6::{BitmapStreamEncoder, RgbChannels};
+    use ironrdp_pdu::bitmap::{BitmapData, BitmapUpdateData, Compression};
+    use ironrdp_pdu::geometry::InclusiveRectangle;
+    let planar = |rgb: [u8; 3]| -> Vec<u8> {
+        let pixels = rgb.repeat(16);
+        let mut data = vec![0; pixels.len() + 64];
+        let written = BitmapStreamEncoder::new(4, 4)
+            .encode_bitmap::<RgbChannels>(&pixels, &mut data, true)
+            .unwrap();
+        data.truncate(written);
+        data
+    };
+    let (red, blue) = (planar([200, 10, 20]), planar([5, 30, 220]));
+    let green = [0u8, 180, 40, 0].repeat(16);
+    let at = |left: u16, top: u16| InclusiveRectangle {
+        left,
+        top,
+        right: left + 3,
+        bottom: top + 3,
+    };
+    let bitmap = |to, compressed: bool, data| BitmapData {
+        rectangle: to,
+        width: 4,
+        height: 4,
+        bits_per_pixel: 32,
+        compression_flags: if compressed {
+            Compression::BITMAP_COMPRESSION | Compression::NO_BITMAP_COMPRESSION_HDR
+        } else {
+            Compression::empty()
+        },
+        compressed_data_header: None,
+        bitmap_data: data,
+    };
+    let update = FastPathUpdate::Bitmap(BitmapUpdateData {
+        rectangles: vec![
+            bitmap(at(0, 0), true, &red),
+            bitmap(at(2, 2), false, &green),
+            bitmap(at(3, 3), true, &blue),
+            bitmap(at(62, 62), true, &red),
+        ],
+    });
+    let pdu = pdus(UpdateCode::Bitmap, &encode_vec(&update).unwrap()).remove(0);
+    assert!(matches!(
+        &bitmaps(&encode_vec(&update).unwrap(), (64, 64))[..],
+        [Run::Ours(a), Run::Theirs(_), Run::Ours(b), Run::Theirs(_)] if a.len() == 1 && b.len() == 1
+    ));
+    let mut canvas = Canvas::new(8, 8);
+    let decoded = crate::rdp::session::decode(
+        &mut stage(),
+        &mut Updates::default(),
+        &mut canvas,
+        IO,
+        ironrdp_pdu::Action::FastPath,
+        &pdu,
+        None,
+        "test",
+    )
+    .unwrap()
+    .unwrap();
+    assert!(decoded.damaged);
+    let mut image = DecodedImage::new(PIXEL_FORMAT, 64, 64);
+    stage()
+        .process(&mut image, ironrdp_pdu::Action::FastPath, &pdu, None)
+        .unwrap();
+    let frame = canvas.frame();
+    let frame = frame.lock();
+    let (ours, theirs) = (frame.pixels(), image.data());
+    let rows = |data: &[u8], width: usize| -> Vec<Vec<u8>> {
+        data.chunks_exact(width * 4)
+            .take(8)
+            .map(|row| row[..8 * 4].to_vec())
+            .collect()
+    };
+    let ours = rows(ours.data, usize::from(ours.width));
+    assert_eq!(ours, rows(theirs, 64));
+    // Each of the three is seen: red, then green over it, then blue over that.
+    assert_eq!(
+        (ours[0][0], ours[2][2 * 4 + 1], ours[6][6 * 4 + 2]),
+        (200, 180, 220)
+    );
 }
