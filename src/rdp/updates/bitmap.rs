@@ -1,6 +1,7 @@
 //! Bitmap updates (MS-RDPBCGR 2.2.9.1.1.3.1.2). A 32-bit bitmap in RDP 6.0 planar compression
 //! (MS-RDPEGDI 2.2.2.5.1), what FreeRDP's servers and Windows send at 32 bits a pixel, is
-//! decoded by IronRDP's planar decoder and converted straight into the shown frame. Any other
+//! decoded (ARGB planes by ecsrdp's `planar.rs`, AYCoCg ones by IronRDP's decoder) and
+//! converted straight into the shown frame. Any other
 //! bitmap (interleaved RLE, uncompressed, a palette's), and any whose destination IronRDP's
 //! image would refuse (it then asks the server for that area again), goes back to IronRDP's
 //! session re-encoded, in the order the server sent them.
@@ -11,19 +12,24 @@
 
 use ironrdp_core::encode_vec;
 use ironrdp_graphics::rdp6::BitmapStreamDecoder;
+use ironrdp_pdu::bitmap::rdp6::{BitmapStream, ColorPlaneDefinition};
 use ironrdp_pdu::bitmap::{BitmapData, BitmapUpdateData, Compression};
 use ironrdp_pdu::fast_path::{FastPathUpdate, UpdateCode};
 use ironrdp_pdu::geometry::Rectangle as _;
 use tracing::warn;
 
 use super::pdus;
+use super::planar::Planar;
 use crate::render::{Canvas, Rect};
 
-/// The planar decoder and its output, kept from one bitmap to the next.
+/// The planar decoders and their output, kept from one bitmap to the next.
 #[derive(Default)]
 pub struct Bitmaps {
-    planar: BitmapStreamDecoder,
-    /// The last bitmap's RGB pixels, bottom-up, as the planar decoder writes them.
+    /// ecsrdp's, for ARGB planes.
+    planar: Planar,
+    /// IronRDP's, for AYCoCg planes.
+    aycocg: BitmapStreamDecoder,
+    /// The last AYCoCg bitmap's RGB pixels, bottom-up, as IronRDP's decoder writes them.
     rgb: Vec<u8>,
 }
 
@@ -100,8 +106,33 @@ impl Bitmaps {
     /// session passes it over.
     pub fn paint(&mut self, canvas: &mut Canvas, bitmap: &BitmapData<'_>) -> u64 {
         let (width, height) = (usize::from(bitmap.width), usize::from(bitmap.height));
+        let to = Rect::from(&bitmap.rectangle);
+        let stream = match ironrdp_core::decode::<BitmapStream<'_>>(bitmap.bitmap_data) {
+            Ok(stream) => stream,
+            Err(e) => {
+                warn!("a planar bitmap does not parse ({e}); passed over");
+                return 0;
+            }
+        };
+        let mut painted = 0;
+        if stream.header.color_plane_definition == ColorPlaneDefinition::Argb {
+            let planes = match self.planar.decode(&stream, width, height) {
+                Ok(planes) => planes,
+                Err(why) => {
+                    warn!("a planar bitmap does not decode ({why}); passed over");
+                    return 0;
+                }
+            };
+            canvas.paint(|frame| {
+                painted = frame.paint(to, |x, y, row| {
+                    planes.convert((y - to.y) as usize, (x - to.x) as usize, row);
+                });
+            });
+            return painted;
+        }
+        // AYCoCg planes (colour loss, chroma subsampling): IronRDP's decoder, into RGB.
         self.rgb.clear();
-        let decoded = self.planar.decode_bitmap_stream_to_rgb24(
+        let decoded = self.aycocg.decode_bitmap_stream_to_rgb24(
             bitmap.bitmap_data,
             &mut self.rgb,
             width,
@@ -116,9 +147,7 @@ impl Bitmaps {
             warn!("a planar bitmap is smaller than it says; passed over");
             return 0;
         }
-        let to = Rect::from(&bitmap.rectangle);
         let rgb = &self.rgb;
-        let mut painted = 0;
         canvas.paint(|frame| {
             painted = frame.paint(to, |x, y, row| {
                 // Bottom-up: the destination's first row is the bitmap's last.

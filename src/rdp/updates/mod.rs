@@ -11,6 +11,7 @@
 
 mod bitmap;
 mod dwt;
+mod planar;
 mod remotefx;
 mod surface;
 mod tile;
