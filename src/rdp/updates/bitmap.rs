@@ -3,8 +3,8 @@
 //! decoded (ARGB planes by ecsrdp's `planar.rs`, AYCoCg ones by IronRDP's decoder) and
 //! converted straight into the shown frame. Any other
 //! bitmap (interleaved RLE, uncompressed, a palette's), and any whose destination IronRDP's
-//! image would refuse (it then asks the server for that area again), goes back to IronRDP's
-//! session re-encoded, in the order the server sent them.
+//! image would refuse (IronRDP passes it over), goes back to IronRDP's session re-encoded, in
+//! the order the server sent them.
 //!
 //! Why not IronRDP's session: it converts the decoded pixels into its image one byte at a
 //! time, behind bounds checks (a fifth of ecsrdp's CPU on a bitmap session), and ecsrdp then
@@ -42,33 +42,35 @@ pub enum Run<'a> {
 }
 
 /// A whole bitmap update's rectangles in runs, for an image (IronRDP's, the canvas) of this
-/// size. An update that does not parse is IronRDP's to judge: it passes over some.
+/// size. An update that does not parse is IronRDP's to judge: it passes over some. A bitmap
+/// wider than the image is passed over: no server needs one (the canvas is the desktop rounded
+/// up to whole 64-pixel tiles), and decoding one, in IronRDP's decoders as in ecsrdp's, would
+/// take memory in proportion to its width, up to 65,535 pixels.
 pub fn bitmaps(update: &[u8], image: (u16, u16)) -> Vec<Run<'_>> {
     let Ok(FastPathUpdate::Bitmap(bitmaps)) =
         FastPathUpdate::decode_with_code(update, UpdateCode::Bitmap)
     else {
         return vec![Run::Theirs(pdus(UpdateCode::Bitmap, update))];
     };
-    let mut runs = Vec::new();
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let mut runs: Vec<Run<'_>> = Vec::new();
     for bitmap in bitmaps.rectangles {
-        if is_ours(&bitmap, image) {
-            if !theirs.is_empty() {
-                runs.push(Run::Theirs(reencoded(std::mem::take(&mut theirs))));
+        if bitmap.width > image.0 {
+            warn!(
+                width = bitmap.width,
+                "a bitmap wider than the desktop; passed over"
+            );
+        } else if is_ours(&bitmap, image) {
+            match runs.last_mut() {
+                Some(Run::Ours(run)) => run.push(bitmap),
+                _ => runs.push(Run::Ours(vec![bitmap])),
             }
-            ours.push(bitmap);
         } else {
-            if !ours.is_empty() {
-                runs.push(Run::Ours(std::mem::take(&mut ours)));
+            let pdus = reencoded(bitmap);
+            match runs.last_mut() {
+                Some(Run::Theirs(run)) => run.extend(pdus),
+                _ => runs.push(Run::Theirs(pdus)),
             }
-            theirs.push(bitmap);
         }
-    }
-    if !ours.is_empty() {
-        runs.push(Run::Ours(ours));
-    }
-    if !theirs.is_empty() {
-        runs.push(Run::Theirs(reencoded(theirs)));
     }
     runs
 }
@@ -89,12 +91,17 @@ fn is_ours(bitmap: &BitmapData<'_>, (width, height): (u16, u16)) -> bool {
         && to.height() == bitmap.height
 }
 
-/// Bitmaps as a bitmap update of their own, in fast-path PDUs (fragments, if they are large).
-fn reencoded(rectangles: Vec<BitmapData<'_>>) -> Vec<Vec<u8>> {
-    match encode_vec(&FastPathUpdate::Bitmap(BitmapUpdateData { rectangles })) {
+/// A bitmap as a bitmap update of its own, in fast-path PDUs (fragments, if it is large). One
+/// each, because IronRDP's session reports an update's damage as the union of its rectangles,
+/// which may cover pixels ecsrdp painted and IronRDP's image does not have.
+fn reencoded(bitmap: BitmapData<'_>) -> Vec<Vec<u8>> {
+    let update = BitmapUpdateData {
+        rectangles: vec![bitmap],
+    };
+    match encode_vec(&FastPathUpdate::Bitmap(update)) {
         Ok(data) => pdus(UpdateCode::Bitmap, &data),
         Err(_) => {
-            warn!("bitmaps could not be passed on; dropped");
+            warn!("a bitmap could not be passed on; dropped");
             Vec::new()
         }
     }

@@ -20,6 +20,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use ironrdp_core::{decode_cursor, encode_vec, ReadCursor};
+use ironrdp_pdu::bitmap::BitmapData;
 use ironrdp_pdu::fast_path::{
     EncryptionFlags, FastPathHeader, FastPathUpdatePdu, Fragmentation, UpdateCode,
 };
@@ -33,16 +34,17 @@ use crate::render::Canvas;
 
 /// The largest update put together from fragments. ecsrdp's multifragment capability repeats
 /// the server's own maximum (IronRDP's connector; FreeRDP's servers say 16 MiB) or says 8 MiB;
-/// this bound is above both, and only bounds memory: a server that sends more is ending the
-/// session.
+/// this bound is above both, and only bounds memory (an update for IronRDP is copied up to four
+/// times on its way there): a server that sends more is ending the session.
 const MAX_UPDATE: usize = 32 * 1024 * 1024;
 
 /// The most data a re-encoded update for IronRDP carries per fragment: well inside a fast-path
 /// PDU's 15-bit length.
 const FRAGMENT: usize = 16 * 1024;
 
-/// The state of the updates ecsrdp paints: a fragmented update being put together, the
-/// RemoteFX stream's, and the bitmap decoder's.
+/// The state of the updates ecsrdp paints: a fragmented update being put together (apart from
+/// IronRDP's: an update for IronRDP between its fragments leaves them be, where IronRDP's
+/// session alone would drop them), the RemoteFX stream's, and the bitmap decoders'.
 #[derive(Default)]
 pub struct Updates {
     pending: Option<(UpdateCode, Vec<u8>)>,
@@ -162,11 +164,7 @@ impl Updates {
     }
 
     /// Paints bitmaps that [`bitmaps`] found ecsrdp's; returns the pixels painted.
-    pub fn paint_bitmaps(
-        &mut self,
-        canvas: &mut Canvas,
-        rectangles: &[ironrdp_pdu::bitmap::BitmapData<'_>],
-    ) -> u64 {
+    pub fn paint_bitmaps(&mut self, canvas: &mut Canvas, rectangles: &[BitmapData<'_>]) -> u64 {
         rectangles
             .iter()
             .map(|bitmap| self.bitmaps.paint(canvas, bitmap))

@@ -32,6 +32,9 @@ impl Planar {
         height: usize,
     ) -> Result<Planes<'a>, &'static str> {
         let size = width.checked_mul(height).ok_or("too large")?;
+        if size == 0 {
+            return Err("it is empty");
+        }
         let alpha = usize::from(stream.header.use_alpha);
         let data = stream.color_panes_data();
         if !stream.header.enable_rle_compression {

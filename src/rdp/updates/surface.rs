@@ -76,14 +76,21 @@ pub fn commands(update: &[u8]) -> Result<Vec<Command<'_>>, String> {
     Ok(runs)
 }
 
-/// Surface commands as a surface-commands update of their own, in fast-path PDUs (fragments,
-/// if they are large).
+/// Surface commands in fast-path PDUs (fragments, if they are large), each in a
+/// surface-commands update of its own: IronRDP's session reports an update's damage as the
+/// union of its commands' rectangles, which may cover pixels ecsrdp painted and IronRDP's image
+/// does not have.
 pub(super) fn reencoded(commands: Vec<SurfaceCommand<'_>>) -> Vec<Vec<u8>> {
-    match encode_vec(&FastPathUpdate::SurfaceCommands(commands)) {
-        Ok(data) => pdus(UpdateCode::SurfaceCommands, &data),
-        Err(_) => {
-            warn!("surface commands could not be passed on; dropped");
-            Vec::new()
-        }
-    }
+    commands
+        .into_iter()
+        .flat_map(
+            |command| match encode_vec(&FastPathUpdate::SurfaceCommands(vec![command])) {
+                Ok(data) => pdus(UpdateCode::SurfaceCommands, &data),
+                Err(_) => {
+                    warn!("a surface command could not be passed on; dropped");
+                    Vec::new()
+                }
+            },
+        )
+        .collect()
 }

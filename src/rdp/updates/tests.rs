@@ -10,6 +10,8 @@ use ironrdp_pdu::fast_path::{
 use ironrdp_session::image::DecodedImage;
 use ironrdp_session::{ActiveStage, ActiveStageBuilder, ActiveStageOutput};
 
+use ironrdp_pdu::bitmap::{BitmapData, BitmapUpdateData, Compression};
+use ironrdp_pdu::geometry::InclusiveRectangle;
 use ironrdp_pdu::surface_commands::SurfaceCommand;
 
 use super::surface::reencoded;
@@ -226,88 +228,130 @@ fn stage() -> ActiveStage {
 
 /// A bitmap update whose planar bitmaps are ecsrdp's and whose others are IronRDP's, each
 /// drawn over the one before: the frame ends as IronRDP's session leaves its image, so the
-/// runs were painted in the server's order; a planar bitmap past the image is IronRDP's (it
-/// asks the server for the area again).
+/// runs were painted in the server's order; a planar bitmap past the image is IronRDP's (which
+/// passes it over), one wider than the image no one's.
 #[test]
 fn bitmaps_of_one_update_are_painted_in_order() {
-    use ironrdp_graphics::rdp6::{BitmapStreamEncoder, RgbChannels};
-    use ironrdp_pdu::bitmap::{BitmapData, BitmapUpdateData, Compression};
-    use ironrdp_pdu::geometry::InclusiveRectangle;
-    let planar = |rgb: [u8; 3]| -> Vec<u8> {
-        let pixels = rgb.repeat(16);
-        let mut data = vec![0; pixels.len() + 64];
-        let written = BitmapStreamEncoder::new(4, 4)
-            .encode_bitmap::<RgbChannels>(&pixels, &mut data, true)
-            .unwrap();
-        data.truncate(written);
-        data
-    };
     let (red, blue) = (planar([200, 10, 20]), planar([5, 30, 220]));
     let green = [0u8, 180, 40, 0].repeat(16);
-    let at = |left: u16, top: u16| InclusiveRectangle {
+    let update = bitmap_update(vec![
+        bitmap(at(0, 0), true, &red),
+        bitmap(at(2, 2), false, &green),
+        bitmap(at(3, 3), true, &blue),
+        bitmap(at(62, 62), true, &red),
+    ]);
+    assert!(matches!(
+        &bitmaps(&update, (64, 64))[..],
+        [Run::Ours(a), Run::Theirs(_), Run::Ours(b), Run::Theirs(_)] if a.len() == 1 && b.len() == 1
+    ));
+    let wide = BitmapData {
+        width: 68,
+        ..bitmap(at(0, 0), true, &red)
+    };
+    assert!(bitmaps(&bitmap_update(vec![wide]), (64, 64)).is_empty());
+    let ours = painted_as_ironrdp_paints(&[update]);
+    // Each of the three is seen: red, then green over it, then blue over that.
+    assert_eq!(
+        (ours[0][0], ours[2][2 * 4 + 1], ours[6][6 * 4 + 2]),
+        (200, 180, 220)
+    );
+}
+
+/// IronRDP reports an update's damage as the union of its rectangles: two of its bitmaps on
+/// either side of one of ecsrdp's must not bring back what its image holds in between.
+#[test]
+fn ironrdps_bitmaps_leave_ecsrdps_alone() {
+    let red = planar([200, 10, 20]);
+    let green = [0u8, 180, 40, 0].repeat(16);
+    let ours = painted_as_ironrdp_paints(&[
+        bitmap_update(vec![bitmap(at(4, 0), true, &red)]),
+        bitmap_update(vec![
+            bitmap(at(0, 0), false, &green),
+            bitmap(at(8, 0), false, &green),
+        ]),
+    ]);
+    assert_eq!((ours[1][5 * 4], ours[1][4 + 1]), (200, 180));
+}
+
+/// A 4×4 planar bitmap (RLE) of one colour.
+fn planar(rgb: [u8; 3]) -> Vec<u8> {
+    use ironrdp_graphics::rdp6::{BitmapStreamEncoder, RgbChannels};
+    let pixels = rgb.repeat(16);
+    let mut data = vec![0; pixels.len() + 64];
+    let written = BitmapStreamEncoder::new(4, 4)
+        .encode_bitmap::<RgbChannels>(&pixels, &mut data, true)
+        .unwrap();
+    data.truncate(written);
+    data
+}
+
+/// The 4×4 square at (`left`, `top`).
+fn at(left: u16, top: u16) -> InclusiveRectangle {
+    InclusiveRectangle {
         left,
         top,
         right: left + 3,
         bottom: top + 3,
-    };
-    let bitmap = |to, compressed: bool, data| BitmapData {
+    }
+}
+
+/// A 4×4 32-bit bitmap: planar, or uncompressed.
+fn bitmap(to: InclusiveRectangle, planar: bool, data: &[u8]) -> BitmapData<'_> {
+    BitmapData {
         rectangle: to,
         width: 4,
         height: 4,
         bits_per_pixel: 32,
-        compression_flags: if compressed {
+        compression_flags: if planar {
             Compression::BITMAP_COMPRESSION | Compression::NO_BITMAP_COMPRESSION_HDR
         } else {
             Compression::empty()
         },
         compressed_data_header: None,
         bitmap_data: data,
-    };
-    let update = FastPathUpdate::Bitmap(BitmapUpdateData {
-        rectangles: vec![
-            bitmap(at(0, 0), true, &red),
-            bitmap(at(2, 2), false, &green),
-            bitmap(at(3, 3), true, &blue),
-            bitmap(at(62, 62), true, &red),
-        ],
-    });
-    let pdu = pdus(UpdateCode::Bitmap, &encode_vec(&update).unwrap()).remove(0);
-    assert!(matches!(
-        &bitmaps(&encode_vec(&update).unwrap(), (64, 64))[..],
-        [Run::Ours(a), Run::Theirs(_), Run::Ours(b), Run::Theirs(_)] if a.len() == 1 && b.len() == 1
-    ));
-    let mut canvas = Canvas::new(8, 8);
-    let decoded = crate::rdp::session::decode(
-        &mut stage(),
-        &mut Updates::default(),
-        &mut canvas,
-        IO,
-        ironrdp_pdu::Action::FastPath,
-        &pdu,
-        None,
-        "test",
-    )
-    .unwrap()
-    .unwrap();
-    assert!(decoded.damaged);
+    }
+}
+
+/// A bitmap update's data.
+fn bitmap_update(rectangles: Vec<BitmapData<'_>>) -> Vec<u8> {
+    encode_vec(&FastPathUpdate::Bitmap(BitmapUpdateData { rectangles })).unwrap()
+}
+
+/// Plays the bitmap `updates` through ecsrdp's decoding onto a 16×8 desktop and through
+/// IronRDP's session alone; asserts they leave the same pixels and returns ecsrdp's rows.
+fn painted_as_ironrdp_paints(updates: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let (mut our_stage, mut their_stage) = (stage(), stage());
+    let mut updates_state = Updates::default();
+    let mut canvas = Canvas::new(16, 8);
     let mut image = DecodedImage::new(PIXEL_FORMAT, 64, 64);
-    stage()
-        .process(&mut image, ironrdp_pdu::Action::FastPath, &pdu, None)
+    for update in updates {
+        let pdu = pdus(UpdateCode::Bitmap, update).remove(0);
+        let decoded = crate::rdp::session::decode(
+            &mut our_stage,
+            &mut updates_state,
+            &mut canvas,
+            IO,
+            ironrdp_pdu::Action::FastPath,
+            &pdu,
+            None,
+            "test",
+        )
+        .unwrap()
         .unwrap();
-    let frame = canvas.frame();
-    let frame = frame.lock();
-    let (ours, theirs) = (frame.pixels(), image.data());
+        assert!(decoded.damaged);
+        their_stage
+            .process(&mut image, ironrdp_pdu::Action::FastPath, &pdu, None)
+            .unwrap();
+    }
     let rows = |data: &[u8], width: usize| -> Vec<Vec<u8>> {
         data.chunks_exact(width * 4)
             .take(8)
-            .map(|row| row[..8 * 4].to_vec())
+            .map(|row| row[..16 * 4].to_vec())
             .collect()
     };
-    let ours = rows(ours.data, usize::from(ours.width));
-    assert_eq!(ours, rows(theirs, 64));
-    // Each of the three is seen: red, then green over it, then blue over that.
-    assert_eq!(
-        (ours[0][0], ours[2][2 * 4 + 1], ours[6][6 * 4 + 2]),
-        (200, 180, 220)
-    );
+    let frame = canvas.frame();
+    let frame = frame.lock();
+    let ours = rows(frame.pixels().data, usize::from(frame.pixels().width));
+    assert_eq!(ours, rows(image.data(), 64));
+    ours
 }
