@@ -98,18 +98,7 @@ fn surface_commands(
             }
             Command::FrameEnd(id) => decoded.outputs.push(acknowledge(stage, id, addr)?),
             Command::Theirs(pdus) => {
-                for pdu in pdus {
-                    let action = ironrdp_pdu::Action::FastPath;
-                    decoded.add(ironrdp(
-                        stage,
-                        canvas,
-                        action,
-                        &pdu,
-                        received_at,
-                        addr,
-                        true,
-                    )?);
-                }
+                decoded.add(reencoded(stage, canvas, pdus, received_at, addr, true)?);
             }
         }
     }
@@ -137,20 +126,36 @@ fn bitmap_update(
                 decoded.damaged |= painted > 0;
             }
             Run::Theirs(pdus) => {
-                for pdu in pdus {
-                    let action = ironrdp_pdu::Action::FastPath;
-                    decoded.add(ironrdp(
-                        stage,
-                        canvas,
-                        action,
-                        &pdu,
-                        received_at,
-                        addr,
-                        false,
-                    )?);
-                }
+                decoded.add(reencoded(stage, canvas, pdus, received_at, addr, false)?);
             }
         }
+    }
+    Ok(decoded)
+}
+
+/// Fast-path PDUs ecsrdp re-encoded (see [`crate::rdp::updates`]), through IronRDP's
+/// session; `surface_commands` as for [`ironrdp`].
+fn reencoded(
+    stage: &mut ActiveStage,
+    canvas: &mut Canvas,
+    pdus: Vec<Vec<u8>>,
+    received_at: Option<ironrdp_connector::MonotonicInstant>,
+    addr: &str,
+    surface_commands: bool,
+) -> Result<Decoded, RdpError> {
+    let mut decoded = Decoded::default();
+    for pdu in pdus {
+        let action = ironrdp_pdu::Action::FastPath;
+        let one = ironrdp(
+            stage,
+            canvas,
+            action,
+            &pdu,
+            received_at,
+            addr,
+            surface_commands,
+        )?;
+        decoded.add(one);
     }
     Ok(decoded)
 }
