@@ -121,8 +121,9 @@ fn fragments_are_put_together_and_the_rest_passed_on_in_order() {
     assert!(error.contains("without its first"), "{error}");
 }
 
-/// Other codecs' surface commands go to IronRDP re-encoded, in fragments when large, and come
-/// back out of IronRDP's reassembly whole.
+/// Other codecs' surface commands go to IronRDP re-encoded, each in an update of its own (so
+/// that IronRDP's damage is its rectangle, not a union over ecsrdp's pixels), in fragments when
+/// large, and come back out of IronRDP's reassembly whole.
 #[test]
 fn large_runs_for_ironrdp_are_fragmented() {
     use ironrdp_pdu::geometry::ExclusiveRectangle;
@@ -144,8 +145,13 @@ fn large_runs_for_ironrdp_are_fragmented() {
             data: &pixels,
         },
     });
-    let pdus = reencoded(vec![bits]);
+    let pdus = reencoded(vec![bits.clone()]);
     assert_eq!(pdus.len(), 3, "40 kB in 16 kB fragments");
+    assert_eq!(
+        reencoded(vec![bits.clone(), bits]).len(),
+        6,
+        "an update each"
+    );
     let mut stage = stage();
     let mut image = DecodedImage::new(PIXEL_FORMAT, 128, 128);
     for pdu in &pdus {
