@@ -1,10 +1,9 @@
 //! Bitmap updates (MS-RDPBCGR 2.2.9.1.1.3.1.2). A 32-bit bitmap in RDP 6.0 planar compression
 //! (MS-RDPEGDI 2.2.2.5.1), what FreeRDP's servers and Windows send at 32 bits a pixel, is
 //! decoded (ARGB planes by ecsrdp's `planar.rs`, AYCoCg ones by IronRDP's decoder) and
-//! converted straight into the shown frame. Any other
-//! bitmap (interleaved RLE, uncompressed, a palette's), and any whose destination IronRDP's
-//! image would refuse (IronRDP passes it over), goes back to IronRDP's session re-encoded, in
-//! the order the server sent them.
+//! converted straight into the shown frame. Any other bitmap (interleaved RLE, uncompressed, a
+//! palette's), and any whose destination IronRDP's image would refuse (IronRDP passes it
+//! over), goes back to IronRDP's session re-encoded, in the order the server sent them.
 //!
 //! Why not IronRDP's session: it converts the decoded pixels into its image one byte at a
 //! time, behind bounds checks (a fifth of ecsrdp's CPU on a bitmap session), and ecsrdp then
