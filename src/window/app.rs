@@ -83,6 +83,7 @@ impl App {
         let Some(view) = self.view.as_mut() else {
             return;
         };
+        view.size = size;
         view.full = true;
         view.requested = true;
         view.window.request_redraw();
@@ -147,6 +148,7 @@ impl ApplicationHandler<UserEvent> for App {
                     placement: Placement::new(Layout::unscaled((0, 0), (size.width, size.height))),
                     window,
                     surface,
+                    size,
                     generation: u64::MAX,
                     tracker: DamageTracker::default(),
                     full: true,

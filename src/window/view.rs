@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::rc::Rc;
 
 use tracing::{debug, warn};
+use winit::dpi::PhysicalSize;
 use winit::event_loop::ActiveEventLoop;
 use winit::window::{CursorIcon, CustomCursor, Fullscreen, Window};
 
@@ -17,6 +18,9 @@ use crate::render::{blit, blit_all, DamageTracker, Layout, Placement, Rect, Shar
 pub(super) struct View {
     pub(super) window: Rc<Window>,
     pub(super) surface: softbuffer::Surface<Rc<Window>, Rc<Window>>,
+    /// The window's inner size as winit last reported it (at creation, then `Resized`): asking
+    /// X11 for it is a round trip to the server, which each frame would wait on.
+    pub(super) size: PhysicalSize<u32>,
     pub(super) placement: Placement,
     pub(super) generation: u64,
     pub(super) tracker: DamageTracker,
@@ -31,7 +35,7 @@ impl View {
     /// only that), draws `away` over it, and presents the damage.
     pub(super) fn redraw(&mut self, frame: &SharedFrame, scale: Scale, away: Option<&str>) {
         let view = self;
-        let size = view.window.inner_size();
+        let size = view.size;
         let (Some(width), Some(height)) =
             (NonZeroU32::new(size.width), NonZeroU32::new(size.height))
         else {
