@@ -13,6 +13,7 @@ mod bitmap;
 mod dwt;
 mod planar;
 mod remotefx;
+mod rlgr;
 mod surface;
 mod tile;
 

@@ -1,6 +1,6 @@
 //! One RemoteFX tile (MS-RDPRFX 3.1.8.1): its three components decoded to 64×64 planes by
-//! IronRDP's public stages (RLGR, sub-band reconstruction, dequantisation) and ecsrdp's inverse
-//! DWT ([`dwt`]), then converted to RGBX by ecsrdp, a row at a time, straight into the shown
+//! ecsrdp's RLGR ([`rlgr`]), IronRDP's public stages (sub-band reconstruction, dequantisation)
+//! and ecsrdp's inverse DWT ([`dwt`]), then converted to RGBX by ecsrdp, a row at a time, straight into the shown
 //! frame.
 //!
 //! Why the conversion is ours: IronRDP's `TileDecoder` converts the whole tile with the `yuv`
@@ -9,11 +9,11 @@
 //! again into the shown frame. Here the same arithmetic runs vectorised (AVX2 where the CPU has
 //! it) and writes each pixel once, where it is shown.
 
-use ironrdp_graphics::rlgr::{self, RlgrError};
 use ironrdp_graphics::{quantization, subband_reconstruction};
 use ironrdp_pdu::codecs::rfx::{EntropyAlgorithm, Quant, Tile};
 
 use super::dwt;
+use super::rlgr::{self, RlgrError};
 
 /// A tile's edge, in pixels.
 pub const SIZE: u32 = 64;
@@ -41,7 +41,10 @@ impl std::fmt::Display for TileError {
                 f,
                 "a tile names quantisation table {index}, which its tile set does not have"
             ),
-            TileError::Rlgr(e) => write!(f, "a tile's RLGR data is malformed ({e:?})"),
+            TileError::Rlgr(RlgrError::Empty) => write!(f, "a tile component has no data"),
+            TileError::Rlgr(RlgrError::Magnitude) => {
+                write!(f, "a tile's RLGR data codes a coefficient out of range")
+            }
         }
     }
 }
