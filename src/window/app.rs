@@ -178,7 +178,14 @@ impl ApplicationHandler<UserEvent> for App {
                 self.pending.store(false, Ordering::Release);
                 if let Some(view) = self.view.as_mut() {
                     view.requested = true;
-                    view.window.request_redraw();
+                    // Drawn at once on X11 and Wayland, where `request_redraw` only costs the
+                    // event loop a second turn per frame (its wake-up and a dozen system
+                    // calls); on macOS the redraw waits for the display's next refresh.
+                    if cfg!(target_os = "macos") {
+                        view.window.request_redraw();
+                    } else {
+                        view.redraw(&self.frame, self.scale, self.away.as_deref());
+                    }
                 }
             }
             UserEvent::Pointer => {
