@@ -9,11 +9,11 @@
 //! again into the shown frame. Here the same arithmetic runs vectorised (AVX2 where the CPU has
 //! it) and writes each pixel once, where it is shown.
 
-use ironrdp_graphics::{quantization, subband_reconstruction};
+use ironrdp_graphics::subband_reconstruction;
 use ironrdp_pdu::codecs::rfx::{EntropyAlgorithm, Quant, Tile};
 
 use super::dwt;
-use super::rlgr::{self, RlgrError};
+use super::rlgr::{self, RlgrError, COEFFICIENTS};
 
 /// A tile's edge, in pixels.
 pub const SIZE: u32 = 64;
@@ -22,7 +22,7 @@ const PIXELS: usize = 64 * 64;
 /// The Y, Cb and Cr planes of the last tile decoded, 64×64 each, row-major, and the scratch
 /// the inverse DWT needs: allocated once per session.
 pub struct Planes {
-    ycbcr: [Vec<i16>; 3],
+    ycbcr: [Box<[i16; COEFFICIENTS]>; 3],
     scratch: Vec<i16>,
 }
 
@@ -52,7 +52,7 @@ impl std::fmt::Display for TileError {
 impl Default for Planes {
     fn default() -> Self {
         Planes {
-            ycbcr: std::array::from_fn(|_| vec![0; PIXELS]),
+            ycbcr: std::array::from_fn(|_| Box::new([0; COEFFICIENTS])),
             scratch: vec![0; PIXELS],
         }
     }
@@ -75,11 +75,12 @@ impl Planes {
             let quant = quants
                 .get(usize::from(index))
                 .ok_or(TileError::Quant(index))?;
-            rlgr::decode(entropy, data, plane).map_err(TileError::Rlgr)?;
-            // The LL3 band is stored as differences (MS-RDPRFX 3.1.8.1.7).
+            rlgr::decode(entropy, data, &shifts(quant), plane).map_err(TileError::Rlgr)?;
+            // The LL3 band is stored as differences (MS-RDPRFX 3.1.8.1.7). Summed after the
+            // dequantisation's shifts rather than before, as IronRDP does: the same, since a
+            // shift is a multiplication and both wrap at 16 bits.
             subband_reconstruction::decode(&mut plane[PIXELS - 64..]);
-            quantization::decode(plane, quant);
-            dwt::inverse(plane, &mut self.scratch);
+            dwt::inverse(&mut plane[..], &mut self.scratch);
         }
         Ok(())
     }
@@ -91,6 +92,31 @@ impl Planes {
         let [luma, cb, cr] = &self.ycbcr;
         to_rgbx(&luma[at..end], &cb[at..end], &cr[at..end], rgbx);
     }
+}
+
+/// The dequantisation (MS-RDPRFX 3.1.8.1.5) of each run of 64 coefficients: a left shift by its
+/// sub-band's quantisation value less one. The sub-bands lie in the order HL1, LH1, HH1 (1,024
+/// coefficients each), HL2, LH2, HH2 (256), HL3, LH3, HH3, LL3 (64).
+fn shifts(quant: &Quant) -> [u8; COEFFICIENTS / 64] {
+    let bands = [
+        (quant.hl1, 16),
+        (quant.lh1, 16),
+        (quant.hh1, 16),
+        (quant.hl2, 4),
+        (quant.lh2, 4),
+        (quant.hh2, 4),
+        (quant.hl3, 1),
+        (quant.lh3, 1),
+        (quant.hh3, 1),
+        (quant.ll3, 1),
+    ];
+    let mut shifts = [0; COEFFICIENTS / 64];
+    let mut at = 0;
+    for (value, runs) in bands {
+        shifts[at..at + runs].fill(value.saturating_sub(1));
+        at += runs;
+    }
+    shifts
 }
 
 /// YCbCr to RGBX with the fixed-point coefficients of MS-RDPRFX 3.1.8.1.3, exactly as IronRDP
@@ -139,6 +165,74 @@ fn to_rgbx_any(luma: &[i16], cb: &[i16], cr: &[i16], rgbx: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tile's planes are what IronRDP's stages make of it (its RLGR, LL3 sums, dequantisation
+    /// and DWT), with each sub-band quantised differently.
+    #[test]
+    fn planes_are_ironrdps() {
+        use ironrdp_graphics::{dwt as their_dwt, quantization, rlgr as their_rlgr};
+        let mut seed = 0x1234_5678_u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let mut planes = Planes::default();
+        for round in 0..24 {
+            let mode = [EntropyAlgorithm::Rlgr1, EntropyAlgorithm::Rlgr3][round % 2];
+            // Values a dequantisation may push past 16 bits, which both wrap.
+            let mut component = || -> Vec<u8> {
+                let plane: Vec<i16> = (0..PIXELS)
+                    .map(|_| next())
+                    .map(|r| if r % 3 == 0 { (r >> 8) as i16 % 300 } else { 0 })
+                    .collect();
+                let mut data = vec![0u8; PIXELS * 4];
+                let len = their_rlgr::encode(mode, &plane, &mut data).expect("encoded");
+                data.truncate(len);
+                data
+            };
+            let data = [component(), component(), component()];
+            let mut quant = || -> Quant {
+                let mut q = || (next() % 16) as u8;
+                Quant {
+                    ll3: q(),
+                    lh3: q(),
+                    hl3: q(),
+                    hh3: q(),
+                    lh2: q(),
+                    hl2: q(),
+                    hh2: q(),
+                    lh1: q(),
+                    hl1: q(),
+                    hh1: q(),
+                }
+            };
+            let quants = [quant(), quant()];
+            let tile = Tile {
+                y_quant_index: 0,
+                cb_quant_index: 1,
+                cr_quant_index: 0,
+                x: 0,
+                y: 0,
+                y_data: &data[0],
+                cb_data: &data[1],
+                cr_data: &data[2],
+            };
+            planes.decode(&tile, &quants, mode).expect("decoded");
+            for (c, index) in [0, 1, 0].into_iter().enumerate() {
+                let mut theirs = vec![0i16; PIXELS];
+                their_rlgr::decode(mode, &data[c], &mut theirs).expect("decoded");
+                subband_reconstruction::decode(&mut theirs[PIXELS - 64..]);
+                quantization::decode(&mut theirs, &quants[index]);
+                their_dwt::decode(&mut theirs, &mut vec![0; PIXELS]);
+                assert!(
+                    planes.ycbcr[c][..] == theirs[..],
+                    "round {round}, component {c}"
+                );
+            }
+        }
+    }
 
     /// The conversion is IronRDP's to the bit, over the whole range a component can take,
     /// the wrapping extremes included: its own tile decoder's conversion is the reference.
