@@ -1,7 +1,7 @@
 //! One RemoteFX tile (MS-RDPRFX 3.1.8.1): its three components decoded to 64×64 planes by
-//! ecsrdp's RLGR ([`rlgr`]), IronRDP's public stages (sub-band reconstruction, dequantisation)
-//! and ecsrdp's inverse DWT ([`dwt`]), then converted to RGBX by ecsrdp, a row at a time, straight into the shown
-//! frame.
+//! ecsrdp's RLGR ([`rlgr`], which also dequantises), IronRDP's sub-band reconstruction and
+//! ecsrdp's inverse DWT ([`dwt`]), then converted to RGBX by ecsrdp, a row at a time, straight
+//! into the shown frame.
 //!
 //! Why the conversion is ours: IronRDP's `TileDecoder` converts the whole tile with the `yuv`
 //! crate's RemoteFX routine, which has no SIMD path (scalar, a channel offset looked up per
