@@ -144,9 +144,11 @@ impl ApplicationHandler<UserEvent> for App {
                     cover_the_monitor(event_loop, &window);
                 }
                 let size = window.inner_size();
+                let x11 = View::is_x11(&window);
                 self.view = Some(View {
                     placement: Placement::new(Layout::unscaled((0, 0), (size.width, size.height))),
                     window,
+                    x11,
                     surface,
                     size,
                     generation: u64::MAX,
@@ -178,9 +180,9 @@ impl ApplicationHandler<UserEvent> for App {
                 self.pending.store(false, Ordering::Release);
                 if let Some(view) = self.view.as_mut() {
                     view.requested = true;
-                    // Drawn at once on X11 and Wayland, where `request_redraw` only costs the
-                    // event loop a second turn per frame (its wake-up and a dozen system
-                    // calls); on macOS the redraw waits for the display's next refresh.
+                    // Drawn at once but on macOS: on X11 and Wayland `request_redraw` only
+                    // costs the event loop a second turn per frame (its wake-up and a dozen
+                    // system calls); on macOS the redraw waits for the display's refresh.
                     if cfg!(target_os = "macos") {
                         view.window.request_redraw();
                     } else {

@@ -18,9 +18,12 @@ use crate::render::{blit, blit_all, DamageTracker, Layout, Placement, Rect, Shar
 pub(super) struct View {
     pub(super) window: Rc<Window>,
     pub(super) surface: softbuffer::Surface<Rc<Window>, Rc<Window>>,
-    /// The window's inner size as winit last reported it (at creation, then `Resized`): asking
-    /// X11 for it is a round trip to the server, which each frame would wait on.
+    /// The window's inner size as winit last reported it (at creation, then `Resized`), which
+    /// an X11 window draws at: asking X11 for it is a round trip to the server, which each
+    /// frame would wait on. Elsewhere asking costs nothing, and on Wayland winit knows a size
+    /// the compositor gave before it reports it, in time for a frame drawn in between.
     pub(super) size: PhysicalSize<u32>,
+    pub(super) x11: bool,
     pub(super) placement: Placement,
     pub(super) generation: u64,
     pub(super) tracker: DamageTracker,
@@ -31,11 +34,26 @@ pub(super) struct View {
 }
 
 impl View {
+    /// Whether `window` is an X11 window (Xlib or XCB).
+    pub(super) fn is_x11(window: &Window) -> bool {
+        use winit::raw_window_handle::{HasWindowHandle, RawWindowHandle};
+        window.window_handle().is_ok_and(|handle| {
+            matches!(
+                handle.as_raw(),
+                RawWindowHandle::Xlib(_) | RawWindowHandle::Xcb(_)
+            )
+        })
+    }
+
     /// Copies what changed since this back buffer was last shown (under the frame's lock, and
     /// only that), draws `away` over it, and presents the damage.
     pub(super) fn redraw(&mut self, frame: &SharedFrame, scale: Scale, away: Option<&str>) {
         let view = self;
-        let size = view.size;
+        let size = if view.x11 {
+            view.size
+        } else {
+            view.window.inner_size()
+        };
         let (Some(width), Some(height)) =
             (NonZeroU32::new(size.width), NonZeroU32::new(size.height))
         else {
