@@ -195,12 +195,7 @@ mod tests {
     #[test]
     fn the_inverse_is_ironrdps() {
         let mut seed = 0x9e37_79b9_u32;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut next = || super::super::xorshift(&mut seed);
         for round in 0..40 {
             let range: u32 = if round < 20 { 2048 } else { 65536 };
             let coefficients: Vec<i16> = (0..4096)

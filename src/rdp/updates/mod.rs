@@ -214,5 +214,14 @@ fn fast_path(flags: EncryptionFlags, updates: &[u8]) -> Vec<u8> {
     pdu
 }
 
+/// The next of a xorshift sequence: the tests' random pictures and bytes, the same each run.
+#[cfg(test)]
+fn xorshift(seed: &mut u32) -> u32 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 17;
+    *seed ^= *seed << 5;
+    *seed
+}
+
 #[cfg(test)]
 mod tests;

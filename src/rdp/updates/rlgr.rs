@@ -265,15 +265,9 @@ impl<'a> Bits<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::xorshift;
     use super::*;
     use ironrdp_graphics::rlgr as theirs;
-
-    fn xorshift(seed: &mut u32) -> u32 {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 17;
-        *seed ^= *seed << 5;
-        *seed
-    }
 
     /// Both decoders on the same bytes: the same coefficients, or both refusing them.
     fn same_as_ironrdps(mode: EntropyAlgorithm, data: &[u8], what: &str) {

@@ -172,12 +172,7 @@ mod tests {
     fn planes_are_ironrdps() {
         use ironrdp_graphics::{dwt as their_dwt, quantization, rlgr as their_rlgr};
         let mut seed = 0x1234_5678_u32;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut next = || super::super::xorshift(&mut seed);
         let mut planes = Planes::default();
         for round in 0..24 {
             let mode = [EntropyAlgorithm::Rlgr1, EntropyAlgorithm::Rlgr3][round % 2];
@@ -240,12 +235,7 @@ mod tests {
     fn converting_matches_ironrdps_conversion() {
         use ironrdp_graphics::color_conversion::{ycbcr_to_rgba, YCbCrBuffer};
         let mut seed = 0x2545_f491_u32;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut next = || super::super::xorshift(&mut seed);
         for round in 0..64 {
             // Values as a real tile has them (within ±4096), then anything an i16 holds.
             let range = if round < 48 { 8192 } else { 65536 };
